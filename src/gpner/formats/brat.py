@@ -1,0 +1,86 @@
+"""BRAT standoff: ``DOC.txt`` + ``DOC.ann`` with ``T1<TAB>Type start end<TAB>surface`` lines.
+
+One record per document. Discontinuous spans (``Type 0 5;16 23``) cannot be a GlobalPointer span:
+they are reported and skipped. Relations, events, attributes and notes are counted and ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from gpner.formats._io import atomic_write_text
+from gpner.records import FormatError, Record, Report, check_entity, finish_record
+
+
+def ann_files(path: Path) -> list[Path]:
+    """The ``.ann`` files of a directory (sorted), or the file itself."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(path.glob("*.ann"))
+    if path.suffix == ".ann":
+        return [path]
+    if path.suffix == ".txt" and path.with_suffix(".ann").exists():
+        return [path.with_suffix(".ann")]
+    raise FormatError(f"{path}: not a BRAT directory or .ann file")
+
+
+def read(path: Path, report: Report) -> list[Record]:
+    records = []
+    files = ann_files(path)
+    if not files:
+        raise FormatError(f"{path}: no .ann files found")
+    for ann in files:
+        txt = ann.with_suffix(".txt")
+        if not txt.exists():
+            raise FormatError(f"{ann}: the matching text file {txt.name} is missing")
+        # newline="" keeps \r\n as two characters: BRAT offsets count them
+        with open(txt, encoding="utf-8", newline="") as f:
+            text = f.read()
+        entities = []
+        with open(ann, encoding="utf-8", newline="") as f:
+            for lineno, raw in enumerate(f, 1):
+                line = raw.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                if not line.startswith("T"):
+                    report.skipped[f"ignored {line[0]} annotation"] += 1
+                    continue
+                parts = line.split("\t")
+                if len(parts) < 2:
+                    report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
+                    continue
+                head = parts[1].split(" ", 1)
+                if len(head) != 2:
+                    report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
+                    continue
+                label, offsets = head
+                if ";" in offsets:
+                    report.problem(lineno, "discontinuous span", f"{ann.name}: {label} {offsets}")
+                    continue
+                try:
+                    start, end = (int(x) for x in offsets.split())
+                except ValueError:
+                    report.problem(lineno, "bad offsets", f"{ann.name}: {label} {offsets!r}")
+                    continue
+                surface = parts[2] if len(parts) > 2 else None
+                if surface is not None and "\n" in text[start:end]:
+                    surface = None  # BRAT writes newlines inside a span as spaces
+                e = check_entity(text, start, end, label, surface, report, lineno)
+                if e is not None:
+                    entities.append(e)
+        records.append(finish_record(text, entities, report, None, id=ann.stem))
+    return records
+
+
+def write(records: Iterable[Record], path: Path) -> None:
+    """Write one ``.txt``/``.ann`` pair per record into the directory ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for n, r in enumerate(records):
+        stem = str(r.get("id", f"doc{n:05d}"))
+        atomic_write_text(path / f"{stem}.txt", r["text"])
+        lines = [f"T{k}\t{e['label']} {e['start']} {e['end']}\t"
+                 f"{r['text'][e['start']:e['end']].replace(chr(10), ' ')}\n"
+                 for k, e in enumerate(r["entities"], 1)]
+        atomic_write_text(path / f"{stem}.ann", "".join(lines))

@@ -1,0 +1,38 @@
+"""CMeEE (CBLUE): a JSON array of ``{"text", "entities": [{"start_idx", "end_idx" (inclusive),
+"type", "entity"}]}``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from gpner.formats._io import atomic_write_text, expect, load_json_array
+from gpner.records import Record, Report, check_entity, finish_record
+
+
+def read(path: Path, report: Report) -> list[Record]:
+    records = []
+    for line, obj in load_json_array(path):
+        text = expect(obj, "text", str, path, line)
+        entities = []
+        for ent in obj.get("entities") or []:
+            if not isinstance(ent, dict):
+                report.problem(line, "bad entity", f"{ent!r:.60} is not an object")
+                continue
+            end = ent.get("end_idx")
+            end = end + 1 if isinstance(end, int) and not isinstance(end, bool) else end
+            e = check_entity(text, ent.get("start_idx"), end, ent.get("type"), ent.get("entity"),
+                             report, line)
+            if e is not None:
+                entities.append(e)
+        records.append(finish_record(text, entities, report, line))
+    return records
+
+
+def write(records: Iterable[Record], path: Path) -> None:
+    data = [{"text": r["text"],
+             "entities": [{"start_idx": e["start"], "end_idx": e["end"] - 1, "type": e["label"],
+                           "entity": r["text"][e["start"]:e["end"]]} for e in r["entities"]]}
+            for r in records]
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")

@@ -1,0 +1,46 @@
+"""Our own format: one JSON record per line, ``{"text", "entities": [{"start", "end", "label"}]}``.
+
+A line without ``entities`` is an unlabelled text (input for prediction). An entity may carry
+``"text"``; it must then equal ``text[start:end]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from gpner.formats._io import atomic_write_text, expect, iter_json_lines
+from gpner.records import Corpus, FormatError, Record, Report, check_entity, finish_record
+
+EXTRA_KEYS = ("id", "meta")
+
+
+def read(path: Path, report: Report) -> list[Record]:
+    records = []
+    for line, obj in iter_json_lines(path):
+        text = expect(obj, "text", str, path, line)
+        raw = obj.get("entities", [])
+        if not isinstance(raw, list):
+            raise FormatError(f"{path}:{line}: 'entities' should be a list, found {raw!r:.60}")
+        entities = []
+        for ent in raw:
+            if not isinstance(ent, dict):
+                report.problem(line, "bad entity", f"{ent!r} is not an object")
+                continue
+            e = check_entity(text, ent.get("start"), ent.get("end"), ent.get("label"),
+                             ent.get("text"), report, line)
+            if e is not None:
+                entities.append(e)
+        extra = {k: obj[k] for k in EXTRA_KEYS if k in obj}
+        records.append(finish_record(text, entities, report, line, **extra))
+    return records
+
+
+def dumps(record: Record) -> str:
+    """One JSON line; entities keep any prediction fields (score, prob, text)."""
+    return json.dumps(record, ensure_ascii=False)
+
+
+def write(records: Iterable[Record] | Corpus, path: Path) -> None:
+    atomic_write_text(path, "".join(dumps(r) + "\n" for r in records))

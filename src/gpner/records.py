@@ -1,0 +1,158 @@
+"""The one record every reader produces and every writer consumes.
+
+An annotated text is ``{"text": str, "entities": [{"start", "end", "label"}]}`` with character
+offsets into ``text``, ``end`` exclusive, so ``text[start:end]`` is the mention. Readers normalise
+inclusive-end formats at their boundary; nothing downstream sees another convention.
+
+Predicted spans add ``"score"`` (the raw GlobalPointer logit), ``"prob"`` (``sigmoid(2 * score)``)
+and ``"text"`` (the mention).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator, TypedDict
+
+log = logging.getLogger("gpner")
+
+
+class Entity(TypedDict, total=False):
+    start: int  # character offset, inclusive
+    end: int  # character offset, exclusive
+    label: str
+    score: float  # predictions only: the span logit
+    prob: float  # predictions only: sigmoid(2 * score)
+    text: str  # predictions (and optional on input): text[start:end]
+
+
+class Record(TypedDict, total=False):
+    text: str
+    entities: list[Entity]
+    id: Any
+
+
+class FormatError(ValueError):
+    """Input that cannot be read at all; the message names file, line and value."""
+
+
+@dataclass
+class Report:
+    """What a reader saw: counts of records and entities kept, and of everything skipped.
+
+    Problems are counted by reason; the first ``max_messages`` are kept verbatim (``file:line:
+    message``) and logged, so a user can find the offending value.
+    """
+
+    source: str
+    records: int = 0
+    entities: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    messages: list[str] = field(default_factory=list)
+    max_messages: int = 20
+    strict: bool = False  # raise on the first problem instead of counting it
+
+    def problem(self, line: int | None, reason: str, detail: str) -> None:
+        """Count one skipped/repaired item under ``reason`` and keep its message."""
+        self.skipped[reason] += 1
+        where = f"{self.source}:{line}" if line is not None else self.source
+        msg = f"{where}: {reason}: {detail}"
+        if self.strict:
+            raise FormatError(msg)
+        if len(self.messages) < self.max_messages:
+            self.messages.append(msg)
+            log.warning(msg)
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary(self) -> str:
+        text = f"{self.source}: {self.records} records, {self.entities} entities"
+        if self.skipped:
+            parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+            text += f"; problems: {parts}"
+        return text
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "records": self.records, "entities": self.entities,
+                "skipped": dict(self.skipped), "messages": list(self.messages)}
+
+
+@dataclass
+class Corpus:
+    """Records read from one source, with the report of what was skipped."""
+
+    records: list[Record]
+    report: Report
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def __getitem__(self, i):
+        return self.records[i]
+
+    @property
+    def labels(self) -> list[str]:
+        """Sorted entity labels that occur in the records."""
+        return sorted({e["label"] for r in self.records for e in r["entities"]})
+
+
+def check_entity(text: str, start: Any, end: Any, label: Any, mention: str | None,
+                 report: Report, line: int | None) -> Entity | None:
+    """Validate one span against its text; return the entity or count why it was skipped.
+
+    ``end`` is exclusive. ``mention``, when the format carries one, must equal
+    ``text[start:end]``.
+    """
+    if not isinstance(label, str) or not label:
+        report.problem(line, "bad label", f"label {label!r} is not a non-empty string")
+        return None
+    if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) \
+            or not isinstance(end, int):
+        report.problem(line, "bad offsets", f"{label} offsets ({start!r}, {end!r}) are not integers")
+        return None
+    if not 0 <= start < end <= len(text):
+        report.problem(line, "offsets out of range",
+                       f"{label} [{start}, {end}) in a text of {len(text)} characters")
+        return None
+    if mention is not None and text[start:end] != mention:
+        report.problem(line, "mention mismatch",
+                       f"{label} [{start}, {end}) is {text[start:end]!r} in the text, "
+                       f"annotation says {mention!r}")
+        return None
+    return {"start": start, "end": end, "label": label}
+
+
+def finish_record(text: str, entities: list[Entity], report: Report, line: int | None,
+                  **extra: Any) -> Record:
+    """Build a record: drop exact duplicate spans (counted), sort by position, update counts."""
+    seen: set[tuple[int, int, str]] = set()
+    kept: list[Entity] = []
+    for e in entities:
+        key = (e["start"], e["end"], e["label"])
+        if key in seen:
+            report.problem(line, "duplicate entity", f"{e['label']} [{e['start']}, {e['end']})")
+            continue
+        seen.add(key)
+        kept.append(e)
+    kept.sort(key=lambda e: (e["start"], e["end"], e["label"]))
+    report.records += 1
+    report.entities += len(kept)
+    record: Record = {"text": text, "entities": kept}
+    record.update(extra)  # type: ignore[typeddict-item]
+    return record
+
+
+def is_nested(record: Record) -> bool:
+    """True if any two entities of the record overlap."""
+    reach = -1
+    for start, end in sorted((e["start"], e["end"]) for e in record["entities"]):
+        if start < reach:
+            return True
+        reach = max(reach, end)
+    return False

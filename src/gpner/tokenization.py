@@ -1,0 +1,179 @@
+"""Tokenizers behind one interface: ``encode(text) -> Encoding`` with exact character offsets.
+
+* :class:`CharWordTokenizer` is ours, for the built-in encoder: every CJK character is a token,
+  runs of letters/digits are word tokens, any other visible character is a token of its own;
+  combining marks and zero-width joiners stay with the character they modify.
+* :class:`HFTokenizer` wraps any Hugging Face *fast* tokenizer (WordPiece, byte-level BPE,
+  SentencePiece) and normalises its offsets: whitespace that a tokenizer folds into a token
+  (``"Ġword"``, ``"▁word"``) is trimmed off, so a token's offsets cover exactly its visible text.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+Offsets = list[tuple[int, int]]
+
+
+def is_cjk(ch: str) -> bool:
+    """CJK ideographs, kana, hangul and CJK/full-width punctuation: one token per character."""
+    cp = ord(ch)
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2FA1F
+            or 0xF900 <= cp <= 0xFAFF or 0x3000 <= cp <= 0x30FF or 0xAC00 <= cp <= 0xD7AF
+            or 0xFF00 <= cp <= 0xFFEF)
+
+
+def _is_word_char(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat[0] in "LN" and not is_cjk(ch)
+
+
+def _joins_previous(ch: str) -> bool:
+    # combining marks (accents, variation selectors), format chars (ZWJ), emoji skin tones
+    cat = unicodedata.category(ch)
+    return cat[0] == "M" or cat == "Cf" or 0x1F3FB <= ord(ch) <= 0x1F3FF
+
+
+def pre_tokenize(text: str) -> Offsets:
+    """Split ``text`` into token character spans ``[(start, end), ...]``; whitespace is dropped."""
+    spans: Offsets = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+            continue
+        j = i + 1
+        if _is_word_char(ch):
+            while j < n and (_is_word_char(text[j]) or _joins_previous(text[j])):
+                j += 1
+        while j < n and (_joins_previous(text[j]) or text[j - 1] == "\u200d") \
+                and not text[j].isspace():
+            j += 1
+        if spans and spans[-1][1] == i and _joins_previous(ch):
+            spans[-1] = (spans[-1][0], j)  # a mark at a token start belongs to the token before
+        else:
+            spans.append((i, j))
+        i = j
+    return spans
+
+
+@dataclass
+class Encoding:
+    """One encoded text. All lists have length L (the number of tokens, specials included).
+
+    ``offsets[t]`` is the character span of token t in the original text (``(0, 0)`` for special
+    tokens); ``spannable[t]`` is False for special and whitespace-only tokens, which can never be
+    an entity boundary and are masked out of every score.
+    """
+
+    ids: list[int]
+    offsets: Offsets
+    spannable: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> Encoding: ...
+
+
+def trim_offsets(text: str, offsets: Sequence[tuple[int, int]],
+                 special: Sequence[bool]) -> tuple[Offsets, list[bool]]:
+    """Trim whitespace off each token's span; specials and empty spans become unspannable.
+
+    A token's end also grows over combining marks and joiners right after it: normalisers that
+    strip accents (BERT uncased) or compose them (NFKC) leave those characters in no token, and a
+    predicted "Cafe\u0301" must not come back as "Cafe".
+    """
+    out: Offsets = []
+    spannable: list[bool] = []
+    for (s, e), sp in zip(offsets, special):
+        if not sp:
+            while s < e and text[s].isspace():
+                s += 1
+            while e > s and text[e - 1].isspace():
+                e -= 1
+            while s < e < len(text) and (_joins_previous(text[e]) or text[e - 1] == "\u200d"):
+                e += 1
+        ok = not sp and e > s
+        out.append((s, e) if ok else (0, 0))
+        spannable.append(ok)
+    return out, spannable
+
+
+class CharWordTokenizer:
+    """Vocabulary tokenizer over :func:`pre_tokenize`: ``[PAD]`` = 0, ``[UNK]`` = 1.
+
+    Words are lower-cased for lookup (case survives in the character features of the built-in
+    encoder); CJK characters are their own entries.
+    """
+
+    PAD, UNK = "[PAD]", "[UNK]"
+
+    def __init__(self, vocab: Sequence[str], lowercase: bool = True):
+        if list(vocab[:2]) != [self.PAD, self.UNK]:
+            raise ValueError("vocab must start with [PAD], [UNK]")
+        self.vocab = list(vocab)
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+        self.lowercase = lowercase
+
+    @classmethod
+    def build(cls, texts: Iterable[str], min_freq: int = 1, max_size: int | None = None,
+              lowercase: bool = True) -> "CharWordTokenizer":
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(cls._norm(text[s:e], lowercase) for s, e in pre_tokenize(text))
+        words = [w for w, c in counts.most_common(max_size) if c >= min_freq]
+        return cls([cls.PAD, cls.UNK, *sorted(words)], lowercase)
+
+    @staticmethod
+    def _norm(token: str, lowercase: bool) -> str:
+        return token.lower() if lowercase else token
+
+    def encode(self, text: str) -> Encoding:
+        offsets = pre_tokenize(text)
+        ids = [self.index.get(self._norm(text[s:e], self.lowercase), 1) for s, e in offsets]
+        return Encoding(ids, offsets, [True] * len(ids))
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def save(self, directory: Path) -> None:
+        from gpner.formats._io import atomic_write_text
+
+        atomic_write_text(Path(directory) / "vocab.json", json.dumps(
+            {"type": "char-word", "lowercase": self.lowercase, "vocab": self.vocab},
+            ensure_ascii=False))
+
+    @classmethod
+    def load(cls, directory: Path) -> "CharWordTokenizer":
+        data = json.loads((Path(directory) / "vocab.json").read_text(encoding="utf-8"))
+        return cls(data["vocab"], data["lowercase"])
+
+
+class HFTokenizer:
+    """Adapter for a Hugging Face fast tokenizer (``PreTrainedTokenizerFast``)."""
+
+    def __init__(self, tokenizer):
+        if not getattr(tokenizer, "is_fast", False):
+            raise TypeError(f"{type(tokenizer).__name__} is not a fast tokenizer: character "
+                            "offsets need one (load it with use_fast=True)")
+        self.tokenizer = tokenizer
+
+    def encode(self, text: str) -> Encoding:
+        enc = self.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True,
+                             return_special_tokens_mask=True, truncation=False,
+                             verbose=False)
+        offsets, spannable = trim_offsets(text, enc["offset_mapping"],
+                                          [bool(m) for m in enc["special_tokens_mask"]])
+        return Encoding(list(enc["input_ids"]), offsets, spannable)
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)

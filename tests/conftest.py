@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny tokenizers of every family, built here from text the tests write."""
+
+from __future__ import annotations
+
+import pytest
+
+CORPUS = [
+    "New York is a city in the United States .",
+    "Angela Merkel visited Berlin and Paris in 2019 .",
+    "北京是中国的首都。上海有很多公司。",
+    "Café naïve résumé 👍🏽 emoji and more text",
+    "ＡＢＣ full width １２３ characters",
+] * 10
+
+
+@pytest.fixture(scope="session")
+def bert_vocab(tmp_path_factory):
+    """A WordPiece vocab file: specials, words and CJK characters from CORPUS, a few suffixes."""
+    words = sorted({w.lower() for line in CORPUS for w in line.split() if w.isascii()})
+    chars = sorted({ch for line in CORPUS for ch in line if ord(ch) > 0x2E80})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *chars, "##s", "##ed", "##e"]
+    path = tmp_path_factory.mktemp("bert") / "vocab.txt"
+    path.write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizers(bert_vocab):
+    """{'wordpiece', 'bytelevel-bpe', 'sentencepiece'}: Hugging Face fast tokenizers."""
+    from tokenizers import ByteLevelBPETokenizer, SentencePieceUnigramTokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import BertTokenizerFast, PreTrainedTokenizerFast
+
+    # transformers 5.x ignores vocab_file= here; vocab= is the argument that is read
+    wordpiece = BertTokenizerFast(vocab=str(bert_vocab))
+    bl = ByteLevelBPETokenizer(add_prefix_space=True, trim_offsets=True)
+    bl.train_from_iterator(CORPUS, vocab_size=320, min_frequency=1, show_progress=False,
+                           special_tokens=["<s>", "</s>", "<pad>", "<unk>"])
+    bl._tokenizer.post_processor = TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 1)])
+    bpe = PreTrainedTokenizerFast(tokenizer_object=bl._tokenizer, bos_token="<s>",
+                                  eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    sp = SentencePieceUnigramTokenizer()
+    sp.train_from_iterator(CORPUS, vocab_size=120, show_progress=False, unk_token="<unk>",
+                           special_tokens=["<pad>", "<unk>", "<s>", "</s>"])
+    spm = PreTrainedTokenizerFast(tokenizer_object=sp._tokenizer, unk_token="<unk>",
+                                  pad_token="<pad>")
+    return {"wordpiece": wordpiece, "bytelevel-bpe": bpe, "sentencepiece": spm}

@@ -1,0 +1,134 @@
+"""Character <-> token alignment for our tokenizer and three Hugging Face fast tokenizer families,
+on text with whitespace runs, full-width characters, emoji and combining marks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from gpner.alignment import Alignment, align_entities
+from gpner.records import Report
+from gpner.tokenization import CharWordTokenizer, HFTokenizer, pre_tokenize
+
+PIECES = ["New", "York", "city", "Berlin", "er", "2019", " ", "  ", "\t", "\n", " \u3000 ",
+          "北京", "中国", "的", "ＡＢＣ", "１２３", "👍🏽", "👨\u200d👩\u200d👧", "e\u0301", "naïve",
+          "Cafe\u0301", ",", ".", "。", "(", "-", "x"]
+texts = st.lists(st.sampled_from(PIECES), min_size=1, max_size=14).map("".join)
+# GPNER_HYPOTHESIS_EXAMPLES=1500 for a deep run (about 15 s); the default keeps CI quick
+EXAMPLES = int(os.environ.get("GPNER_HYPOTHESIS_EXAMPLES", "60"))
+FAMILIES = ["ours", "wordpiece", "bytelevel-bpe", "sentencepiece"]
+
+
+@pytest.fixture(scope="module")
+def tokenizers(hf_tokenizers):
+    ours = CharWordTokenizer.build(["New York city Berlin 北京 中国"])
+    return {"ours": ours, **{k: HFTokenizer(v) for k, v in hf_tokenizers.items()}}
+
+
+def check_offsets(text, enc):
+    for (s, e), ok in zip(enc.offsets, enc.spannable):
+        if ok:
+            assert 0 <= s < e <= len(text)
+            piece = text[s:e]
+            assert piece == piece.strip() and piece  # no whitespace at the ends
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts, data=st.data())
+def test_token_spans_round_trip_exactly(tokenizers, family, text, data):
+    enc = tokenizers[family].encode(text)
+    check_offsets(text, enc)
+    al = Alignment(enc)
+    toks = [t for t, ok in enumerate(enc.spannable) if ok]
+    if not toks:
+        return
+    i = data.draw(st.sampled_from(toks))
+    j = data.draw(st.sampled_from([t for t in toks if t >= i]))
+    start, end = al.token_to_char(i, j)
+    assert 0 <= start < end <= len(text)
+    back = al.char_to_token(start, end)  # a span from token boundaries always aligns
+    assert back is not None and al.token_to_char(*back) == (start, end)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts, data=st.data())
+def test_any_char_span_is_aligned_exactly_or_reported(tokenizers, family, text, data):
+    """Every gold span either maps to tokens covering exactly its characters, or is counted."""
+    a = data.draw(st.integers(0, len(text) - 1))
+    b = data.draw(st.integers(a + 1, len(text)))
+    enc = tokenizers[family].encode(text)
+    report = Report("t")
+    ents = [{"start": a, "end": b, "label": "X"}]
+    got = align_entities(text, ents, enc, report)
+    assert len(got) + report.total_skipped == 1
+    if got:
+        assert Alignment(enc).token_to_char(got[0][0], got[0][1]) == (a, b)
+    expanded = align_entities(text, ents, enc, Report("t"), misaligned="expand")
+    for i, j, _ in expanded:  # expansion covers the span (modulo surrounding whitespace)
+        s, e = Alignment(enc).token_to_char(i, j)
+        assert s <= a + (len(text[a:b]) - len(text[a:b].lstrip()))
+        assert e >= b - (len(text[a:b]) - len(text[a:b].rstrip()))
+
+
+@settings(max_examples=2 * EXAMPLES, deadline=None)
+@given(text=texts)
+def test_our_tokenizer_aligns_every_word_boundary_span(text):
+    enc = CharWordTokenizer.build([text]).encode(text)
+    pieces = pre_tokenize(text)
+    assert enc.offsets == pieces
+    assert all(text[s:e].strip() == text[s:e] for s, e in pieces)
+    # every non-space character belongs to exactly one token
+    covered = sorted(k for s, e in pieces for k in range(s, e))
+    assert covered == [k for k, ch in enumerate(text) if not ch.isspace()]
+    # no token is all "1" UNK after building from the same text
+    assert all(i > 1 for i in enc.ids)
+
+
+def test_marks_and_emoji_stay_whole():
+    text = "Cafe\u0301 👨\u200d👩\u200d👧 👍🏽 北京"
+    assert [text[s:e] for s, e in pre_tokenize(text)] == [
+        "Cafe\u0301", "👨\u200d👩\u200d👧", "👍🏽", "北", "京"]
+
+
+def test_inside_token_boundary_is_counted_with_context(hf_tokenizers):
+    text = "Berliner visited Berlin"
+    enc = HFTokenizer(hf_tokenizers["wordpiece"]).encode(text)
+    report = Report("train.jsonl")
+    ents = [{"start": 0, "end": 6, "label": "LOC"}, {"start": 17, "end": 23, "label": "LOC"}]
+    got = align_entities(text, ents, enc, report, line=4)
+    assert len(got) == 1 and Alignment(enc).token_to_char(got[0][0], got[0][1]) == (17, 23)
+    assert report.skipped == {"boundary inside a token": 1}
+    assert report.messages[0].startswith("train.jsonl:4: boundary inside a token: LOC [0, 6) "
+                                         "'Berlin'")
+    expanded = align_entities(text, ents, enc, Report("x"), misaligned="expand")
+    assert Alignment(enc).token_to_char(*expanded[0][:2])[0] == 0
+
+
+def test_wordpiece_ids_are_real(hf_tokenizers):
+    """transformers 5.x silently ignores BertTokenizerFast(vocab_file=...): every id is [UNK]."""
+    tok = hf_tokenizers["wordpiece"]
+    enc = HFTokenizer(tok).encode("new york 北京")
+    unk = tok.convert_tokens_to_ids("[UNK]")
+    words = [i for i, ok in zip(enc.ids, enc.spannable) if ok]
+    assert len(words) == 4 and unk not in words
+    assert not enc.spannable[0] and not enc.spannable[-1]  # [CLS], [SEP]
+
+
+def test_slow_tokenizer_rejected():
+    class Slow:
+        is_fast = False
+
+    with pytest.raises(TypeError, match="fast tokenizer"):
+        HFTokenizer(Slow())
+
+
+def test_char_word_tokenizer_save_load(tmp_path):
+    tok = CharWordTokenizer.build(["Hello world 北京", "hello again"], min_freq=1)
+    tok.save(tmp_path)
+    again = CharWordTokenizer.load(tmp_path)
+    assert again.vocab == tok.vocab
+    assert again.encode("HELLO 京 unseen").ids == [tok.index["hello"], tok.index["京"], 1]
