@@ -46,3 +46,24 @@ def hf_tokenizers(bert_vocab):
     spm = PreTrainedTokenizerFast(tokenizer_object=sp._tokenizer, unk_token="<unk>",
                                   pad_token="<pad>")
     return {"wordpiece": wordpiece, "bytelevel-bpe": bpe, "sentencepiece": spm}
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, bert_vocab):
+    """A 2-layer BERT with random weights and the test vocab, saved as a local model directory.
+    max_position_embeddings=64 makes long texts go through windows."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(0)
+    vocab = bert_vocab.read_text(encoding="utf-8").split()
+    extra = sorted({ch for t in ["张伟王芳李娜刘洋上海北京深圳杭州大学银行在工作昨天从飞往。，"]
+                    for ch in t} - set(vocab))
+    vocab_file = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    vocab_file.write_text("\n".join(vocab + extra) + "\n", encoding="utf-8")
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=len(vocab) + len(extra), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(str(directory))
+    BertTokenizerFast(vocab=str(vocab_file)).save_pretrained(str(directory))
+    return directory

@@ -55,3 +55,86 @@ def test_import_is_light():
     code = "import sys, gpner; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+
+
+TINY_ARGS = ["word_dim=16", "bigram_dim=8", "char_dim=8", "char_channels=8", "lstm_hidden=32",
+             "lstm_layers=1", "head_size=8", "batch_size=16", "lr=2e-2", "warmup=0", "epochs=6"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train through `gpner train` on CLUENER-format data (any readable format is accepted)."""
+    from gpner.demo import generate
+
+    d = tmp_path_factory.mktemp("cli")
+    from gpner.formats import write
+
+    write(generate(64, 1), d / "train.json", "cluener")
+    write(generate(24, 2), d / "dev.jsonl", "jsonl")
+    yaml_cfg = d / "run.yaml"
+    yaml_cfg.write_text("epochs: 3\nseed: 7\n")
+    res = gpner("train", "--train", d / "train.json", "--dev", d / "dev.jsonl", "--output",
+                d / "run", "--config", yaml_cfg, "--no-progress", *TINY_ARGS)
+    assert res.returncode == 0, res.stderr
+    assert "best epoch" in res.stderr and "dev F1" in res.stderr
+    return d
+
+
+def test_train_writes_a_run_directory(trained):
+    import yaml
+
+    run = trained / "run"
+    for name in ("config.yaml", "metrics.jsonl", "curve.png", "summary.json", "model/config.json",
+                 "model/model.safetensors", "last/state.json"):
+        assert (run / name).exists(), name
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["epochs"] == 6 and cfg["seed"] == 7  # YAML, then key=value wins
+
+
+def test_evaluate_json_and_table(trained):
+    res = gpner("evaluate", trained / "run", trained / "dev.jsonl", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert {"precision", "recall", "f1", "per_label"} <= set(out)
+    assert set(out["per_label"]) <= {"LOC", "ORG", "PER"}
+    # the JSON agrees with the Python API on the same data
+    from gpner.formats import read
+    from gpner.model import load
+
+    api = load(trained / "run").evaluate(read(trained / "dev.jsonl").records)
+    assert out["f1"] == pytest.approx(api["f1"])
+    res = gpner("evaluate", trained / "run", trained / "dev.jsonl")
+    assert res.returncode == 0 and "micro" in res.stdout
+
+
+def test_predict_file_and_stdin(trained, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("张伟在上海大学工作。\nAlice Johnson flew to Tokyo .\n", encoding="utf-8")
+    res = gpner("predict", trained / "run", texts, "--flat")
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(l) for l in res.stdout.splitlines()]
+    assert [l["text"] for l in lines] == ["张伟在上海大学工作。", "Alice Johnson flew to Tokyo ."]
+    for l in lines:
+        spans = sorted((e["start"], e["end"]) for e in l["entities"])
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # --flat: no overlaps
+        for e in l["entities"]:
+            assert l["text"][e["start"]:e["end"]] == e["text"]
+            assert set(e) == {"start", "end", "label", "score", "prob", "text"}
+    exe = shutil.which("gpner") or str(Path(sys.executable).parent / "gpner")
+    res = subprocess.run([exe, "predict", str(trained / "run"), "-", "--threshold", "100"],
+                         input='{"text": "Bob Smith"}\nplain text\n', capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(l) for l in res.stdout.splitlines()]
+    assert [l["text"] for l in lines] == ["Bob Smith", "plain text"]
+    assert all(l["entities"] == [] for l in lines)  # threshold 100: nothing passes
+
+
+def test_train_errors_are_clear(tmp_path):
+    res = gpner("train", "--train", tmp_path / "none.jsonl", "--output", tmp_path / "r")
+    assert res.returncode == 2 and "no such file" in res.stderr
+    res = gpner("train", "--output", tmp_path / "r", "--resume")
+    assert res.returncode == 2 and "no checkpoint to resume" in res.stderr
+    (tmp_path / "t.jsonl").write_text('{"text": "a b", "entities": []}\n')
+    res = gpner("train", "--train", tmp_path / "t.jsonl", "--output", tmp_path / "r", "lr")
+    assert res.returncode == 2 and "not key=value" in res.stderr

@@ -61,6 +61,17 @@ def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
     return out
 
 
+def select_flat(spans: Sequence[Span]) -> list[Span]:
+    """The flat subset of candidate spans: highest score first, overlapping ones removed."""
+    if not spans:
+        return []
+    rows = np.array([(s.type, s.start, s.end) for s in spans], dtype=int)
+    v = np.array([s.score for s in spans], dtype=float)
+    rows, v = _greedy_flat(rows, v, int(rows[:, 2].max()) + 1)
+    kept = [Span(int(c), int(i), int(j), float(s)) for (c, i, j), s in zip(rows, v)]
+    return sorted(kept, key=lambda s: (s.start, s.end, s.type))
+
+
 def _greedy_flat(rows: np.ndarray, v: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
     # ties broken by position then type, so the result does not depend on scan order
     order = np.lexsort((rows[:, 0], rows[:, 2], rows[:, 1], -v))

@@ -1,7 +1,7 @@
 """Tokenizers behind one interface: ``encode(text) -> Encoding`` with exact character offsets.
 
 * :class:`CharWordTokenizer` is ours, for the built-in encoder: every CJK character is a token,
-  runs of letters/digits are word tokens, any other visible character is a token of its own;
+  runs of letters and runs of digits are word tokens, any other visible character is a token of its own;
   combining marks and zero-width joiners stay with the character they modify.
 * :class:`HFTokenizer` wraps any Hugging Face *fast* tokenizer (WordPiece, byte-level BPE,
   SentencePiece) and normalises its offsets: whitespace that a tokenizer folds into a token
@@ -50,7 +50,11 @@ def pre_tokenize(text: str) -> Offsets:
             continue
         j = i + 1
         if _is_word_char(ch):
-            while j < n and (_is_word_char(text[j]) or _joins_previous(text[j])):
+            # letters and digits form separate tokens: "CPL2011" -> "CPL", "2011", since
+            # annotations (Chinese corpora above all) often cut exactly there
+            kind = unicodedata.category(ch)[0]
+            while j < n and ((_is_word_char(text[j]) and unicodedata.category(text[j])[0] == kind)
+                             or _joins_previous(text[j])):
                 j += 1
         while j < n and (_joins_previous(text[j]) or text[j - 1] == "\u200d") \
                 and not text[j].isspace():

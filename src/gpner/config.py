@@ -1,0 +1,151 @@
+"""One typed training config, saved in full beside the weights so a run can be reproduced.
+
+Sources, later ones winning: the defaults below, a YAML file (``--config run.yaml``), then
+``key=value`` overrides on the command line (values parsed as YAML: ``lr=3e-5``, ``rdrop=1``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    # model
+    encoder: str = "builtin"  # "builtin", a Hugging Face model name, or a local model directory
+    head: str = "egp"  # gp | egp | crf | softmax
+    head_size: int = 64
+    # built-in encoder (BiLSTM over word + bigram + character-CNN features)
+    word_dim: int = 128
+    bigram_dim: int = 64
+    char_dim: int = 32
+    char_channels: int = 64
+    lstm_hidden: int = 256  # per direction
+    lstm_layers: int = 2
+    dropout: float = 0.3
+    word_dropout: float = 0.05  # share of tokens replaced by [UNK] in training
+    min_bigram_freq: int = 2
+    # data
+    max_length: int | None = None  # window size in tokens; None: 256 built-in, model max for HF
+    misaligned: str = "skip"  # gold spans with a boundary inside a token: skip | expand
+    # optimisation
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3  # head, and the built-in encoder
+    encoder_lr: float | None = None  # a pretrained encoder's rate; None: 3e-5 for HF, lr for built-in
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # share of steps with linear warm-up, then linear decay to 0
+    grad_clip: float = 5.0
+    patience: int = 4  # epochs without dev F1 gain before stopping; 0 = never stop early
+    seed: int = 42
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    bf16: bool = False  # bfloat16 autocast for the forward pass
+    max_minutes: float | None = None  # stop (after the current epoch's evaluation) past this
+    # regularisers (0 = off)
+    rdrop: float = 0.0  # weight of D(s1, s2) between two dropout passes
+    fgm: float = 0.0  # epsilon of the FGM perturbation of the embedding matrix
+    pgd: float = 0.0  # epsilon ball of PGD
+    pgd_steps: int = 3
+    vat: float = 0.0  # weight of the virtual adversarial loss D(s, s_adv)
+    vat_eps: float = 1.0  # norm of the virtual adversarial perturbation (per token)
+    grad_penalty: float = 0.0  # weight of ||d loss / d embeddings||^2
+    ema: float = 0.0  # decay of the weight average used for evaluation and saving
+    # decoding
+    threshold: float = 0.0
+    flat: bool | None = None  # None: flat iff the training data has no overlapping entities
+    max_width: int | None = None  # None: learned, the widest gold span in tokens
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fields(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def update(self, values: dict[str, Any], source: str) -> "TrainConfig":
+        """Return a copy with ``values`` applied; unknown keys are an error naming ``source``."""
+        known = set(self.fields())
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {unknown}; known: "
+                             f"{', '.join(sorted(known - {'extra'}))}")
+        types = {f.name: str(f.type) for f in dataclasses.fields(self)}
+        values = {k: _coerce(k, v, types[k], source) for k, v in values.items()}
+        cfg = dataclasses.replace(self, **values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.head not in ("gp", "egp", "crf", "softmax"):
+            raise ValueError(f"head must be gp, egp, crf or softmax, got {self.head!r}")
+        if self.misaligned not in ("skip", "expand"):
+            raise ValueError(f"misaligned must be skip or expand, got {self.misaligned!r}")
+        for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.head_size % 2:
+            raise ValueError(f"head_size must be even (RoPE rotates pairs), got {self.head_size}")
+        if self.head in ("crf", "softmax") and (self.rdrop or self.vat):
+            raise ValueError("rdrop and vat use the GlobalPointer divergence: heads gp/egp only")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(key: str, value: Any, kind: str, source: str) -> Any:
+    """Check/convert a value to the field's declared type. YAML 1.1 reads ``3e-5`` (no dot) as a
+    string, so numbers given as strings are converted rather than rejected."""
+    if value is None:
+        if "None" in kind:
+            return None
+        raise ValueError(f"{source}: {key} cannot be empty")
+    try:
+        if kind.startswith("bool"):
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+                return value.lower() in ("true", "yes")
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if kind.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: {key}={value!r} is not a valid {kind}") from None
+    return value
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["lr=3e-5", "rdrop=1"]`` -> ``{"lr": 3e-05, "rdrop": 1}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"override {pair!r} is not key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: TrainConfig | None = None) -> TrainConfig:
+    import yaml
+
+    cfg = base or TrainConfig()
+    if path:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        cfg = cfg.update(data, str(path))
+    if overrides:
+        cfg = cfg.update(parse_overrides(overrides), "command line")
+    cfg.validate()
+    return cfg

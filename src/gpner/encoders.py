@@ -1,0 +1,117 @@
+"""Encoders: ``embed(batch)`` gives the embeddings that adversarial training perturbs,
+``forward(batch, embeds=None)`` gives hidden states (B, L, H).
+
+* :class:`BuiltinEncoder`: trained from scratch, no download. Word + bigram embeddings and a
+  character CNN (case, affixes, unseen words) into a 2-layer BiLSTM: the best accuracy per CPU
+  minute among the small encoders we tried (see docs/benchmarks.md).
+* :class:`HFEncoder`: any Hugging Face encoder (BERT, RoBERTa, ALBERT, ELECTRA, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class EncoderNotFound(OSError):
+    """The named encoder could not be loaded (offline, or no such local directory)."""
+
+
+class BuiltinEncoder(nn.Module):
+    def __init__(self, sizes: dict[str, int], word_dim: int = 128, bigram_dim: int = 64,
+                 char_dim: int = 32, char_channels: int = 64, lstm_hidden: int = 256,
+                 lstm_layers: int = 2, dropout: float = 0.3, word_dropout: float = 0.05):
+        super().__init__()
+        self.word = nn.Embedding(sizes["words"], word_dim, padding_idx=0)
+        self.bigram = nn.Embedding(sizes["bigrams"], bigram_dim, padding_idx=0)
+        self.char = nn.Embedding(sizes["chars"], char_dim, padding_idx=0)
+        self.char_cnn = nn.Conv1d(char_dim, char_channels, kernel_size=3, padding=1)
+        dim = word_dim + bigram_dim + char_channels
+        self.lstm = nn.LSTM(dim, lstm_hidden, lstm_layers, batch_first=True, bidirectional=True,
+                            dropout=dropout if lstm_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.word_dropout = word_dropout
+        self.hidden_size = 2 * lstm_hidden
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        return self.word
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids = batch["ids"]
+        if self.training and self.word_dropout > 0:  # unseen words at test time look like [UNK]
+            drop = torch.rand(ids.shape, device=ids.device) < self.word_dropout
+            ids = torch.where(drop & ids.gt(0), torch.ones_like(ids), ids)
+        chars = batch["chars"]  # (B, L, W)
+        B, L, W = chars.shape
+        c = self.char(chars.view(B * L, W)).transpose(1, 2)  # (B*L, char_dim, W)
+        c = self.char_cnn(c).masked_fill(chars.view(B * L, 1, W).eq(0), float("-inf")).amax(-1)
+        c = torch.where(torch.isfinite(c), c, 0.0).view(B, L, -1)  # padding tokens: zeros
+        return torch.cat([self.word(ids), self.bigram(batch["bigrams"]), c], dim=-1)
+
+    def forward(self, batch: dict[str, torch.Tensor], embeds: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        x = self.dropout(self.embed(batch) if embeds is None else embeds)
+        L = x.shape[1]
+        packed = pack_padded_sequence(x, batch["lengths"].cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)
+        return self.dropout(out)  # (B, L, 2 * lstm_hidden)
+
+
+class HFEncoder(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.hidden_size = model.config.hidden_size
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    @property
+    def max_length(self) -> int:
+        n = getattr(self.model.config, "max_position_embeddings", 512) or 512
+        # RoBERTa-style models reserve padding_idx + 1 positions
+        return n - 2 if getattr(self.model.config, "model_type", "") in ("roberta", "xlm-roberta",
+                                                                         "camembert") else n
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.word_embeddings(batch["input_ids"])
+
+    def forward(self, batch: dict[str, torch.Tensor], embeds: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        out = self.model(inputs_embeds=self.embed(batch) if embeds is None else embeds,
+                         attention_mask=batch["attention_mask"])
+        return out.last_hidden_state
+
+
+def load_hf(name: str) -> tuple[Any, nn.Module]:
+    """(fast tokenizer, model) from a hub name or local directory; a clear error when absent."""
+    try:
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("Hugging Face encoders need the 'hf' extra: pip install 'gpner[hf]'"
+                          ) from exc
+    local = Path(name).expanduser()
+    source = str(local) if local.is_dir() else name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+        model = AutoModel.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        where = "the local directory" if local.is_dir() else "the Hugging Face hub"
+        hint = ("" if local.is_dir() else
+                f" If this machine is offline (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}),"
+                " download the model elsewhere and pass its directory: --encoder /path/to/model"
+                " (config.json, the weights and the tokenizer files).")
+        raise EncoderNotFound(f"could not load encoder {name!r} from {where}: "
+                              f"{str(exc).splitlines()[0]}.{hint}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise EncoderNotFound(f"{name!r} has no fast tokenizer; character offsets need one")
+    return tokenizer, model

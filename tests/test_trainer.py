@@ -1,0 +1,121 @@
+"""End to end: a tiny model learns, a killed run resumes to the same weights, every switch runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gpner.model import load
+from gpner.trainer import lr_factor, train
+from tests.helpers import tiny_config, tiny_data
+
+
+def test_tiny_model_learns_and_recovers_training_examples(tmp_path):
+    records = tiny_data(96, seed=4)
+    losses = []
+    cfg = tiny_config(epochs=12, lstm_hidden=32, lr=2e-2)
+    summary = train(records, records[:32], tmp_path / "run", cfg,
+                    progress=False, on_step=lambda step, loss: losses.append(loss))
+    assert summary["epochs_run"] == 12 and len(losses) == 12 * 6
+    first, last = sum(losses[:6]) / 6, sum(losses[-6:]) / 6
+    assert last < first / 4, (first, last)
+    history = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == list(range(1, 13))
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 1000
+    model = load(tmp_path / "run")
+    result = model.evaluate(records[:32])
+    assert result["f1"] > 0.9, result["f1"]
+    assert summary["best_dev_f1"] == pytest.approx(max(h["dev"]["f1"] for h in history))
+    assert summary["decode"]["flat"] is False  # the demo data nests ORG around LOC
+    assert summary["decode"]["max_width"] >= 2
+
+
+class Kill(Exception):
+    pass
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    records = tiny_data(48, seed=2)
+    cfg = tiny_config(epochs=3, dropout=0.3, word_dropout=0.1, ema=0.9)
+    train(records, records[:8], tmp_path / "a", cfg, progress=False)
+
+    def kill_in_epoch_two(step, loss):
+        if step == 5:  # 3 batches per epoch: step 5 is mid-way through epoch 2
+            raise Kill()
+
+    with pytest.raises(Kill):
+        train(records, records[:8], tmp_path / "b", cfg, progress=False,
+              on_step=kill_in_epoch_two)
+    state = json.loads((tmp_path / "b" / "last" / "state.json").read_text())
+    assert (state["epoch"], state["step"]) == (1, 3)  # the checkpoint of epoch 1
+    train(records, records[:8], tmp_path / "b", resume=True, progress=False)
+    a = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ma = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
+    mb = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
+def test_checkpoint_swap_interrupted_falls_back(tmp_path):
+    records = tiny_data(16)
+    train(records, None, tmp_path / "r", tiny_config(epochs=1), progress=False)
+    # a kill between the two renames of a swap leaves only .last.old
+    (tmp_path / "r" / "last").rename(tmp_path / "r" / ".last.old")
+    summary = train(records, None, tmp_path / "r", resume=True, progress=False)
+    assert summary["epochs_run"] == 1  # nothing left to do, but the state was found
+
+
+@pytest.mark.parametrize("switch", [dict(rdrop=1.0), dict(fgm=0.5), dict(pgd=0.5, pgd_steps=2),
+                                    dict(vat=1.0), dict(grad_penalty=0.1), dict(ema=0.99),
+                                    dict(bf16=True), dict(head="crf"), dict(head="softmax"),
+                                    dict(head="gp", fgm=0.5, ema=0.9)])
+def test_every_switch_trains(tmp_path, switch):
+    records = tiny_data(32, seed=3)
+    summary = train(records, records[:8], tmp_path / "r", tiny_config(epochs=2, **switch),
+                    progress=False)
+    assert summary["skipped_steps"] == 0 and summary["epochs_run"] == 2
+    assert summary["config"] | switch == summary["config"]  # the switch was saved
+    saved = json.loads((tmp_path / "r" / "model" / "config.json").read_text())
+    assert saved["train_config"] | switch == saved["train_config"]
+
+
+def test_hf_encoder_trains(tmp_path, tiny_bert_dir):
+    records = tiny_data(32, seed=5)
+    cfg = tiny_config(encoder=str(tiny_bert_dir), epochs=2, encoder_lr=1e-3)
+    summary = train(records, records[:8], tmp_path / "r", cfg, progress=False)
+    assert summary["epochs_run"] == 2
+    out = load(tmp_path / "r").predict("Bob Smith works in London .")
+    assert out["text"] == "Bob Smith works in London ."
+
+
+def test_lr_schedule():
+    assert lr_factor(0, 100, 0.1) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 0.1) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 0.1) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 0.1) == pytest.approx(0.5)
+    assert lr_factor(100, 100, 0.1) == 0.0
+    assert lr_factor(0, 10, 0.0) == 1.0
+
+
+def test_bad_settings_are_clear(tmp_path):
+    from gpner.config import TrainConfig, load_config
+
+    cfg = load_config(None, ["lr=3e-5", "epochs=2", "bf16=true", "max_length=null"])
+    assert (cfg.lr, cfg.epochs, cfg.bf16, cfg.max_length) == (3e-5, 2, True, None)
+    with pytest.raises(ValueError, match="epochs='many' is not a valid int"):
+        load_config(None, ["epochs=many"])
+    with pytest.raises(ValueError, match="unknown setting.*'lrr'"):
+        load_config(None, ["lrr=1"])
+    with pytest.raises(ValueError, match="head must be"):
+        TrainConfig().update({"head": "bilstm"}, "x")
+    with pytest.raises(ValueError, match="gp/egp only"):
+        TrainConfig().update({"head": "crf", "rdrop": 1.0}, "x")
+    with pytest.raises(ValueError, match="no entities"):
+        train([{"text": "a", "entities": []}], None, tmp_path / "r", tiny_config(),
+              progress=False)
