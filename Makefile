@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-slow clean
+.PHONY: setup demo test test-slow bench-accuracy bench-speed bench-scaling bench-report clean
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,11 +15,31 @@ $(BIN)/gpner: pyproject.toml
 
 setup: $(BIN)/gpner
 
+# the main job on built-in defaults: generate a corpus, train, evaluate, tag sample sentences
+demo: setup
+	$(BIN)/gpner demo --output runs/demo
+
 test: setup
 	$(BIN)/python -m pytest -q
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# benchmarks on ../shared/data (see docs/benchmarks.md); results land in bench/results/
+bench-accuracy: setup
+	$(BIN)/python bench/accuracy.py $(ARGS)
+	$(BIN)/python bench/report.py
+
+bench-speed: setup
+	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/report.py
+
+bench-scaling: setup
+	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/report.py
+
+bench-report: setup
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) src/*.egg-info

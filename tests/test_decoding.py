@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 import torch
@@ -57,8 +56,7 @@ def test_nested_equals_naive_scan(seed, threshold):
         [[(s.type, s.start, s.end) for s in ex] for ex in want]
     for ex_got, ex_want in zip(got, want):
         assert [s.score for s in ex_got] == pytest.approx([s.score for s in ex_want])
-    assert decode(scores, threshold, max_width=2) == naive_nested(scores, threshold, 2) or \
-        [[s[:3] for s in ex] for ex in decode(scores, threshold, max_width=2)] == \
+    assert [[s[:3] for s in ex] for ex in decode(scores, threshold, max_width=2)] == \
         [[s[:3] for s in ex] for ex in naive_nested(scores, threshold, 2)]
 
 

@@ -22,6 +22,9 @@ _LAZY = {
     "mcce_soft": "gpner.losses",
     "gp_divergence": "gpner.losses",
     "decode": "gpner.decoding",
+    "load": "gpner.model",
+    "train": "gpner.trainer",
+    "TrainConfig": "gpner.config",
 }
 
 

@@ -2,8 +2,10 @@
 ``forward(batch, embeds=None)`` gives hidden states (B, L, H).
 
 * :class:`BuiltinEncoder`: trained from scratch, no download. Word + bigram embeddings and a
-  character CNN (case, affixes, unseen words) into a 2-layer BiLSTM: the best accuracy per CPU
-  minute among the small encoders we tried (see docs/benchmarks.md).
+  character CNN (case, affixes, unseen words) into a 2-layer BiLSTM. The design follows the one
+  small encoder measured on CLUENER before this project (character + bigram BiLSTM with a GP
+  head: 72.9 dev F1 in 11 CPU minutes); with the character CNN it reaches 74.9 in 18 minutes.
+  Other small encoders (dilated CNN, small transformer) have not been compared yet.
 * :class:`HFEncoder`: any Hugging Face encoder (BERT, RoBERTa, ALBERT, ELECTRA, ...).
 """
 

@@ -20,7 +20,7 @@ def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 1
 
     theta_k = base^(-2k/d), angle = position * theta_k, so rotated q_i . k_j depends on j - i.
     """
-    B, L, d = x.shape[0], x.shape[1], x.shape[-1]
+    L, d = x.shape[1], x.shape[-1]
     if d % 2:
         raise ValueError(f"RoPE needs an even head size, got {d}")
     if positions is None:

@@ -22,6 +22,25 @@ ALIASES = {"json": "jsonl", "columns": "conll", "column": "conll", "bio": "conll
            "labelstudio": "label-studio", "ls": "label-studio"}
 
 
+# format -> (module under gpner.formats, reader, writer); modules load on first use
+_IMPL = {
+    "jsonl": ("jsonl", "read", "write"),
+    "cluener": ("cluener", "read", "write"),
+    "cmeee": ("cmeee", "read", "write"),
+    "conll": ("columns", "read", "write"),
+    "brat": ("brat", "read", "write"),
+    "doccano": ("doccano", "read_doccano", "write_doccano"),
+    "label-studio": ("doccano", "read_label_studio", "write_label_studio"),
+}
+
+
+def _impl(fmt: str, which: str) -> Any:
+    from importlib import import_module
+
+    module, reader, writer = _IMPL[fmt]
+    return getattr(import_module(f"gpner.formats.{module}"), reader if which == "read" else writer)
+
+
 def canonical(fmt: str) -> str:
     fmt = ALIASES.get(fmt.lower(), fmt.lower())
     if fmt not in READERS:
@@ -102,20 +121,7 @@ def read(path: str | Path, format: str | None = None, *, strict: bool = False,
         raise FormatError(f"{path}: a JSON array of records; gpner's format is JSON lines "
                           "(one record per line)")
     report = Report(str(path), strict=strict)
-    if fmt == "jsonl":
-        from gpner.formats.jsonl import read as reader
-    elif fmt == "cluener":
-        from gpner.formats.cluener import read as reader
-    elif fmt == "cmeee":
-        from gpner.formats.cmeee import read as reader
-    elif fmt == "conll":
-        from gpner.formats.columns import read as reader
-    elif fmt == "brat":
-        from gpner.formats.brat import read as reader
-    elif fmt == "doccano":
-        from gpner.formats.doccano import read_doccano as reader
-    else:
-        from gpner.formats.doccano import read_label_studio as reader
+    reader = _impl(fmt, "read")
     records = reader(path, report, **options)
     return Corpus(records, report)
 
@@ -143,20 +149,7 @@ def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | No
     path = Path(path)
     fmt = canonical(format) if format else output_format(path)
     records = list(records)
-    if fmt == "jsonl":
-        from gpner.formats.jsonl import write as writer
-    elif fmt == "cluener":
-        from gpner.formats.cluener import write as writer
-    elif fmt == "cmeee":
-        from gpner.formats.cmeee import write as writer
-    elif fmt == "conll":
-        from gpner.formats.columns import write as writer
-    elif fmt == "brat":
-        from gpner.formats.brat import write as writer
-    elif fmt == "doccano":
-        from gpner.formats.doccano import write_doccano as writer
-    else:
-        from gpner.formats.doccano import write_label_studio as writer
+    writer = _impl(fmt, "write")
     writer(records, path, **options)
 
 

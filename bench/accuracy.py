@@ -1,0 +1,103 @@
+"""Accuracy benchmark: train and evaluate every (data set, head, regulariser) row with the
+product's own CLI, one JSON result per row in bench/results/accuracy/.
+
+    python bench/accuracy.py                 # every row not yet measured
+    python bench/accuracy.py --only cluener  # rows whose name contains "cluener"
+    python bench/accuracy.py --force         # measure again
+
+Each row is `gpner train` (defaults plus the row's settings, max_minutes=28 so a run always fits
+in 30 minutes on 2 cores) followed by `gpner evaluate --json` on the row's evaluation split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import DATA, RESULTS, gpner_exe, machine, run, save
+
+# name: (train, dev for early stopping, evaluation split, label of the split)
+DATASETS = {
+    "cluener": ("cluener/train.json", "cluener/dev.json", "cluener/dev.json", "dev"),
+    "peoples_daily": ("peoples_daily/example.train", "peoples_daily/example.dev",
+                      "peoples_daily/example.test", "test"),
+    "cmeee": ("cmeee/train.json", "cmeee/dev.json", "cmeee/dev.json", "dev"),
+    "conll2003": ("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt", "test"),
+}
+HEADS = ["gp", "egp", "crf", "softmax"]
+EXTRA = {"gp+rdrop": ["rdrop=1.0"], "gp+fgm": ["fgm=1.0"]}
+
+
+def rows(minilm: str | None = None) -> list[dict]:
+    out = []
+    for ds in DATASETS:
+        for head in HEADS:
+            out.append({"name": f"{ds}-{head}", "data": ds, "head": head, "settings": []})
+        if ds in ("cluener", "cmeee"):
+            for name, settings in EXTRA.items():
+                out.append({"name": f"{ds}-{name}", "data": ds, "head": "gp",
+                            "settings": settings})
+    if minilm:
+        for head in HEADS:
+            out.append({"name": f"conll2003-minilm-{head}", "data": "conll2003", "head": head,
+                        "encoder": minilm, "settings": ["epochs=6", "batch_size=16"]})
+    return out
+
+
+def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
+    train, dev, test, split = DATASETS[row["data"]]
+    out_dir = runs / row["name"]
+    cmd = [gpner_exe(), "train", "--train", str(data_root / train), "--dev",
+           str(data_root / dev), "--output", str(out_dir), "--head", row["head"], "--no-progress"]
+    if row.get("encoder"):
+        cmd += ["--encoder", row["encoder"]]
+    cmd += ["max_minutes=28", *row["settings"], *extra]
+    started = time.time()
+    run(cmd, runs / f"{row['name']}.train.log")
+    minutes = (time.time() - started) / 60
+    ev = [gpner_exe(), "evaluate", str(out_dir), str(data_root / test), "--json"]
+    result = json.loads(run(ev).stdout)
+    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+    return {"name": row["name"], "data": row["data"], "split": split, "head": row["head"],
+            "encoder": row.get("encoder", "builtin"), "settings": row["settings"] + extra,
+            "f1": result["f1"], "precision": result["precision"], "recall": result["recall"],
+            "macro_f1": result["macro_f1"], "best_dev_f1": summary["best_dev_f1"],
+            "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
+            "train_minutes": round(minutes, 1),
+            "skipped": summary["data"]["train_alignment"]["skipped"],
+            "command": " ".join(c.replace(str(data_root), "../shared/data") for c in cmd[:1] + cmd[1:]),
+            "eval_command": " ".join(c.replace(str(data_root), "../shared/data") for c in ev),
+            "machine": machine()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", help="substring of row names to run")
+    ap.add_argument("--force", action="store_true", help="re-measure rows that have results")
+    ap.add_argument("--data-root", type=Path, default=DATA)
+    ap.add_argument("--runs", type=Path, default=Path("runs/bench"))
+    ap.add_argument("--results", type=Path, default=RESULTS / "accuracy")
+    ap.add_argument("--minilm", help="directory of the MiniLM-L6 model (see docs/benchmarks.md)")
+    ap.add_argument("--list", action="store_true", help="print the rows and exit")
+    ap.add_argument("extra", nargs="*", help="key=value settings added to every row")
+    args = ap.parse_args()
+    todo = [r for r in rows(args.minilm) if not args.only or args.only in r["name"]]
+    if args.list:
+        print("\n".join(r["name"] for r in todo))
+        return
+    for row in todo:
+        path = args.results / f"{row['name']}.json"
+        if path.exists() and not args.force:
+            print(f"{row['name']}: done ({path})")
+            continue
+        print(f"{row['name']}: training ...", flush=True)
+        res = measure(row, args.data_root, args.runs, args.extra)
+        save(path, res)
+        print(f"{row['name']}: F1 {res['f1']:.4f} ({res['split']}) in {res['train_minutes']} min",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

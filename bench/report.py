@@ -1,0 +1,155 @@
+"""Regenerate docs/benchmarks.md from the JSON results in bench/results/.
+
+    python bench/report.py [--results DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import RESULTS, ROOT
+
+GOALS = {"cluener": 0.75, "peoples_daily": 0.92, "cmeee": 0.55}
+TITLES = {"cluener": "CLUENER (dev)", "peoples_daily": "People's Daily (test)",
+          "cmeee": "CMeEE (dev, nested)", "conll2003": "CoNLL-2003 (test)"}
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def accuracy_section(rows: list[dict]) -> list[str]:
+    out = ["## Accuracy, built-in encoder (no pretraining)", "",
+           "Entity-level strict micro F1 (%) on the split named; every run is `gpner train` with "
+           "the defaults plus the settings shown, stopped early on dev F1 and capped at 28 "
+           "minutes (`max_minutes=28`), then `gpner evaluate --json`.", ""]
+    builtin = [r for r in rows if r["encoder"] == "builtin"]
+    if not builtin:
+        return out + ["No accuracy results yet: run `make bench-accuracy`.", ""]
+    heads = ["gp", "egp", "crf", "softmax"]
+    out += ["| data set | GP | EGP | CRF | softmax | GP + R-Drop | GP + FGM |",
+            "|---|---|---|---|---|---|---|"]
+    for ds, title in TITLES.items():
+        cells = []
+        for name in heads + ["gp+rdrop", "gp+fgm"]:
+            r = next((r for r in builtin if r["name"] == f"{ds}-{name}"), None)
+            cells.append(pct(r["f1"]) if r else "-")
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    out += ["", "Goals (issue 4) and where each stands:", ""]
+    for ds, goal in GOALS.items():
+        got = [r for r in builtin if r["data"] == ds]
+        if not got:
+            out.append(f"- {TITLES[ds]}: goal {100 * goal:.0f}; not measured yet.")
+            continue
+        best = max(got, key=lambda r: r["f1"])
+        verdict = "met" if best["f1"] >= goal else "MISSED"
+        out.append(f"- {TITLES[ds]}: goal >= {100 * goal:.0f}, best {pct(best['f1'])} "
+                   f"({best['name']}): {verdict}.")
+    for ds in TITLES:
+        got = {r["head"]: r["f1"] for r in builtin if r["data"] == ds and not r["settings"]}
+        if "crf" in got and ("gp" in got or "egp" in got):
+            span = max(got.get("gp", 0), got.get("egp", 0))
+            verdict = "met" if span >= got["crf"] else "MISSED"
+            out.append(f"- {TITLES[ds]}: GP/EGP ({pct(span)}) >= CRF ({pct(got['crf'])}): "
+                       f"{verdict}.")
+    out += ["", "<details><summary>Every run: settings, time, epochs, command</summary>", "",
+            "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["name"]):
+        out.append(f"| {r['name']} | {pct(r['f1'])} | {pct(r['precision'])} | "
+                   f"{pct(r['recall'])} | {pct(r['best_dev_f1'])} | {r['epochs']} "
+                   f"({r['best_epoch']}) | {r['train_minutes']} | `{r['command']}` |")
+    out += ["", "</details>", ""]
+    minilm = [r for r in rows if r["encoder"] != "builtin"]
+    if minilm:
+        out += ["## Accuracy, pretrained MiniLM-L6 (English)", "",
+                "| head | CoNLL-2003 test F1 | minutes |", "|---|---|---|"]
+        out += [f"| {r['head']} | {pct(r['f1'])} | {r['train_minutes']} |" for r in minilm]
+        out.append("")
+    return out
+
+
+def speed_section(data: dict | None) -> list[str]:
+    if not data:
+        return ["## Speed", "", "No speed results yet: run `make bench-speed`.", ""]
+    out = ["## Speed", "", f"`{data['command']}` on {data['machine']['cpu']}, "
+           f"{data['machine']['cores']} cores, torch {data['machine']['torch']}, "
+           f"{data['machine']['date']}. Medians of repeats; ratios are within one run.", ""]
+    for enc in ("builtin", "bert-base"):
+        rows = [r for r in data["rows"] if r["kind"] == "heads" and r["encoder"] == enc]
+        if not rows:
+            continue
+        crf = next((r for r in rows if r["head"] == "crf"), None)
+        out += [f"Encoder: {enc}" + (" (12 layers, hidden 768, random weights, real vocabulary)"
+                                     if enc == "bert-base" else ""), "",
+                "| head | train sent/s | vs CRF | infer sent/s | vs CRF | head+loss+decode share"
+                " of a step | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            tr, inf = r["train_sents_per_s"], r.get("infer_sents_per_s")
+            crf_inf = crf.get("infer_sents_per_s") if crf else None
+            tr_ratio = f"{tr / crf['train_sents_per_s']:.2f}x" if crf else "-"
+            inf_txt = "-" if inf is None else f"{inf:.1f}"
+            inf_ratio = "-" if inf is None or not crf_inf else f"{inf / crf_inf:.2f}x"
+            share = "-" if "head_share" not in r else f"{100 * r['head_share']:.1f}%"
+            out.append(f"| {r['head']} | {tr:.1f} | {tr_ratio} | {inf_txt} | {inf_ratio} | "
+                       f"{share} | {r['peak_rss_mb']:.0f} |")
+        out.append("")
+    pad = [r for r in data["rows"] if r["kind"] == "padding"]
+    if len(pad) == 2:
+        dyn, fixed = pad
+        out += ["Dynamic padding against padding every batch to 256 tokens (built-in encoder, GP):",
+                "", "| padding | train sent/s | peak RSS MB |", "|---|---|---|",
+                f"| dynamic (length buckets) | {dyn['train_sents_per_s']:.1f} | "
+                f"{dyn['peak_rss_mb']:.0f} |",
+                f"| fixed 256 | {fixed['train_sents_per_s']:.1f} | {fixed['peak_rss_mb']:.0f} |",
+                "", f"Dynamic padding trains {dyn['train_sents_per_s'] / fixed['train_sents_per_s']:.1f}x"
+                " faster.", ""]
+    return out
+
+
+def scaling_section(data: dict | None) -> list[str]:
+    if not data:
+        return ["## Scaling", "", "No scaling results yet: run `make bench-scaling`.", ""]
+    out = ["## Scaling of the head", "",
+           f"`{data['command']}`: forward + loss + backward of the head alone (hidden 768, "
+           "batch 1, head size 64), median seconds and rise of peak RSS (MB). Dense = a "
+           "(B, C, L, L) label tensor as public ports build it; sparse = gpner's loss.", "",
+           "![scaling](scaling.png)", "",
+           "| sweep | tokens | types | head | loss | seconds | peak MB |", "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        out.append(f"| {r['sweep']} | {r['length']} | {r['types']} | {r['head']} | {r['loss']} | "
+                   f"{r['seconds']:.3f} | {r['peak_mb']:.0f} |")
+    return out + [""]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+
+    def load(name):
+        p = args.results / name
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+
+    acc = [json.loads(p.read_text(encoding="utf-8"))
+           for p in sorted((args.results / "accuracy").glob("*.json"))]
+    machine = acc[0]["machine"] if acc else None
+    lines = ["# Benchmarks", "",
+             "Generated by `python bench/report.py` from `bench/results/*.json`; every table "
+             "names the command that produced it. Regenerate with `make bench-report`.", ""]
+    if machine:
+        lines += [f"Accuracy runs: {machine['cpu']}, {machine['cores']} cores, torch "
+                  f"{machine['torch']}, dates {min(r['machine']['date'] for r in acc)} to "
+                  f"{max(r['machine']['date'] for r in acc)}.", ""]
+    lines += accuracy_section(acc) + speed_section(load("speed.json")) + \
+        scaling_section(load("scaling.json"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

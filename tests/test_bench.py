@@ -1,0 +1,72 @@
+"""The benchmark harness, run end to end on a tiny generated data set so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpner.demo import generate
+from gpner.formats import write
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = ROOT.parent / "shared" / "encoders" / "bert-chinese-vocab" / "vocab.txt"
+TINY = ["word_dim=16", "bigram_dim=8", "char_dim=8", "char_channels=8", "lstm_hidden=16",
+        "lstm_layers=1", "head_size=8", "epochs=1"]
+
+
+def bench(script, *args, cwd=ROOT):
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / script), *map(str, args)],
+                         capture_output=True, text=True, cwd=cwd)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write(generate(48, 1), root / "cluener" / "train.json", "cluener")
+    write(generate(16, 2), root / "cluener" / "dev.json", "cluener")
+    return root
+
+
+def test_accuracy_rows_and_report(data_root, tmp_path):
+    results = tmp_path / "results"
+    out = bench("accuracy.py", "--only", "cluener-gp+fgm", "--data-root", data_root, "--runs",
+                tmp_path / "runs", "--results", results / "accuracy", *TINY)
+    assert "F1" in out
+    row = json.loads((results / "accuracy" / "cluener-gp+fgm.json").read_text())
+    assert row["split"] == "dev" and 0 <= row["f1"] <= 1 and row["head"] == "gp"
+    assert "fgm=1.0" in row["command"] and "gpner" in row["command"]
+    again = bench("accuracy.py", "--only", "cluener-gp+fgm", "--data-root", data_root, "--runs",
+                  tmp_path / "runs", "--results", results / "accuracy")
+    assert "done" in again  # measured rows are kept, not re-run
+    listed = bench("accuracy.py", "--list").split()
+    assert len(listed) == 20 and "cmeee-gp+rdrop" in listed and "conll2003-softmax" in listed
+    doc = tmp_path / "benchmarks.md"
+    bench("report.py", "--results", results, "--out", doc)
+    text = doc.read_text()
+    assert f"{100 * row['f1']:.2f}" in text and row["command"] in text
+    assert "CLUENER (dev): goal >= 75" in text and "No speed results yet" in text
+
+
+@pytest.mark.skipif(not VOCAB.exists(), reason="needs ../shared/encoders")
+def test_speed_and_scaling_quick(data_root, tmp_path):
+    bench("speed.py", "--quick", "--data-root", data_root, "--out", tmp_path / "speed.json")
+    speed = json.loads((tmp_path / "speed.json").read_text())
+    heads = [r for r in speed["rows"] if r["kind"] == "heads"]
+    assert {(r["encoder"], r["head"]) for r in heads} == {
+        (e, h) for e in ("builtin", "bert-base") for h in ("gp", "egp", "crf", "softmax")}
+    assert all(r["train_sents_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in heads)
+    assert all(0 < r["head_share"] < 1 for r in heads if r["head"] in ("gp", "egp"))
+    bench("scaling.py", "--quick", "--out", tmp_path / "scaling.json", "--plot",
+          tmp_path / "scaling.png")
+    scaling = json.loads((tmp_path / "scaling.json").read_text())
+    assert len(scaling["rows"]) == 16 and (tmp_path / "scaling.png").stat().st_size > 1000
+    (tmp_path / "accuracy").mkdir()
+    bench("report.py", "--results", tmp_path, "--out", tmp_path / "b.md")
+    text = (tmp_path / "b.md").read_text()
+    assert "Dynamic padding trains" in text and "## Scaling of the head" in text
