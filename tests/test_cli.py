@@ -84,11 +84,15 @@ def test_train_writes_a_run_directory(trained):
     import yaml
 
     run = trained / "run"
-    for name in ("config.yaml", "metrics.jsonl", "curve.png", "summary.json", "model/config.json",
+    for name in ("config.yaml", "data.json", "metrics.jsonl", "curve.png", "summary.json", "model/config.json",
                  "model/model.safetensors", "last/state.json"):
         assert (run / name).exists(), name
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["epochs"] == 6 and cfg["seed"] == 7  # YAML, then key=value wins
+    # resuming needs only the run directory (the run is complete: nothing left to train)
+    res = gpner("train", "--output", run, "--resume", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "resumed" in res.stderr and "best epoch" in res.stderr
 
 
 def test_evaluate_json_and_table(trained):

@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
     from gpner.trainer import train
 
     if args.resume:
-        cfg = None
+        cfg = None  # the run's own config.yaml; data paths from its data.json unless given
     else:
         if not args.train:
             raise ValueError("--train is required (unless --resume)")

@@ -157,23 +157,29 @@ def _load_checkpoint(path: Path, model: SpanModel, opt: torch.optim.Optimizer,
 
 # ---------------------------------------------------------------- training
 
-def train(train_data: str | Path | Sequence[Record], dev_data: str | Path | Sequence[Record] | None,
-          output: str | Path, cfg: TrainConfig | None = None, resume: bool = False,
+def train(train_data: str | Path | Sequence[Record] | None,
+          dev_data: str | Path | Sequence[Record] | None, output: str | Path, cfg: TrainConfig | None = None, resume: bool = False,
           progress: bool = True, on_step: Callable[[int, float], None] | None = None) -> dict:
     """Train a model into the run directory ``output``; return the summary (also summary.json).
 
     ``resume=True`` continues from ``output/last`` and reaches the same weights as a run that was
     never interrupted. ``on_step(step, loss)`` is called after every optimizer step.
     """
+    import yaml
+
     output = Path(output)
     if resume:
-        import yaml
-
         saved = output / "config.yaml"
         if not (output / "last" / "state.json").exists() and not (
                 output / ".last.old" / "state.json").exists():
             raise FileNotFoundError(f"{output}: no checkpoint to resume (last/state.json)")
         cfg = TrainConfig().update(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
+        paths = json.loads((output / "data.json").read_text(encoding="utf-8")) \
+            if (output / "data.json").exists() else {}
+        train_data = train_data if train_data is not None else paths.get("train")
+        dev_data = dev_data if dev_data is not None else paths.get("dev")
+        if train_data is None:
+            raise ValueError(f"{output}: the training data is not recorded; pass --train")
     cfg = cfg or TrainConfig()
     cfg.validate()
     if cfg.threads:
@@ -198,13 +204,13 @@ def train(train_data: str | Path | Sequence[Record], dev_data: str | Path | Sequ
                     "dev": dev_report.as_dict() if dev_report else None}
     for rep in (train_report, align_report, dev_report):
         if rep is not None:
-            log.info(rep.summary())
-            if rep.total_skipped:
-                log.warning(rep.summary())
+            (log.warning if rep.total_skipped else log.info)(rep.summary())
 
     output.mkdir(parents=True, exist_ok=True)
-    import yaml
-
+    # data paths (absolute), so that `--resume` needs only the run directory
+    atomic_write_text(output / "data.json", json.dumps(
+        {k: str(Path(v).resolve()) for k, v in (("train", train_data), ("dev", dev_data))
+         if isinstance(v, (str, Path))}))
     atomic_write_text(output / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False,
                                                              allow_unicode=True))
     opt = torch.optim.AdamW(_param_groups(model, cfg))
@@ -243,8 +249,9 @@ def train(train_data: str | Path | Sequence[Record], dev_data: str | Path | Sequ
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=state["step"], disable=not progress, unit="step",
-               dynamic_ncols=True, desc=f"{cfg.head} {cfg.encoder}")
+    # disable=None: no bar when stderr is not a terminal (logs get the per-epoch lines instead)
+    bar = tqdm(total=total, initial=state["step"], disable=None if progress else True,
+               unit="step", dynamic_ncols=True, mininterval=0.5, desc=f"{cfg.head} {cfg.encoder}")
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
     out_of_time = False
     while state["epoch"] < cfg.epochs and not out_of_time:
