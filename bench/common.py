@@ -26,7 +26,18 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "date": dt.date.today().isoformat()}
+            "date": dt.date.today().isoformat(), "gpner_commit": _commit()}
+
+
+def _commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=ROOT).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], capture_output=True,
+                               text=True, cwd=ROOT).stdout.strip()
+        return sha + ("+dirty" if dirty else "") if sha else "unknown"
+    except OSError:
+        return "unknown"
 
 
 def save(path: Path, data: dict) -> None:

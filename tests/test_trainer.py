@@ -119,3 +119,17 @@ def test_bad_settings_are_clear(tmp_path):
     with pytest.raises(ValueError, match="no entities"):
         train([{"text": "a", "entities": []}], None, tmp_path / "r", tiny_config(),
               progress=False)
+
+
+def test_max_minutes_fits_the_schedule():
+    from gpner.trainer import _fit_schedule
+
+    cfg = tiny_config(epochs=20, max_minutes=10)
+    state = {"epoch": 2, "step": 200, "total": 2000}
+    _fit_schedule(state, cfg, per_epoch=100, elapsed=120.0)  # 1 min/epoch: 8 more fit
+    assert state["total"] == 1000
+    _fit_schedule(state, cfg, per_epoch=100, elapsed=120.0)  # idempotent
+    assert state["total"] == 1000
+    fast = {"epoch": 2, "step": 200, "total": 2000}
+    _fit_schedule(fast, cfg, per_epoch=100, elapsed=6.0)  # everything fits: unchanged
+    assert fast["total"] == 2000

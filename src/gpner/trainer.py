@@ -220,7 +220,7 @@ def train(train_data: str | Path | Sequence[Record] | None,
     pgd = PGD(emb, cfg.pgd, cfg.pgd_steps) if cfg.pgd else None
     per_epoch = len(batches(examples, cfg.batch_size, cfg.seed, 0))
     total = per_epoch * cfg.epochs
-    state = {"epoch": 0, "batch": 0, "step": 0, "best_f1": -1.0, "best_epoch": 0,
+    state = {"epoch": 0, "batch": 0, "step": 0, "total": total, "best_f1": -1.0, "best_epoch": 0,
              "bad_epochs": 0, "history": [], "elapsed": 0.0, "loss_sum": 0.0, "loss_n": 0,
              "skipped_steps": 0}
     if resume:
@@ -261,7 +261,7 @@ def train(train_data: str | Path | Sequence[Record] | None,
         for b_idx in range(state["batch"], len(order)):
             batch = collate([examples[k] for k in order[b_idx]], featurizer, device)
             for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * lr_factor(state["step"], total, cfg.warmup)
+                g["lr"] = g["base_lr"] * lr_factor(state["step"], state["total"], cfg.warmup)
             with autocast:
                 if cfg.grad_penalty:
                     loss, out, _ = penalised_loss(model, batch, cfg.grad_penalty)
@@ -324,6 +324,8 @@ def train(train_data: str | Path | Sequence[Record] | None,
             state["bad_epochs"] += 1
         state["epoch"] += 1
         state["batch"], state["loss_sum"], state["loss_n"] = 0, 0.0, 0
+        if cfg.max_minutes and not out_of_time:
+            _fit_schedule(state, cfg, per_epoch, time.time() - started)
         _save_checkpoint(output / "last", model, opt, ema, current_state())
         _write_logs(output, state["history"])
         bar.set_postfix(loss=f"{row['loss']:.4f}", dev_f1=f"{f1 or 0:.4f}",
@@ -333,6 +335,8 @@ def train(train_data: str | Path | Sequence[Record] | None,
         if cfg.patience and dev_records and state["bad_epochs"] >= cfg.patience:
             log.info("early stop: no dev F1 gain in %d epochs", cfg.patience)
             break
+        if state["step"] >= state["total"]:
+            break  # the time-fitted schedule has decayed to zero
     bar.close()
     summary = {"output": str(output), "best_epoch": state["best_epoch"],
                "best_dev_f1": state["best_f1"] if dev_records else None,
@@ -342,6 +346,18 @@ def train(train_data: str | Path | Sequence[Record] | None,
                "decode": meta["decode"], "data": meta["data"], "config": cfg.to_dict()}
     atomic_write_text(output / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
+
+
+def _fit_schedule(state: dict, cfg: TrainConfig, per_epoch: int, elapsed: float) -> None:
+    """With ``max_minutes``, shorten the planned schedule to the epochs that still fit, so the
+    learning rate decays to zero when time runs out instead of being cut off mid-schedule."""
+    done = state["epoch"]
+    seconds_per_epoch = elapsed / max(1, done)
+    fit = int((cfg.max_minutes * 60 - elapsed) // seconds_per_epoch)
+    planned = done + max(0, min(fit, cfg.epochs - done))
+    if planned * per_epoch < state["total"]:
+        state["total"] = max(state["step"], planned * per_epoch)
+        log.info("max_minutes=%s: schedule fitted to %d epochs", cfg.max_minutes, planned)
 
 
 def _write_logs(output: Path, history: list[dict]) -> None:
