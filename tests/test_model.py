@@ -43,6 +43,7 @@ def test_save_load_gives_identical_predictions(tmp_path, head):
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["labels"] == ["LOC", "ORG", "PER"] and config["head"] == head
     assert config["train_config"]["head"] == head
+    assert config["tokenizer"]["type"] == "builtin" and "vocab.json" in config["tokenizer"]["files"]
 
 
 def test_window_bounds_cover_everything():

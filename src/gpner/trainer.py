@@ -56,6 +56,9 @@ def build(cfg: TrainConfig, train_records: Sequence[Record]) -> tuple[SpanModel,
                                                 "dropout", "word_dropout")}
         encoder = BuiltinEncoder(featurizer.sizes(), **params)
         enc_meta = {"type": "builtin", "sizes": featurizer.sizes(), "params": params}
+        tok_meta = {"type": "builtin", "files": ["vocab.json", "features.json"],
+                    "lowercase": featurizer.words.lowercase, "units": "CJK characters, runs of "
+                    "letters, runs of digits, single symbols", "max_chars_per_token": 16}
         max_length = cfg.max_length or 256
     else:
         from gpner.encoders import HFEncoder, load_hf
@@ -65,11 +68,14 @@ def build(cfg: TrainConfig, train_records: Sequence[Record]) -> tuple[SpanModel,
         featurizer = HFFeaturizer(tokenizer)
         encoder = HFEncoder(hf_model)
         enc_meta = {"type": "hf", "name": cfg.encoder}
+        tok_meta = {"type": "hf", "class": type(tokenizer).__name__, "files": "save_pretrained",
+                    "special_tokens_before": featurizer.prefix,
+                    "special_tokens_after": featurizer.num_special - featurizer.prefix}
         max_length = min(cfg.max_length or encoder.max_length, encoder.max_length)
     model = SpanModel(encoder, cfg.head, labels, cfg.head_size)
     meta = {"format": "gpner-model", "version": 1, "gpner_version": __version__,
             "labels": labels, "head": cfg.head, "head_size": cfg.head_size,
-            "encoder": enc_meta, "max_length": max_length,
+            "encoder": enc_meta, "tokenizer": tok_meta, "max_length": max_length,
             "decode": {"threshold": cfg.threshold, "flat": cfg.flat, "max_width": cfg.max_width},
             "train_config": cfg.to_dict()}
     return model, featurizer, meta
