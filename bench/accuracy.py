@@ -67,9 +67,45 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
             "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
             "train_minutes": round(minutes, 1),
             "skipped": summary["data"]["train_alignment"]["skipped"],
-            "command": " ".join(c.replace(str(data_root), "../shared/data") for c in cmd[:1] + cmd[1:]),
-            "eval_command": " ".join(c.replace(str(data_root), "../shared/data") for c in ev),
+            "command": _show(cmd, data_root), "eval_command": _show(ev, data_root),
             "machine": machine()}
+
+
+def _show(cmd: list[str], data_root: Path) -> str:
+    """The command as a user types it: `gpner ...`, data under ../shared/data."""
+    return " ".join(["gpner"] + [c.replace(str(data_root), "../shared/data") for c in cmd[1:]])
+
+
+def adopt(row: dict, run_dir: Path, data_root: Path) -> dict:
+    """Result of a finished run made outside the harness with the row's settings: evaluated
+    here; its command is rebuilt from the run's config.yaml (settings that differ from the
+    defaults)."""
+    import yaml
+
+    from gpner.config import TrainConfig
+
+    train, dev, test, split = DATASETS[row["data"]]
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    if cfg["head"] != row["head"]:
+        raise ValueError(f"{run_dir} trained head {cfg['head']}, row {row['name']} wants "
+                         f"{row['head']}")
+    defaults = TrainConfig().to_dict()
+    changed = [f"{k}={v}" for k, v in cfg.items() if k not in ("head", "encoder")
+               and v != defaults[k]]
+    cmd = ["gpner", "train", "--train", str(data_root / train), "--dev", str(data_root / dev),
+           "--output", str(run_dir), *changed]
+    ev = [gpner_exe(), "evaluate", str(run_dir), str(data_root / test), "--json"]
+    result = json.loads(run(ev).stdout)
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    return {"name": row["name"], "data": row["data"], "split": split, "head": row["head"],
+            "encoder": "builtin", "settings": changed, "f1": result["f1"],
+            "precision": result["precision"], "recall": result["recall"],
+            "macro_f1": result["macro_f1"], "best_dev_f1": summary["best_dev_f1"],
+            "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
+            "train_minutes": summary["minutes"],
+            "skipped": summary["data"]["train_alignment"]["skipped"],
+            "command": _show(cmd, data_root), "eval_command": _show(ev, data_root),
+            "adopted": True, "machine": machine()}
 
 
 def main() -> None:
@@ -81,6 +117,8 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS / "accuracy")
     ap.add_argument("--minilm", help="directory of the MiniLM-L6 model (see docs/benchmarks.md)")
     ap.add_argument("--list", action="store_true", help="print the rows and exit")
+    ap.add_argument("--adopt", type=Path, help="with --only NAME: evaluate this finished run "
+                    "directory (trained with the row's settings) instead of training")
     ap.add_argument("extra", nargs="*", help="key=value settings added to every row")
     args = ap.parse_args()
     todo = rows(args.minilm)
@@ -91,6 +129,13 @@ def main() -> None:
             [r for r in todo if any(w in r["name"] for w in wanted)]
     if args.list:
         print("\n".join(r["name"] for r in todo))
+        return
+    if args.adopt:
+        if len(todo) != 1:
+            raise SystemExit("--adopt needs --only naming exactly one row")
+        res = adopt(todo[0], args.adopt, args.data_root)
+        save(args.results / f"{todo[0]['name']}.json", res)
+        print(f"{todo[0]['name']}: F1 {res['f1']:.4f} ({res['split']}), adopted {args.adopt}")
         return
     for row in todo:
         path = args.results / f"{row['name']}.json"

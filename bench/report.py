@@ -65,7 +65,12 @@ def accuracy_section(rows: list[dict]) -> list[str]:
             "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
             "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["name"]):
-        out.append(f"| {r['name']} | {pct(r['f1'])} | {pct(r['precision'])} | "
+        mark = ""
+        if "gpner_commit" not in r["machine"]:
+            mark = " (measured before max_minutes fitted the LR schedule to the time left)"
+        elif r.get("adopted"):
+            mark = " (a run made with these settings outside the harness, evaluated by it)"
+        out.append(f"| {r['name']}{mark} | {pct(r['f1'])} | {pct(r['precision'])} | "
                    f"{pct(r['recall'])} | {pct(r['best_dev_f1'])} | {r['epochs']} "
                    f"({r['best_epoch']}) | {r['train_minutes']} | `{r['command']}` |")
     out += ["", "</details>", ""]
