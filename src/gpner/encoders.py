@@ -5,7 +5,9 @@
   character CNN (case, affixes, unseen words) into a 2-layer BiLSTM. The design follows the one
   small encoder measured on CLUENER before this project (character + bigram BiLSTM with a GP
   head: 72.9 dev F1 in 11 CPU minutes); with the character CNN it reaches 74.9 in 18 minutes.
-  Other small encoders (dilated CNN, small transformer) have not been compared yet.
+  At a 4-minute budget a 1-layer 128-unit BiLSTM scores higher (bench/encoder_choice.py);
+  equal longer budgets and other encoder types (dilated CNN, small transformer) are not
+  compared yet.
 * :class:`HFEncoder`: any Hugging Face encoder (BERT, RoBERTa, ALBERT, ELECTRA, ...).
 """
 
