@@ -58,17 +58,9 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
     run(cmd, runs / f"{row['name']}.train.log")
     minutes = (time.time() - started) / 60
     ev = [gpner_exe(), "evaluate", str(out_dir), str(data_root / test), "--json"]
-    result = json.loads(run(ev).stdout)
-    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
-    return {"name": row["name"], "data": row["data"], "split": split, "head": row["head"],
-            "encoder": row.get("encoder", "builtin"), "settings": row["settings"] + extra,
-            "f1": result["f1"], "precision": result["precision"], "recall": result["recall"],
-            "macro_f1": result["macro_f1"], "best_dev_f1": summary["best_dev_f1"],
-            "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
-            "train_minutes": round(minutes, 1),
-            "skipped": summary["data"]["train_alignment"]["skipped"],
-            "command": _show(cmd, data_root), "eval_command": _show(ev, data_root),
-            "machine": machine()}
+    return _result(row, split, run_dir=out_dir, ev=ev, cmd=cmd, data_root=data_root,
+                   encoder=row.get("encoder", "builtin"), settings=row["settings"] + extra,
+                   minutes=round(minutes, 1))
 
 
 def _show(cmd: list[str], data_root: Path) -> str:
@@ -95,17 +87,25 @@ def adopt(row: dict, run_dir: Path, data_root: Path) -> dict:
     cmd = ["gpner", "train", "--train", str(data_root / train), "--dev", str(data_root / dev),
            "--output", str(run_dir), *changed]
     ev = [gpner_exe(), "evaluate", str(run_dir), str(data_root / test), "--json"]
+    return _result(row, split, run_dir=run_dir, ev=ev, cmd=cmd, data_root=data_root,
+                   encoder="builtin", settings=changed, minutes=None, adopted=True)
+
+
+def _result(row: dict, split: str, run_dir: Path, ev: list[str], cmd: list[str],
+            data_root: Path, encoder: str, settings: list[str], minutes: float | None,
+            **extra) -> dict:
+    """One result row: `gpner evaluate --json` on the split, plus the run's summary.json."""
     result = json.loads(run(ev).stdout)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     return {"name": row["name"], "data": row["data"], "split": split, "head": row["head"],
-            "encoder": "builtin", "settings": changed, "f1": result["f1"],
-            "precision": result["precision"], "recall": result["recall"],
+            "encoder": encoder, "settings": settings,
+            "f1": result["f1"], "precision": result["precision"], "recall": result["recall"],
             "macro_f1": result["macro_f1"], "best_dev_f1": summary["best_dev_f1"],
             "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
-            "train_minutes": summary["minutes"],
+            "train_minutes": summary["minutes"] if minutes is None else minutes,
             "skipped": summary["data"]["train_alignment"]["skipped"],
             "command": _show(cmd, data_root), "eval_command": _show(ev, data_root),
-            "adopted": True, "machine": machine()}
+            **extra, "machine": machine()}
 
 
 def main() -> None:

@@ -146,13 +146,13 @@ def scaling_section(data: dict | None) -> list[str]:
 def encoder_section(data: dict | None) -> list[str]:
     if not data:
         return []
+    best = max(data["rows"], key=lambda r: r["dev_f1"])
     out = ["## Choice of the built-in encoder", "",
            f"`{data['command']}`: each variant trains on CLUENER for the same "
            f"{data['budget_minutes']:g}-minute budget (the learning-rate schedule is fitted to "
-           "it), dev F1 of the best epoch. At this budget the smallest variant scores best; "
-           "the default (2x256) reaches 74.90 given 18 minutes, and a comparison of the "
-           "variants at equal longer budgets (and of other encoder types) is still to do, so "
-           "the default is not yet shown to be the best accuracy per CPU minute.", "",
+           f"it), dev F1 of the best epoch. Best at this budget: {best['variant']}. The "
+           "default's full-length result is in the accuracy table above; equal longer budgets "
+           "and other encoder types are not compared yet.", "",
            "| variant | dev F1 | epochs | minutes | command |", "|---|---|---|---|---|"]
     for r in data["rows"]:
         out.append(f"| {r['variant']} | {pct(r['dev_f1'])} | {r['epochs']} | {r['minutes']} | "

@@ -235,7 +235,7 @@ def train(train_data: str | Path | Sequence[Record] | None,
         log.info("resumed %s at epoch %d, batch %d", output, state["epoch"] + 1, state["batch"])
 
     def current_state() -> dict:
-        return {k: v for k, v in state.items()} | {"elapsed": time.time() - started}
+        return state | {"elapsed": time.time() - started}
 
     def evaluate_dev() -> dict | None:
         if not dev_records:
