@@ -125,11 +125,22 @@ def test_max_minutes_fits_the_schedule():
     from gpner.trainer import _fit_schedule
 
     cfg = tiny_config(epochs=20, max_minutes=10)
-    state = {"epoch": 2, "step": 200, "total": 2000}
+    state = {"epoch": 2, "step": 200, "total": 2000, "history": []}
     _fit_schedule(state, cfg, per_epoch=100, elapsed=120.0)  # 1 min/epoch: 8 more fit
     assert state["total"] == 1000
     _fit_schedule(state, cfg, per_epoch=100, elapsed=120.0)  # idempotent
     assert state["total"] == 1000
-    fast = {"epoch": 2, "step": 200, "total": 2000}
+    fast = {"epoch": 2, "step": 200, "total": 2000, "history": []}
     _fit_schedule(fast, cfg, per_epoch=100, elapsed=6.0)  # everything fits: unchanged
     assert fast["total"] == 2000
+    # a slow first epoch (2 min) then 0.5 min epochs: the estimate uses the later epochs
+    # and the plan grows again, up to the cap of cfg.epochs
+    slow = {"epoch": 1, "step": 100, "total": 2000, "history": [{"minutes": 2.0}]}
+    _fit_schedule(slow, cfg, per_epoch=100, elapsed=120.0)
+    assert slow["total"] == 500  # 1 done + 4 more at 2 min each
+    slow |= {"epoch": 3, "step": 300, "history": [{"minutes": m} for m in (2.0, 2.5, 3.0)]}
+    _fit_schedule(slow, cfg, per_epoch=100, elapsed=180.0)
+    assert slow["total"] == 1700  # 3 done + 14 more at 0.5 min each
+    cfg_short = tiny_config(epochs=5, max_minutes=10)
+    _fit_schedule(slow, cfg_short, per_epoch=100, elapsed=180.0)
+    assert slow["total"] == 500  # never past the epoch cap
