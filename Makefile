@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-report clean
+.PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,12 @@ bench-speed: setup
 
 bench-scaling: setup
 	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/report.py
+
+# built-in encoder sizes at equal CPU budgets on CLUENER (about 20 min per size and budget)
+bench-encoder: setup
+	$(BIN)/python bench/encoder_choice.py --minutes 4
+	$(BIN)/python bench/encoder_choice.py --minutes 18
 	$(BIN)/python bench/report.py
 
 bench-report: setup

@@ -160,6 +160,7 @@ def encoder_section(data: dict | None) -> list[str]:
             f1 = pct(r["dev_f1"])
             f1 = f"**{f1}**" if r["dev_f1"] == top and len(rows) > 1 else f1
             note = " (adopted)" if r.get("adopted") else ""
+            note += f" [{r['note']}]" if r.get("note") else ""
             out.append(f"| {b:g} | {r['variant']}{note} | {f1} | {r['epochs']} "
                        f"({r.get('best_epoch') or '?'}) | {r['minutes']} | `{r['command']}` |")
     return out + [""]

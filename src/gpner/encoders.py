@@ -2,12 +2,10 @@
 ``forward(batch, embeds=None)`` gives hidden states (B, L, H).
 
 * :class:`BuiltinEncoder`: trained from scratch, no download. Word + bigram embeddings and a
-  character CNN (case, affixes, unseen words) into a 2-layer BiLSTM. The design follows the one
-  small encoder measured on CLUENER before this project (character + bigram BiLSTM with a GP
-  head: 72.9 dev F1 in 11 CPU minutes); with the character CNN it reaches 74.9 in 18 minutes.
-  At a 4-minute budget a 1-layer 128-unit BiLSTM scores higher (bench/encoder_choice.py);
-  equal longer budgets and other encoder types (dilated CNN, small transformer) are not
-  compared yet.
+  character CNN (case, affixes, unseen words) into a BiLSTM, 2 layers of 256 units per
+  direction by default. The size was chosen by ``bench/encoder_choice.py`` (CLUENER dev F1 at
+  equal CPU budgets, docs/training.md): at the ~18 minutes the defaults take, 2x256 scored
+  highest of 1x128, 1x256, 2x256 and 2x384 (74.9 vs 73.8-74.8); at 4 minutes 1x128 is better.
 * :class:`HFEncoder`: any Hugging Face encoder (BERT, RoBERTa, ALBERT, ELECTRA, ...).
 """
 
