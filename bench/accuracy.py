@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, gpner_exe, machine, run, save
+from common import DATA, RESULTS, gpner_exe, machine, run, save, show_command
 
 # name: (train, dev for early stopping, evaluation split, label of the split)
 DATASETS = {
@@ -63,11 +63,6 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
                    minutes=round(minutes, 1))
 
 
-def _show(cmd: list[str], data_root: Path) -> str:
-    """The command as a user types it: `gpner ...`, data under ../shared/data."""
-    return " ".join(["gpner"] + [c.replace(str(data_root), "../shared/data") for c in cmd[1:]])
-
-
 def adopt(row: dict, run_dir: Path, data_root: Path) -> dict:
     """Result of a finished run made outside the harness with the row's settings: evaluated
     here; its command is rebuilt from the run's config.yaml (settings that differ from the
@@ -104,7 +99,7 @@ def _result(row: dict, split: str, run_dir: Path, ev: list[str], cmd: list[str],
             "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
             "train_minutes": summary["minutes"] if minutes is None else minutes,
             "skipped": summary["data"]["train_alignment"]["skipped"],
-            "command": _show(cmd, data_root), "eval_command": _show(ev, data_root),
+            "command": show_command(cmd, data_root), "eval_command": show_command(ev, data_root),
             **extra, "machine": machine()}
 
 

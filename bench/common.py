@@ -60,3 +60,8 @@ def run(cmd: list[str], log: Path | None = None) -> subprocess.CompletedProcess:
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-2000:]}")
     return res
+
+
+def show_command(cmd: list[str], data_root: Path) -> str:
+    """The command as a user types it: `gpner ...`, data under ../shared/data."""
+    return " ".join(["gpner"] + [c.replace(str(data_root), "../shared/data") for c in cmd[1:]])

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import DATA, RESULTS, gpner_exe, machine, run, save
+from common import DATA, RESULTS, gpner_exe, machine, run, save, show_command
 
 VARIANTS = {
     "bilstm-1x128": ["lstm_layers=1", "lstm_hidden=128"],
@@ -24,10 +24,6 @@ VARIANTS = {
     "bilstm-2x384": ["lstm_layers=2", "lstm_hidden=384"],
 }
 OUT = RESULTS / "encoder_choice.json"
-
-
-def _display(cmd: list[str], data_root: Path) -> str:
-    return " ".join(["gpner"] + [c.replace(str(data_root), "../shared/data") for c in cmd[1:]])
 
 
 def _row(name: str, minutes_budget: float, summary: dict, command: str, **extra) -> dict:
@@ -80,7 +76,7 @@ def main() -> None:
                *VARIANTS[name]]
         run(cmd)
         s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        put(_row(name, args.minutes, s, _display(cmd, args.data_root)))
+        put(_row(name, args.minutes, s, show_command(cmd, args.data_root)))
 
 
 if __name__ == "__main__":
