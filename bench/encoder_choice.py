@@ -19,7 +19,6 @@ from common import DATA, RESULTS, gpner_exe, machine, run, save, show_command
 VARIANTS = {
     "bilstm-1x128": ["lstm_layers=1", "lstm_hidden=128"],
     "bilstm-1x256": ["lstm_layers=1", "lstm_hidden=256"],
-    "bilstm-2x128": ["lstm_layers=2", "lstm_hidden=128"],
     "bilstm-2x256": ["lstm_layers=2", "lstm_hidden=256"],
     "bilstm-2x384": ["lstm_layers=2", "lstm_hidden=384"],
 }
