@@ -53,12 +53,20 @@ def gpner_exe() -> str:
 
 
 def run(cmd: list[str], log: Path | None = None) -> subprocess.CompletedProcess:
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if log is not None:
+    """Run `cmd`; stdout is captured, stderr goes to `log` as it is written (so a 28-minute
+    training run can be watched with `tail -f`), or is captured when there is no log."""
+    if log is None:
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        err = res.stderr
+    else:
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(" ".join(cmd) + "\n\n" + res.stderr, encoding="utf-8")
+        with log.open("w", encoding="utf-8") as fh:
+            fh.write(" ".join(cmd) + "\n\n")
+            fh.flush()
+            res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, text=True)
+        err = log.read_text(encoding="utf-8")
     if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
     return res
 
 

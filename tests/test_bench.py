@@ -11,6 +11,7 @@ import pytest
 
 from gpner.demo import generate
 from gpner.formats import write
+from gpner.records import is_nested
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = ROOT.parent / "shared" / "encoders" / "bert-chinese-vocab" / "vocab.txt"
@@ -51,6 +52,53 @@ def test_accuracy_rows_and_report(data_root, tmp_path):
     text = doc.read_text()
     assert f"{100 * row['f1']:.2f}" in text and row["command"] in text
     assert "CLUENER (dev): goal >= 75" in text and "No speed results yet" in text
+
+
+def test_pretrained_rows_adopt_and_report(data_root, tmp_path, tiny_bert_dir):
+    """The MiniLM rows go through the Hugging Face encoder path (here a tiny random BERT);
+    --adopt takes a finished run for its own row only."""
+    for name, seed, n in (("train.txt", 1, 32), ("valid.txt", 2, 12), ("test.txt", 3, 12)):
+        flat = [r for r in generate(n, seed) if not is_nested(r)]  # BIO cannot hold nesting
+        write(flat, data_root / "conll2003" / name, "conll")
+    common = ["--minilm", tiny_bert_dir, "--data-root", data_root]
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    bench("accuracy.py", *common, "--only", "conll2003-minilm-gp", "--runs", runs, "--results",
+          results / "accuracy", "epochs=1")
+    row = json.loads((results / "accuracy" / "conll2003-minilm-gp.json").read_text())
+    assert row["encoder"] == str(tiny_bert_dir) and row["split"] == "test"
+    assert f"--encoder {tiny_bert_dir}" in row["command"] and "epochs=1" in row["settings"]
+
+    wrong = subprocess.run([sys.executable, str(ROOT / "bench" / "accuracy.py"),
+                            *map(str, common), "--only", "conll2003-minilm-crf", "--adopt",
+                            runs / "conll2003-minilm-gp"], capture_output=True, text=True,
+                           cwd=ROOT)
+    assert wrong.returncode != 0 and "trained head gp" in wrong.stderr
+    bench("accuracy.py", *common, "--only", "conll2003-minilm-gp", "--adopt",
+          runs / "conll2003-minilm-gp", "--results", tmp_path / "adopted")
+    adopted = json.loads((tmp_path / "adopted" / "conll2003-minilm-gp.json").read_text())
+    assert adopted["adopted"] and adopted["f1"] == row["f1"]  # same model, same test file
+    assert f"--encoder {tiny_bert_dir}" in adopted["command"] and "epochs=1" in adopted["command"]
+
+    # a run filed as tried leaves the row's result; a replaced result moves to "tried"
+    row_file = results / "accuracy" / "conll2003-minilm-gp.json"
+    bench("accuracy.py", *common, "--only", "conll2003-minilm-gp", "--adopt",
+          runs / "conll2003-minilm-gp", "--results", results / "accuracy", "--tried")
+    kept = json.loads(row_file.read_text())
+    assert "adopted" not in kept and [t["adopted"] for t in kept["tried"]] == [True]
+    bench("accuracy.py", *common, "--only", "conll2003-minilm-gp", "--adopt",
+          runs / "conll2003-minilm-gp", "--results", results / "accuracy")
+    replaced = json.loads(row_file.read_text())
+    assert replaced["adopted"] and len(replaced["tried"]) == 2
+    assert "adopted" not in replaced["tried"][1] and "tried" not in replaced["tried"][1]
+
+    doc = tmp_path / "benchmarks.md"
+    bench("report.py", "--results", results, "--out", doc)
+    text = doc.read_text()
+    assert "Settings tried and not chosen" in text
+    assert "GP with epochs=6 batch_size=16 epochs=1: dev" in text
+    verdict = "met" if row["f1"] >= 0.89 else "MISSED"
+    assert f"| GP | {100 * row['f1']:.2f} |" in text and "| CRF | not measured yet |" in text
+    assert f"- GP >= 89: {100 * row['f1']:.2f}, {verdict}." in text
 
 
 @pytest.mark.skipif(not VOCAB.exists(), reason="needs ../shared/encoders")
