@@ -57,15 +57,14 @@ def run(cmd: list[str], log: Path | None = None) -> subprocess.CompletedProcess:
     training run can be watched with `tail -f`), or is captured when there is no log."""
     if log is None:
         res = subprocess.run(cmd, capture_output=True, text=True)
-        err = res.stderr
     else:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w", encoding="utf-8") as fh:
             fh.write(" ".join(cmd) + "\n\n")
             fh.flush()
             res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, text=True)
-        err = log.read_text(encoding="utf-8")
     if res.returncode != 0:
+        err = res.stderr if log is None else log.read_text(encoding="utf-8")
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
     return res
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common import RESULTS, ROOT
 
+HEAD_TITLES = {"gp": "GP", "egp": "EGP", "crf": "CRF", "softmax": "softmax"}  # table order
 GOALS = {"cluener": 0.75, "peoples_daily": 0.92, "cmeee": 0.55}
 TITLES = {"cluener": "CLUENER (dev)", "peoples_daily": "People's Daily (test)",
           "cmeee": "CMeEE (dev, nested)", "conll2003": "CoNLL-2003 (test)"}
@@ -26,15 +27,14 @@ def accuracy_section(rows: list[dict]) -> list[str]:
            "the defaults plus the settings shown, stopped early on dev F1 and capped at 28 "
            "minutes (`max_minutes=28`), then `gpner evaluate --json`.", ""]
     builtin = [r for r in rows if r["encoder"] == "builtin"]
+    pretrained = minilm_section([r for r in rows if r["encoder"] != "builtin"])
     if not builtin:
-        return out + ["No accuracy results yet: run `make bench-accuracy`.", ""] + \
-            minilm_section([r for r in rows if r["encoder"] != "builtin"])
-    heads = ["gp", "egp", "crf", "softmax"]
+        return out + ["No accuracy results yet: run `make bench-accuracy`.", ""] + pretrained
     out += ["| data set | GP | EGP | CRF | softmax | GP + R-Drop | GP + FGM |",
             "|---|---|---|---|---|---|---|"]
     for ds, title in TITLES.items():
         cells = []
-        for name in heads + ["gp+rdrop", "gp+fgm"]:
+        for name in [*HEAD_TITLES, "gp+rdrop", "gp+fgm"]:
             r = next((r for r in builtin if r["name"] == f"{ds}-{name}"), None)
             cells.append(pct(r["f1"]) if r else "-")
         out.append(f"| {title} | " + " | ".join(cells) + " |")
@@ -82,11 +82,10 @@ def accuracy_section(rows: list[dict]) -> list[str]:
         out += ["", "A row's tried runs used other settings, measured and not chosen: the row "
                 "keeps the settings with the higher dev F1."]
     out += ["", "</details>", ""]
-    return out + minilm_section([r for r in rows if r["encoder"] != "builtin"])
+    return out + pretrained
 
 
 MINILM_GOAL = 0.89
-HEAD_TITLES = {"gp": "GP", "egp": "EGP", "crf": "CRF", "softmax": "softmax"}
 
 
 def minilm_section(rows: list[dict]) -> list[str]:
@@ -103,7 +102,7 @@ def minilm_section(rows: list[dict]) -> list[str]:
     by_head = {r["head"]: r for r in rows}
     out += ["| head | CoNLL-2003 test F1 | P | R | best dev F1 | epochs (best) | minutes | "
             "settings |", "|---|---|---|---|---|---|---|---|"]
-    for head in ("gp", "egp", "crf", "softmax"):
+    for head in HEAD_TITLES:
         r = by_head.get(head)
         if r is None:
             out.append(f"| {HEAD_TITLES[head]} | not measured yet | | | | | | |")
