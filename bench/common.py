@@ -70,5 +70,7 @@ def run(cmd: list[str], log: Path | None = None) -> subprocess.CompletedProcess:
 
 
 def show_command(cmd: list[str], data_root: Path) -> str:
-    """The command as a user types it: `gpner ...`, data under ../shared/data."""
-    return " ".join(["gpner"] + [c.replace(str(data_root), "../shared/data") for c in cmd[1:]])
+    """The command as a user types it from the repository root: `gpner ...`, data under
+    ../shared/data, and no absolute path of this checkout (the MiniLM model lives in .venv/)."""
+    return " ".join(["gpner"] + [c.replace(str(data_root), "../shared/data")
+                                 .replace(str(ROOT) + "/", "") for c in cmd[1:]])

@@ -29,7 +29,8 @@ def accuracy_section(rows: list[dict]) -> list[str]:
     builtin = [r for r in rows if r["encoder"] == "builtin"]
     pretrained = minilm_section([r for r in rows if r["encoder"] != "builtin"])
     if not builtin:
-        return out + ["No accuracy results yet: run `make bench-accuracy`.", ""] + pretrained
+        return (out + ["No accuracy results yet: run `make bench-accuracy`.", ""] + pretrained
+                + runs_section(rows))
     out += ["| data set | GP | EGP | CRF | softmax | GP + R-Drop | GP + FGM |",
             "|---|---|---|---|---|---|---|"]
     for ds, title in TITLES.items():
@@ -63,26 +64,7 @@ def accuracy_section(rows: list[dict]) -> list[str]:
         out += ["", f"Not measured yet ({len(missing)} rows; each is one "
                 "`python bench/accuracy.py --only NAME`, the MiniLM rows with `--minilm DIR` "
                 "as in `make bench-minilm`): " + ", ".join(missing) + "."]
-    out += ["", "<details><summary>Every run: settings, time, epochs, command</summary>", "",
-            "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
-            "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: r["name"]):
-        mark = ""
-        if "gpner_commit" not in r["machine"]:
-            mark = " (measured before max_minutes fitted the LR schedule to the time left)"
-        elif r.get("adopted"):
-            mark = " (a run made with these settings outside the harness, evaluated by it)"
-        runs = [(r, mark)] + [(t, " (tried, not chosen)") for t in r.get("tried", [])]
-        for run, note in runs:
-            out.append(f"| {r['name']}{note} | {pct(run['f1'])} | {pct(run['precision'])} | "
-                       f"{pct(run['recall'])} | {pct(run['best_dev_f1'])} | {run['epochs']} "
-                       f"({run['best_epoch']}) | {run['train_minutes']} | "
-                       f"`{relative(run['command'])}` |")
-    if any(r.get("tried") for r in rows):
-        out += ["", "A row's tried runs used other settings, measured and not chosen: the row "
-                "keeps the settings with the higher dev F1."]
-    out += ["", "</details>", ""]
-    return out + pretrained
+    return out + [""] + pretrained + runs_section(rows)
 
 
 MINILM_GOAL = 0.89
@@ -133,14 +115,35 @@ def minilm_section(rows: list[dict]) -> list[str]:
         left = "" if len(base) == 2 else " (the other baseline is not measured yet)"
         out.append(f"- GP >= every baseline: {names}: {'met' if beaten else 'MISSED'}{left}.")
     out += ["", "Commands:", ""]
-    out += [f"- {HEAD_TITLES[r['head']]}: `{relative(r['command'])}`" for r in rows]
+    out += [f"- {HEAD_TITLES[r['head']]}: `{r['command']}`" for r in rows]
     return out + [""]
 
 
-def relative(command: str) -> str:
-    """A recorded command with this checkout's absolute path removed (the MiniLM model lives
-    in .venv/...), so it reads the same on any machine."""
-    return command.replace(str(ROOT) + "/", "")
+def runs_section(rows: list[dict]) -> list[str]:
+    """Every accuracy run, built-in and pretrained, with its settings and exact command."""
+    if not rows:
+        return []
+    out = ["## Every accuracy run", ""]
+    out += ["<details><summary>Every run: settings, time, epochs, command</summary>", "",
+            "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["name"]):
+        mark = ""
+        if "gpner_commit" not in r["machine"]:
+            mark = " (measured before max_minutes fitted the LR schedule to the time left)"
+        elif r.get("adopted"):
+            mark = " (a run made with these settings outside the harness, evaluated by it)"
+        runs = [(r, mark)] + [(t, " (tried, not chosen)") for t in r.get("tried", [])]
+        for run, note in runs:
+            out.append(f"| {r['name']}{note} | {pct(run['f1'])} | {pct(run['precision'])} | "
+                       f"{pct(run['recall'])} | {pct(run['best_dev_f1'])} | {run['epochs']} "
+                       f"({run['best_epoch']}) | {run['train_minutes']} | "
+                       f"`{run['command']}` |")
+    if any(r.get("tried") for r in rows):
+        out += ["", "A row's tried runs used other settings, measured and not chosen: the row "
+                "keeps the settings with the higher dev F1."]
+    out += ["", "</details>", ""]
+    return out
 
 
 def speed_section(data: dict | None) -> list[str]:

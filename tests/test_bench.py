@@ -118,3 +118,14 @@ def test_speed_and_scaling_quick(data_root, tmp_path):
     bench("report.py", "--results", tmp_path, "--out", tmp_path / "b.md")
     text = (tmp_path / "b.md").read_text()
     assert "Dynamic padding trains" in text and "## Scaling of the head" in text
+
+
+def test_show_command_reads_the_same_on_any_checkout(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from common import show_command
+
+    data = tmp_path / "data"
+    cmd = ["/abs/bin/gpner", "train", "--train", str(data / "conll2003" / "train.txt"),
+           "--encoder", str(ROOT / ".venv" / "site-packages" / "model"), "epochs=1"]
+    assert show_command(cmd, data) == ("gpner train --train ../shared/data/conll2003/train.txt "
+                                       "--encoder .venv/site-packages/model epochs=1")
