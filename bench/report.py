@@ -115,7 +115,7 @@ def minilm_section(rows: list[dict]) -> list[str]:
         left = "" if len(base) == 2 else " (the other baseline is not measured yet)"
         out.append(f"- GP >= every baseline: {names}: {'met' if beaten else 'MISSED'}{left}.")
     out += ["", "Commands:", ""]
-    out += [f"- {HEAD_TITLES[r['head']]}: `{r['command']}`" for r in rows]
+    out += [f"- {HEAD_TITLES[h]}: `{by_head[h]['command']}`" for h in HEAD_TITLES if h in by_head]
     return out + [""]
 
 
