@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, gpner_exe, machine, run, save, show_command
+from common import DATA, RESULTS, gpner_exe, machine, portable, run, save, show_command
 
 # name: (train, dev for early stopping, evaluation split, label of the split)
 DATASETS = {
@@ -64,7 +64,8 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
     minutes = (time.time() - started) / 60
     ev = [gpner_exe(), "evaluate", str(out_dir), str(data_root / test), "--json"]
     return _result(row, split, run_dir=out_dir, ev=ev, cmd=cmd, data_root=data_root,
-                   encoder=row.get("encoder", "builtin"), settings=row["settings"] + extra,
+                   encoder=portable(row.get("encoder", "builtin")),
+                   settings=row["settings"] + extra,
                    minutes=round(minutes, 1))
 
 
@@ -93,7 +94,7 @@ def adopt(row: dict, run_dir: Path, data_root: Path) -> dict:
         cmd += ["--encoder", cfg["encoder"]]
     ev = [gpner_exe(), "evaluate", str(run_dir), str(data_root / test), "--json"]
     return _result(row, split, run_dir=run_dir, ev=ev, cmd=cmd + changed, data_root=data_root,
-                   encoder=cfg["encoder"], settings=changed, minutes=None, adopted=True)
+                   encoder=portable(cfg["encoder"]), settings=changed, minutes=None, adopted=True)
 
 
 def _result(row: dict, split: str, run_dir: Path, ev: list[str], cmd: list[str],

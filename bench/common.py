@@ -69,8 +69,14 @@ def run(cmd: list[str], log: Path | None = None) -> subprocess.CompletedProcess:
     return res
 
 
+def portable(text: str) -> str:
+    """`text` without this checkout's absolute path (the MiniLM model lives in .venv/), so a
+    recorded result reads the same on any machine."""
+    return text.replace(str(ROOT) + "/", "")
+
+
 def show_command(cmd: list[str], data_root: Path) -> str:
     """The command as a user types it from the repository root: `gpner ...`, data under
-    ../shared/data, and no absolute path of this checkout (the MiniLM model lives in .venv/)."""
-    return " ".join(["gpner"] + [c.replace(str(data_root), "../shared/data")
-                                 .replace(str(ROOT) + "/", "") for c in cmd[1:]])
+    ../shared/data, paths inside this checkout relative to it."""
+    return " ".join(["gpner"] + [portable(c.replace(str(data_root), "../shared/data"))
+                                 for c in cmd[1:]])
