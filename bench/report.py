@@ -123,10 +123,10 @@ def runs_section(rows: list[dict]) -> list[str]:
     """Every accuracy run, built-in and pretrained, with its settings and exact command."""
     if not rows:
         return []
-    out = ["## Every accuracy run", ""]
-    out += ["<details><summary>Every run: settings, time, epochs, command</summary>", "",
-            "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
-            "|---|---|---|---|---|---|---|---|"]
+    out = ["## Every accuracy run", "",
+           "<details><summary>Every run: settings, time, epochs, command</summary>", "",
+           "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["name"]):
         mark = ""
         if "gpner_commit" not in r["machine"]:
