@@ -64,8 +64,7 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
     minutes = (time.time() - started) / 60
     ev = [gpner_exe(), "evaluate", str(out_dir), str(data_root / test), "--json"]
     return _result(row, split, run_dir=out_dir, ev=ev, cmd=cmd, data_root=data_root,
-                   encoder=portable(row.get("encoder", "builtin")),
-                   settings=row["settings"] + extra,
+                   encoder=row.get("encoder", "builtin"), settings=row["settings"] + extra,
                    minutes=round(minutes, 1))
 
 
@@ -94,7 +93,7 @@ def adopt(row: dict, run_dir: Path, data_root: Path) -> dict:
         cmd += ["--encoder", cfg["encoder"]]
     ev = [gpner_exe(), "evaluate", str(run_dir), str(data_root / test), "--json"]
     return _result(row, split, run_dir=run_dir, ev=ev, cmd=cmd + changed, data_root=data_root,
-                   encoder=portable(cfg["encoder"]), settings=changed, minutes=None, adopted=True)
+                   encoder=cfg["encoder"], settings=changed, minutes=None, adopted=True)
 
 
 def _result(row: dict, split: str, run_dir: Path, ev: list[str], cmd: list[str],
@@ -104,7 +103,7 @@ def _result(row: dict, split: str, run_dir: Path, ev: list[str], cmd: list[str],
     result = json.loads(run(ev).stdout)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     return {"name": row["name"], "data": row["data"], "split": split, "head": row["head"],
-            "encoder": encoder, "settings": settings,
+            "encoder": portable(encoder), "settings": settings,
             "f1": result["f1"], "precision": result["precision"], "recall": result["recall"],
             "macro_f1": result["macro_f1"], "best_dev_f1": summary["best_dev_f1"],
             "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
