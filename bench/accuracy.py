@@ -6,6 +6,8 @@ product's own CLI, one JSON result per row in bench/results/accuracy/.
     python bench/accuracy.py --force         # measure again (the old result moves to "tried")
     python bench/accuracy.py --only NAME --adopt RUN_DIR [--tried]
                                              # evaluate a run made by hand with the row's settings
+    python bench/accuracy.py --only NAME --tried key=value ...
+                                             # measure other settings; the row keeps its result
 
 Each row is `gpner train` (defaults plus the row's settings, max_minutes=28 so a run always fits
 in 30 minutes on 2 cores) followed by `gpner evaluate --json` on the row's evaluation split.
@@ -51,16 +53,19 @@ def rows(minilm: str | None = None) -> list[dict]:
     return out
 
 
-def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
+def measure(row: dict, data_root: Path, runs: Path, extra: list[str],
+            tried: bool = False) -> dict:
     train, dev, test, split = DATASETS[row["data"]]
-    out_dir = runs / row["name"]
+    # a tried run gets its own directory, so the row's chosen model stays on disk
+    name = row["name"] + ("+" + "+".join(extra) if tried and extra else "")
+    out_dir = runs / name
     cmd = [gpner_exe(), "train", "--train", str(data_root / train), "--dev",
            str(data_root / dev), "--output", str(out_dir), "--head", row["head"], "--no-progress"]
     if row.get("encoder"):
         cmd += ["--encoder", row["encoder"]]
     cmd += ["max_minutes=28", *row["settings"], *extra]
     started = time.time()
-    run(cmd, runs / f"{row['name']}.train.log")
+    run(cmd, runs / f"{name}.train.log")
     minutes = (time.time() - started) / 60
     ev = [gpner_exe(), "evaluate", str(out_dir), str(data_root / test), "--json"]
     return _result(row, split, run_dir=out_dir, ev=ev, cmd=cmd, data_root=data_root,
@@ -138,8 +143,9 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the rows and exit")
     ap.add_argument("--adopt", type=Path, help="with --only NAME: evaluate this finished run "
                     "directory (trained with the row's settings) instead of training")
-    ap.add_argument("--tried", action="store_true", help="with --adopt: file the run under the "
-                    "row's settings tried, keeping the row's result")
+    ap.add_argument("--tried", action="store_true", help="file the run (adopted, or measured "
+                    "with the key=value extras) under the row's settings tried, keeping the "
+                    "row's result")
     ap.add_argument("extra", nargs="*", help="key=value settings added to every row")
     args = ap.parse_args()
     todo = rows(args.minilm)
@@ -161,14 +167,16 @@ def main() -> None:
         return
     for row in todo:
         path = args.results / f"{row['name']}.json"
-        if path.exists() and not args.force:
+        if args.tried and not path.exists():
+            raise SystemExit(f"{row['name']}: --tried needs the row's own result first ({path})")
+        if path.exists() and not (args.force or args.tried):
             print(f"{row['name']}: done ({path})")
             continue
         print(f"{row['name']}: training ...", flush=True)
-        res = measure(row, args.data_root, args.runs, args.extra)
-        record(path, res)
-        print(f"{row['name']}: F1 {res['f1']:.4f} ({res['split']}) in {res['train_minutes']} min",
-              flush=True)
+        res = measure(row, args.data_root, args.runs, args.extra, tried=args.tried)
+        record(path, res, tried_only=args.tried)
+        print(f"{row['name']}: F1 {res['f1']:.4f} ({res['split']}) in {res['train_minutes']} min"
+              + (" as tried" if args.tried else ""), flush=True)
 
 
 if __name__ == "__main__":

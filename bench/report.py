@@ -40,6 +40,7 @@ def accuracy_section(rows: list[dict]) -> list[str]:
             r = next((r for r in builtin if r["name"] == f"{ds}-{name}"), None)
             cells.append(pct(r["f1"]) if r else "-")
         out.append(f"| {title} | " + " | ".join(cells) + " |")
+    out += tried_lines(builtin, lambda r: f"{TITLES[r['data']]} {HEAD_TITLES[r['head']]}")
     out += ["", "Goals (issue 4) and where each stands:", ""]
     for ds, goal in GOALS.items():
         got = [r for r in builtin if r["data"] == ds]
@@ -90,13 +91,7 @@ def minilm_section(rows: list[dict]) -> list[str]:
         out.append(f"| {HEAD_TITLES[head]} | {pct(r['f1'])} | {pct(r['precision'])} | "
                    f"{pct(r['recall'])} | {pct(r['best_dev_f1'])} | {r['epochs']} "
                    f"({r['best_epoch']}) | {r['train_minutes']} | {' '.join(r['settings'])} |")
-    tried = [(r, t) for r in rows for t in r.get("tried", [])]
-    if tried:
-        out += ["", "Settings tried and not chosen (the row keeps those with the higher dev F1):",
-                ""]
-        out += [f"- {HEAD_TITLES[r['head']]} with {' '.join(t['settings'])}: dev "
-                f"{pct(t['best_dev_f1'])}, test {pct(t['f1'])}, {t['train_minutes']} min"
-                for r, t in tried]
+    out += tried_lines(rows, lambda r: HEAD_TITLES[r["head"]])
     out += ["", "Goals (issue 4):", ""]
     gp = by_head.get("gp")
     if gp is None:
@@ -117,12 +112,29 @@ def minilm_section(rows: list[dict]) -> list[str]:
     return out + [""]
 
 
+def tried_lines(rows: list[dict], title) -> list[str]:
+    """Other settings measured for a row (its "tried" runs), each with the numbers to compare:
+    the table keeps the row's own run, whose dev F1 is given beside."""
+    tried = [(r, t) for r in rows for t in r.get("tried", [])]
+    if not tried:
+        return []
+    out = ["", "Other settings tried for a row (one run each; the table shows the row's run):",
+           ""]
+    for r, t in tried:
+        out.append(f"- {title(r)} with {' '.join(t['settings']) or 'the defaults'}: "
+                   f"{pct(t['f1'])} ({r['split']}; P {pct(t['precision'])}, R "
+                   f"{pct(t['recall'])}), best dev {pct(t['best_dev_f1'])} against the row's "
+                   f"{pct(r['best_dev_f1'])}, {t['epochs']} epochs, {t['train_minutes']} min")
+    return out
+
+
 def runs_section(rows: list[dict]) -> list[str]:
     """Every accuracy run, built-in and pretrained, with its settings and exact command."""
     if not rows:
         return []
+    n = sum(1 + len(r.get("tried", [])) for r in rows)
     out = ["## Every accuracy run", "",
-           "<details><summary>Every run: settings, time, epochs, command</summary>", "",
+           f"<details><summary>Show the table ({n} runs)</summary>", "",
            "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
            "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: r["name"]):

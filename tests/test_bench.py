@@ -45,6 +45,17 @@ def test_accuracy_rows_and_report(data_root, tmp_path):
     again = bench("accuracy.py", "--only", "cluener-gp+fgm", "--data-root", data_root, "--runs",
                   tmp_path / "runs", "--results", results / "accuracy")
     assert "done" in again  # measured rows are kept, not re-run
+    # other settings measured with --tried: own run directory, the row keeps its result
+    tried = bench("accuracy.py", "--only", "cluener-gp+fgm", "--data-root", data_root, "--runs",
+                  tmp_path / "runs", "--results", results / "accuracy", "--tried", *TINY,
+                  "head_size=4")
+    assert "as tried" in tried
+    kept = json.loads((results / "accuracy" / "cluener-gp+fgm.json").read_text())
+    assert kept["f1"] == row["f1"] and kept["command"] == row["command"]
+    assert len(kept["tried"]) == 1 and "head_size=4" in kept["tried"][0]["command"]
+    assert kept["tried"][0]["settings"][-1] == "head_size=4"
+    assert (tmp_path / "runs" / "cluener-gp+fgm" / "model").is_dir()
+    assert len(list((tmp_path / "runs").glob("cluener-gp+fgm+*head_size=4/model"))) == 1
     listed = bench("accuracy.py", "--list").split()
     assert len(listed) == 20 and "cmeee-gp+rdrop" in listed and "conll2003-softmax" in listed
     doc = tmp_path / "benchmarks.md"
@@ -52,6 +63,9 @@ def test_accuracy_rows_and_report(data_root, tmp_path):
     text = doc.read_text()
     assert f"{100 * row['f1']:.2f}" in text and row["command"] in text
     assert "CLUENER (dev): goal >= 75" in text and "No speed results yet" in text
+    t = kept["tried"][0]
+    assert (f"- CLUENER (dev) GP with {' '.join(t['settings'])}: {100 * t['f1']:.2f} (dev;"
+            in text and "Show the table (2 runs)" in text)
 
 
 def test_pretrained_rows_adopt_and_report(data_root, tmp_path, tiny_bert_dir):
@@ -94,8 +108,11 @@ def test_pretrained_rows_adopt_and_report(data_root, tmp_path, tiny_bert_dir):
     doc = tmp_path / "benchmarks.md"
     bench("report.py", "--results", results, "--out", doc)
     text = doc.read_text()
-    assert "Settings tried and not chosen" in text
-    assert f"GP with {' '.join(row['settings'])}: dev {100 * row['best_dev_f1']:.2f}" in text
+    assert "Other settings tried for a row" in text
+    first = replaced["tried"][1]  # the row's first measured run, kept as tried
+    assert (f"GP with {' '.join(first['settings'])}: {100 * first['f1']:.2f} (test;" in text
+            and f"best dev {100 * first['best_dev_f1']:.2f} against the row's "
+                f"{100 * replaced['best_dev_f1']:.2f}" in text)
     verdict = "met" if row["f1"] >= 0.89 else "MISSED"
     assert f"| GP | {100 * row['f1']:.2f} |" in text and "| CRF | not measured yet |" in text
     assert f"- GP >= 89: {100 * row['f1']:.2f}, {verdict}." in text
