@@ -118,8 +118,8 @@ def tried_lines(rows: list[dict], title) -> list[str]:
     tried = [(r, t) for r in rows for t in r.get("tried", [])]
     if not tried:
         return []
-    out = ["", "Other settings tried for a row (one run each; the table shows the row's run):",
-           ""]
+    out = ["", "Other settings tried for a row (one run each, `python bench/accuracy.py --only "
+           "NAME --tried key=value ...`; the table shows the row's run):", ""]
     for r, t in tried:
         out.append(f"- {title(r)} with {' '.join(t['settings']) or 'the defaults'}: "
                    f"{pct(t['f1'])} ({r['split']}; P {pct(t['precision'])}, R "
