@@ -41,8 +41,8 @@ def accuracy_section(rows: list[dict]) -> list[str]:
         cells = []
         for name in [*HEAD_TITLES, "gp+rdrop", "gp+fgm"]:
             r = next((r for r in builtin if r["name"] == f"{ds}-{name}"), None)
-            cells.append(pct(r["f1"]) if r else "not measured yet"
-                         if f"{ds}-{name}" in planned else "")
+            cells.append(pct(r["f1"]) if r else
+                         ("not measured yet" if f"{ds}-{name}" in planned else ""))
         out.append(f"| {title} | " + " | ".join(cells) + " |")
     out += ["", "R-Drop and FGM rows are planned for CLUENER and CMeEE only (empty cells)."]
     out += tried_lines(builtin, lambda r: f"{TITLES[r['data']]} {HEAD_TITLES[r['head']]}")
@@ -150,15 +150,15 @@ def runs_section(rows: list[dict]) -> list[str]:
             mark = " (measured before max_minutes fitted the LR schedule to the time left)"
         elif r.get("adopted"):
             mark = " (a run made with these settings outside the harness, evaluated by it)"
-        runs = [(r, mark)] + [(t, " (tried, not chosen)") for t in r.get("tried", [])]
+        runs = [(r, mark)] + [(t, " (tried)") for t in r.get("tried", [])]
         for run, note in runs:
             out.append(f"| {r['name']}{note} | {pct(run['f1'])} | {pct(run['precision'])} | "
                        f"{pct(run['recall'])} | {pct(run['best_dev_f1'])} | {run['epochs']} "
                        f"({run['best_epoch']}) | {run['train_minutes']} | "
                        f"`{run['command']}` |")
     if any(r.get("tried") for r in rows):
-        out += ["", "A row's tried runs used other settings, measured and not chosen: the row "
-                "keeps the settings with the higher dev F1."]
+        out += ["", "A row's tried runs used other settings than the row's own (see each "
+                "command); the tables above show the row's own run."]
     out += ["", "</details>", ""]
     return out
 
