@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from accuracy import rows as all_rows
 from common import RESULTS, ROOT
 
 HEAD_TITLES = {"gp": "GP", "egp": "EGP", "crf": "CRF", "softmax": "softmax"}  # table order
@@ -20,6 +21,11 @@ TITLES = {"cluener": "CLUENER (dev)", "peoples_daily": "People's Daily (test)",
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
+
+
+def runs_of(row: dict) -> list[dict]:
+    """The row's own run, then its tried runs (other settings, kept in the row's JSON)."""
+    return [row, *row.get("tried", [])]
 
 
 def accuracy_section(rows: list[dict]) -> list[str]:
@@ -34,15 +40,13 @@ def accuracy_section(rows: list[dict]) -> list[str]:
                 + runs_section(rows))
     out += ["| data set | GP | EGP | CRF | softmax | GP + R-Drop | GP + FGM |",
             "|---|---|---|---|---|---|---|"]
-    from accuracy import rows as all_rows
-
     planned = {r["name"] for r in all_rows()}
+    by_name = {r["name"]: r for r in builtin}
     for ds, title in TITLES.items():
         cells = []
-        for name in [*HEAD_TITLES, "gp+rdrop", "gp+fgm"]:
-            r = next((r for r in builtin if r["name"] == f"{ds}-{name}"), None)
-            cells.append(pct(r["f1"]) if r else
-                         ("not measured yet" if f"{ds}-{name}" in planned else ""))
+        for name in [f"{ds}-{n}" for n in [*HEAD_TITLES, "gp+rdrop", "gp+fgm"]]:
+            cells.append(pct(by_name[name]["f1"]) if name in by_name else
+                         ("not measured yet" if name in planned else ""))
         out.append(f"| {title} | " + " | ".join(cells) + " |")
     out += ["", "R-Drop and FGM rows are planned for CLUENER and CMeEE only (empty cells)."]
     out += tried_lines(builtin, lambda r: f"{TITLES[r['data']]} {HEAD_TITLES[r['head']]}")
@@ -53,10 +57,9 @@ def accuracy_section(rows: list[dict]) -> list[str]:
             out.append(f"- {TITLES[ds]}: goal {100 * goal:.0f}; not measured yet.")
             continue
         # tried runs count too: the goal asks what gpner reaches, whichever settings did it
-        runs = [(r["f1"], r["name"]) for r in got] + [
-            (t["f1"], f"{r['name']} with {' '.join(t['settings'])}") for r in got
-            for t in r.get("tried", [])]
-        f1, name = max(runs)
+        f1, name = max((run["f1"], r["name"] if run is r else
+                        f"{r['name']} with {' '.join(run['settings'])}")
+                       for r in got for run in runs_of(r))
         verdict = "met" if f1 >= goal else "MISSED"
         out.append(f"- {TITLES[ds]}: goal >= {100 * goal:.0f}, best {pct(f1)} ({name}): "
                    f"{verdict}.")
@@ -122,7 +125,7 @@ def minilm_section(rows: list[dict]) -> list[str]:
 def tried_lines(rows: list[dict], title) -> list[str]:
     """Other settings measured for a row (its "tried" runs), each with the numbers to compare:
     the table keeps the row's own run, whose dev F1 is given beside."""
-    tried = [(r, t) for r in rows for t in r.get("tried", [])]
+    tried = [(r, t) for r in rows for t in runs_of(r)[1:]]
     if not tried:
         return []
     out = ["", "Other settings tried for a row (one run each, `python bench/accuracy.py --only "
@@ -139,7 +142,7 @@ def runs_section(rows: list[dict]) -> list[str]:
     """Every accuracy run, built-in and pretrained, with its settings and exact command."""
     if not rows:
         return []
-    n = sum(1 + len(r.get("tried", [])) for r in rows)
+    n = sum(len(runs_of(r)) for r in rows)
     out = ["## Every accuracy run", "",
            f"<details><summary>Show the table ({n} runs)</summary>", "",
            "| run | F1 | P | R | best dev F1 | epochs (best) | minutes | command |",
@@ -150,8 +153,8 @@ def runs_section(rows: list[dict]) -> list[str]:
             mark = " (measured before max_minutes fitted the LR schedule to the time left)"
         elif r.get("adopted"):
             mark = " (a run made with these settings outside the harness, evaluated by it)"
-        runs = [(r, mark)] + [(t, " (tried)") for t in r.get("tried", [])]
-        for run, note in runs:
+        for run in runs_of(r):
+            note = mark if run is r else " (tried)"
             out.append(f"| {r['name']}{note} | {pct(run['f1'])} | {pct(run['precision'])} | "
                        f"{pct(run['recall'])} | {pct(run['best_dev_f1'])} | {run['epochs']} "
                        f"({run['best_epoch']}) | {run['train_minutes']} | "
