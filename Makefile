@@ -10,6 +10,7 @@ $(BIN)/gpner: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU wheel of torch first: a looser requirement would pull gigabytes of CUDA packages
 	$(BIN)/pip install -q torch==2.13.0
+	# dev = every optional feature (the 'all' extra) + the test tools
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/gpner
 

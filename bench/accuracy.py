@@ -22,6 +22,8 @@ from pathlib import Path
 
 from common import DATA, RESULTS, gpner_exe, machine, portable, run, save, show_command
 
+from gpner.tasks import HEADS
+
 # name: (train, dev for early stopping, evaluation split, label of the split)
 DATASETS = {
     "cluener": ("cluener/train.json", "cluener/dev.json", "cluener/dev.json", "dev"),
@@ -30,7 +32,6 @@ DATASETS = {
     "cmeee": ("cmeee/train.json", "cmeee/dev.json", "cmeee/dev.json", "dev"),
     "conll2003": ("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt", "test"),
 }
-HEADS = ["gp", "egp", "crf", "softmax"]
 EXTRA = {"gp+rdrop": ["rdrop=1.0"], "gp+fgm": ["fgm=1.0"]}
 
 

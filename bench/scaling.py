@@ -23,12 +23,12 @@ from common import RESULTS, ROOT, machine, save
 def worker(spec: dict) -> dict:
     import torch
 
-    from gpner.heads import HEADS
     from gpner.losses import mcce_dense, mcce_sparse
+    from gpner.tasks import HEADS
 
     torch.manual_seed(0)
     L, C = spec["length"], spec["types"]
-    head = HEADS[spec["head"]](768, C, 64)
+    head = HEADS[spec["head"]].cls()(768, C, 64)
     hidden = torch.randn(1, L, 768)
     mask = torch.ones(1, L, dtype=torch.bool)
     g = torch.Generator().manual_seed(1)

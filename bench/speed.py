@@ -51,7 +51,7 @@ def _pad_to(batch: dict, length: int) -> dict:
     import torch
 
     out = {}
-    sequence_keys = {"ids", "bigrams", "chars", "mask", "attention_mask", "input_ids"}
+    sequence_keys = {"ids", "bigrams", "chars", "mask", "attention_mask", "input_ids", "tags"}
     for k, v in batch.items():
         if k in sequence_keys and v.shape[1] < length:
             pad = torch.zeros((v.shape[0], length - v.shape[1], *v.shape[2:]), dtype=v.dtype)
@@ -67,10 +67,10 @@ def worker(spec: dict) -> dict:
     import torch
 
     from gpner.config import TrainConfig
-    from gpner.data import batches, make_examples
-    from gpner.model import Predictor, collate
+    from gpner.data import Collator, batches, make_examples
+    from gpner.model import build
+    from gpner.predict import Predictor, TorchBackend
     from gpner.records import Report
-    from gpner.trainer import build
 
     torch.manual_seed(0)
     root = Path(spec["data_root"])
@@ -80,10 +80,11 @@ def worker(spec: dict) -> dict:
         layers, hidden = (12, 768) if encoder == "bert-base" else (2, 64)
         encoder = _bert_dir(layers, hidden)
     cfg = TrainConfig(head=spec["head"], encoder=encoder, batch_size=spec["batch_size"])
-    model, featurizer, meta = build(cfg, train_recs)
-    meta["decode"]["flat"], meta["decode"]["max_width"] = True, 40
-    ex = make_examples(train_recs, featurizer, meta["labels"], meta["max_length"], Report("b"),
-                       flat_only=not model.is_span_head)
+    model, featurizer, task, config = build(cfg, train_recs)
+    config.decode.flat, config.decode.max_width = True, 40
+    ex = make_examples(train_recs, featurizer, config.labels, config.max_length, Report("b"),
+                       flat_only=not task.span_head)
+    collate = Collator(featurizer, task)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     order = batches(ex, cfg.batch_size, seed=1)[: spec["batches"]]
     sents = sum(len(b) for b in order)
@@ -92,10 +93,10 @@ def worker(spec: dict) -> dict:
     def train_pass():
         model.train()
         for b in order:
-            batch = collate([ex[k] for k in b], featurizer)
+            batch = collate([ex[k] for k in b])
             if spec.get("pad"):
                 batch = _pad_to(batch, spec["pad"])
-            loss = model.loss(model(batch), batch)
+            loss = task.loss(model(batch), batch)
             loss.backward()
             opt.step()
             opt.zero_grad()
@@ -108,7 +109,7 @@ def worker(spec: dict) -> dict:
     res["train_sents_per_s"] = sents / statistics.median(times)
     if spec.get("infer"):
         texts = [r["text"] for r in _records(spec["n"], "dev", root)]
-        pred = Predictor(model.eval(), featurizer, meta)
+        pred = Predictor(config, featurizer, task, TorchBackend(model.eval()))
         times = []
         for _ in range(spec["repeats"]):
             t = time.perf_counter()
@@ -117,19 +118,19 @@ def worker(spec: dict) -> dict:
         res["infer_sents_per_s"] = len(texts) / statistics.median(times)
     if spec.get("share"):
         model.train()
-        batch = collate([ex[k] for k in order[0]], featurizer)
+        batch = collate([ex[k] for k in order[0]])
         step, head, dec = [], [], []
         for _ in range(spec["repeats"]):
             t = time.perf_counter()
-            model.loss(model(batch), batch).backward()
+            task.loss(model(batch), batch).backward()
             step.append(time.perf_counter() - t)
             hidden = model.encoder(batch).detach().requires_grad_(True)
             t = time.perf_counter()
-            out = model.head(hidden, batch["mask"])
-            model.loss(out, batch).backward()
+            out = {"entities": model.heads["entities"](hidden, batch["mask"])}
+            task.loss(out, batch).backward()
             head.append(time.perf_counter() - t)
             t = time.perf_counter()
-            model.candidates(out.detach(), batch, 0.0, 40)
+            task.decode({"entities": out["entities"].detach()}, batch, 0.0, 40)
             dec.append(time.perf_counter() - t)
             model.zero_grad()
         s, h, d = (statistics.median(x) for x in (step, head, dec))

@@ -23,8 +23,11 @@ FAMILIES = ["ours", "wordpiece", "bytelevel-bpe", "sentencepiece"]
 
 @pytest.fixture(scope="module")
 def tokenizers(hf_tokenizers):
-    ours = CharWordTokenizer.build(["New York city Berlin 北京 中国"])
-    return {"ours": ours, **{k: HFTokenizer(v) for k, v in hf_tokenizers.items()}}
+    """The featurizers training and prediction encode with (one encode path per family)."""
+    from gpner.features import BuiltinFeaturizer, HFFeaturizer
+
+    ours = BuiltinFeaturizer.build(["New York city Berlin 北京 中国"])
+    return {"ours": ours, **{k: HFFeaturizer(v) for k, v in hf_tokenizers.items()}}
 
 
 def check_offsets(text, enc):
@@ -47,7 +50,7 @@ def test_token_spans_round_trip_exactly(tokenizers, family, text, data):
         return
     i = data.draw(st.sampled_from(toks))
     j = data.draw(st.sampled_from([t for t in toks if t >= i]))
-    start, end = al.token_to_char(i, j)
+    start, end = al.token_to_char(i, j + 1)  # tokens i..j
     assert 0 <= start < end <= len(text)
     back = al.char_to_token(start, end)  # a span from token boundaries always aligns
     assert back is not None and al.token_to_char(*back) == (start, end)
@@ -66,9 +69,9 @@ def test_any_char_span_is_aligned_exactly_or_reported(tokenizers, family, text, 
     got = align_entities(text, ents, enc, report)
     assert len(got) + report.total_skipped == 1
     if got:
-        assert Alignment(enc).token_to_char(got[0][0], got[0][1]) == (a, b)
+        assert Alignment(enc).token_to_char(got[0].start, got[0].end) == (a, b)
     expanded = align_entities(text, ents, enc, Report("t"), misaligned="expand")
-    for i, j, _ in expanded:  # expansion covers the span (modulo surrounding whitespace)
+    for i, j, _, _ in expanded:  # expansion covers the span (modulo surrounding whitespace)
         s, e = Alignment(enc).token_to_char(i, j)
         assert s <= a + (len(text[a:b]) - len(text[a:b].lstrip()))
         assert e >= b - (len(text[a:b]) - len(text[a:b].rstrip()))
@@ -100,22 +103,30 @@ def test_inside_token_boundary_is_counted_with_context(hf_tokenizers):
     report = Report("train.jsonl")
     ents = [{"start": 0, "end": 6, "label": "LOC"}, {"start": 17, "end": 23, "label": "LOC"}]
     got = align_entities(text, ents, enc, report, line=4)
-    assert len(got) == 1 and Alignment(enc).token_to_char(got[0][0], got[0][1]) == (17, 23)
+    # tokens: [UNK] (the whole of "Berliner": the test vocab has no ##er), visited, berlin
+    assert [s[:3] for s in got] == [(2, 3, "LOC")]
+    assert Alignment(enc).token_to_char(got[0].start, got[0].end) == (17, 23)
     assert report.skipped == {"boundary inside a token": 1}
     assert report.messages[0].startswith("train.jsonl:4: boundary inside a token: LOC [0, 6) "
                                          "'Berlin'")
     expanded = align_entities(text, ents, enc, Report("x"), misaligned="expand")
-    assert Alignment(enc).token_to_char(*expanded[0][:2])[0] == 0
+    assert [s[:3] for s in expanded] == [(0, 1, "LOC"), (2, 3, "LOC")]  # "Berliner" whole
 
 
 def test_wordpiece_ids_are_real(hf_tokenizers):
     """transformers 5.x silently ignores BertTokenizerFast(vocab_file=...): every id is [UNK]."""
+    from gpner.features import HFFeaturizer
+
     tok = hf_tokenizers["wordpiece"]
-    enc = HFTokenizer(tok).encode("new york 北京")
+    feat = HFFeaturizer(tok)
+    text = "new york 北京"
+    enc = feat.encode(text)
     unk = tok.convert_tokens_to_ids("[UNK]")
-    words = [i for i, ok in zip(enc.ids, enc.spannable) if ok]
-    assert len(words) == 4 and unk not in words
-    assert not enc.spannable[0] and not enc.spannable[-1]  # [CLS], [SEP]
+    assert enc.offsets == [(0, 3), (4, 8), (9, 10), (10, 11)] and unk not in enc.ids
+    win = feat.window(text, enc, 0, len(enc))  # the window adds [CLS] ... [SEP], unspannable
+    assert tok.convert_ids_to_tokens(win.features["input_ids"].tolist()) == [
+        "[CLS]", "new", "york", "北", "京", "[SEP]"]
+    assert win.spannable.tolist() == [False, True, True, True, True, False]
 
 
 def test_slow_tokenizer_rejected():

@@ -118,6 +118,26 @@ def test_pretrained_rows_adopt_and_report(data_root, tmp_path, tiny_bert_dir):
     assert f"- GP >= 89: {100 * row['f1']:.2f}, {verdict}." in text
 
 
+def test_speed_and_scaling_workers(data_root, monkeypatch):
+    """One speed row (training, inference, head share) and one scaling case, through the same
+    worker functions the benchmarks spawn, run here in-process (the full quick run is slow)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import scaling
+    import speed
+
+    spec = {"data_root": str(data_root), "batch_size": 16, "repeats": 1, "n": 48, "batches": 2,
+            "infer": True, "share": True, "encoder": "builtin", "head": "gp"}
+    row = speed.worker(spec)
+    assert row["train_sents_per_s"] > 0 and row["infer_sents_per_s"] > 0
+    assert 0 < row["head_share"] < 1 and row["batch_size"] == 16
+    padded = speed.worker(dict(spec, pad=256, infer=False, share=False))
+    assert padded["train_sents_per_s"] > 0
+    case = scaling.worker({"sweep": "length", "length": 32, "types": 3, "head": "egp",
+                           "loss": "sparse", "repeats": 1})
+    assert case["seconds"] > 0 and case["peak_mb"] >= 0
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not VOCAB.exists(), reason="needs ../shared/encoders")
 def test_speed_and_scaling_quick(data_root, tmp_path):
     bench("speed.py", "--quick", "--data-root", data_root, "--out", tmp_path / "speed.json")

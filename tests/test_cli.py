@@ -103,7 +103,7 @@ def test_evaluate_json_and_table(trained):
     assert set(out["per_label"]) <= {"LOC", "ORG", "PER"}
     # the JSON agrees with the Python API on the same data
     from gpner.formats import read
-    from gpner.model import load
+    from gpner.predict import load
 
     api = load(trained / "run").evaluate(read(trained / "dev.jsonl").records)
     assert out["f1"] == pytest.approx(api["f1"])

@@ -1,4 +1,5 @@
-"""Decoding against a naive scan over every cell, flat selection against a naive greedy loop."""
+"""Decoding against a naive scan over every cell, flat selection against a naive greedy loop,
+window merging and character offsets against values written here."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 import pytest
 import torch
 
-from gpner.decoding import Span, decode, prob, to_entities
+from gpner.alignment import TokenSpan as Span
+from gpner.decoding import decode, merge_best, prob, select_flat, to_entities
 from gpner.heads import mask_scores
 from gpner.tokenization import CharWordTokenizer
 
@@ -22,8 +24,8 @@ def naive_nested(scores, threshold, max_width=None):
                 for j in range(L):
                     s = scores[b, c, i, j].item()
                     if s > threshold and (max_width is None or j - i < max_width):
-                        found.append(Span(c, i, j, s))
-        out.append(sorted(found, key=lambda x: (x.start, x.end, x.type)))
+                        found.append(Span(i, j + 1, c, s))  # cell (i, j) is tokens i..j
+        out.append(sorted(found, key=lambda x: (x.start, x.end, x.label)))
     return out
 
 
@@ -31,10 +33,10 @@ def naive_flat(spans):
     """Repeatedly take the best remaining span and discard every span overlapping it."""
     left, kept = list(spans), []
     while left:
-        best = max(left, key=lambda s: (s.score, -s.start, -s.end, -s.type))
+        best = max(left, key=lambda s: (s.score, -s.start, -s.end, -s.label))
         kept.append(best)
-        left = [s for s in left if s.end < best.start or s.start > best.end]
-    return sorted(kept, key=lambda x: (x.start, x.end, x.type))
+        left = [s for s in left if s.end <= best.start or s.start >= best.end]
+    return sorted(kept, key=lambda x: (x.start, x.end, x.label))
 
 
 def random_scores(seed, B=3, C=3, L=9):
@@ -52,8 +54,7 @@ def test_nested_equals_naive_scan(seed, threshold):
     scores = random_scores(seed)
     got = decode(scores, threshold)
     want = naive_nested(scores, threshold)
-    assert [[(s.type, s.start, s.end) for s in ex] for ex in got] == \
-        [[(s.type, s.start, s.end) for s in ex] for ex in want]
+    assert [[s[:3] for s in ex] for ex in got] == [[s[:3] for s in ex] for ex in want]
     for ex_got, ex_want in zip(got, want):
         assert [s.score for s in ex_got] == pytest.approx([s.score for s in ex_want])
     assert [[s[:3] for s in ex] for ex in decode(scores, threshold, max_width=2)] == \
@@ -66,8 +67,9 @@ def test_flat_equals_naive_greedy_and_never_overlaps(seed):
     flat = decode(scores, 0.0, flat=True)
     for ex_flat, ex_nested in zip(flat, naive_nested(scores, 0.0)):
         assert [s[:3] for s in ex_flat] == [s[:3] for s in naive_flat(ex_nested)]
+        assert [s[:3] for s in select_flat(ex_nested)] == [s[:3] for s in ex_flat]
         for a, b in zip(ex_flat, ex_flat[1:]):
-            assert a.end < b.start
+            assert a.end <= b.start
 
 
 def test_flat_worked_example():
@@ -76,8 +78,10 @@ def test_flat_worked_example():
     scores[0, 1, 1, 1] = 4.0  # type 1, token 1: overlaps and wins
     scores[0, 0, 3, 4] = 0.5
     scores[0, 1, 3, 3] = 0.2  # overlaps the 0.5 span and loses
-    assert [s[:3] for s in decode(scores, flat=True)[0]] == [(1, 1, 1), (0, 3, 4)]
-    assert [s[:3] for s in decode(scores)[0]] == [(0, 0, 2), (1, 1, 1), (1, 3, 3), (0, 3, 4)]
+    # (start, end exclusive, label)
+    assert [s[:3] for s in decode(scores, flat=True)[0]] == [(1, 2, 1), (3, 5, 0)]
+    assert [s[:3] for s in decode(scores)[0]] == [(0, 3, 0), (1, 2, 1), (3, 4, 1), (3, 5, 0)]
+    assert [s[:3] for s in decode(scores, max_width=1)[0]] == [(1, 2, 1), (3, 4, 1)]
 
 
 def test_prob_is_sigmoid_2s_and_stable():
@@ -88,11 +92,19 @@ def test_prob_is_sigmoid_2s_and_stable():
 
 def test_to_entities_gives_exact_offsets():
     text = "  Angela   Merkel\tin 北京 👍🏽"
-    tok = CharWordTokenizer.build([text])
-    enc = tok.encode(text)
-    spans = [Span(0, 0, 1, 2.0), Span(1, 3, 4, 0.1)]
-    ents = to_entities(text, enc, spans, ["PER", "LOC"])
-    assert [(e["text"], e["label"]) for e in ents] == [("Angela   Merkel", "PER"), ("北京", "LOC")]
-    for e in ents:
-        assert text[e["start"]:e["end"]] == e["text"]
-    assert ents[0]["prob"] == pytest.approx(prob(2.0), abs=1e-4)
+    enc = CharWordTokenizer.build([text]).encode(text)
+    # tokens: Angela, Merkel, in, 北, 京, 👍🏽
+    ents = to_entities(text, enc, [Span(0, 2, 0, 2.0), Span(3, 5, 1, 0.1), Span(5, 6, 1, -1.0)],
+                       ["PER", "LOC"])
+    assert [(e["start"], e["end"], e["label"], e["text"]) for e in ents] == [
+        (2, 17, "PER", "Angela   Merkel"), (21, 23, "LOC", "北京"), (24, 26, "LOC", "👍🏽")]
+    assert [e["prob"] for e in ents] == [0.982, 0.5498, 0.1192]  # sigmoid(2s), by hand
+    assert [e["score"] for e in ents] == [2.0, 0.1, -1.0]
+
+
+def test_merge_keeps_the_best_score_in_text_coordinates():
+    found: dict = {}
+    merge_best(found, [Span(1, 3, 0, 0.5), Span(4, 5, 1, 2.0)], shift=0)  # window at token 0
+    merge_best(found, [Span(0, 2, 0, 1.5), Span(3, 4, 1, 0.7)], shift=1)  # window at token 1
+    merge_best(found, [Span(0, 1, 1, 0.1)], shift=4)  # a weaker copy arrives last
+    assert found == {(0, 1, 3): 1.5, (1, 4, 5): 2.0}

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from gpner.heads import EfficientGlobalPointer, GlobalPointer, rope
+from gpner.heads import CRFTagger, EfficientGlobalPointer, GlobalPointer, SoftmaxTagger, rope
 from gpner.losses import mcce_sparse
 
 torch.manual_seed(0)
@@ -37,24 +37,25 @@ def make_inputs(B=2, L=6, D=8):
     return hidden, mask
 
 
-def check_masked(scores, mask, b, i, j):
-    valid = bool(mask[b, i]) and bool(mask[b, j]) and i <= j
-    return valid
+def check_masked(scores, mask, b, i, j, full_square=False):
+    return bool(mask[b, i]) and bool(mask[b, j]) and (full_square or i <= j)
 
 
-@pytest.mark.parametrize("use_rope", [True, False])
-def test_gp_scores_equal_explicit_loop(use_rope):
+@pytest.mark.parametrize("use_rope,full", [(True, False), (False, False), (True, True)])
+def test_gp_scores_equal_explicit_loop(use_rope, full):
     C, d = 3, 4
     hidden, mask = make_inputs()
-    head = GlobalPointer(8, C, head_size=d, rope=use_rope).double()
+    head = GlobalPointer(8, C, head_size=d, rope=use_rope, full_square=full).double()
     scores = head(hidden, mask)
+    if full:  # cells below the diagonal are scored, not masked
+        assert torch.isfinite(scores[0, :, 3, 1]).all()
     W, bias = head.proj.weight, head.proj.bias
     B, L, _ = hidden.shape
     for b in range(B):
         for c in range(C):
             for i in range(L):
                 for j in range(L):
-                    if not check_masked(scores, mask, b, i, j):
+                    if not check_masked(scores, mask, b, i, j, full):
                         assert scores[b, c, i, j] == float("-inf")
                         continue
                     # projection rows: type c, q then k, each d wide
@@ -66,10 +67,11 @@ def test_gp_scores_equal_explicit_loop(use_rope):
                     assert scores[b, c, i, j].item() == pytest.approx(expected, abs=1e-10)
 
 
-def test_egp_scores_equal_explicit_loop():
+@pytest.mark.parametrize("full", [False, True])
+def test_egp_scores_equal_explicit_loop(full):
     C, d = 3, 4
     hidden, mask = make_inputs()
-    head = EfficientGlobalPointer(8, C, head_size=d).double()
+    head = EfficientGlobalPointer(8, C, head_size=d, full_square=full).double()
     scores = head(hidden, mask)
     B, L, _ = hidden.shape
     w = head.type_terms.weight  # (2C, 2d)
@@ -79,7 +81,7 @@ def test_egp_scores_equal_explicit_loop():
             w_c = w[2 * c].tolist() + w[2 * c + 1].tolist()  # the 4d vector of type c
             for i in range(L):
                 for j in range(L):
-                    if not check_masked(scores, mask, b, i, j):
+                    if not check_masked(scores, mask, b, i, j, full):
                         assert scores[b, c, i, j] == float("-inf")
                         continue
                     qi, kj = rotate(feats[i][:d], i), rotate(feats[j][d:], j)
@@ -154,3 +156,15 @@ def test_egp_costs_4d_parameters_per_type():
         assert count(EfficientGlobalPointer(768, 10, head_size=d)) - base == 4 * d
     # GlobalPointer pays a full projection per type: 2 * D * d weights + 2 * d biases
     assert count(GlobalPointer(768, 10)) - count(GlobalPointer(768, 9)) == 2 * 768 * 64 + 2 * 64
+
+
+def test_tag_heads_give_named_outputs():
+    hidden, mask = make_inputs(B=2, L=5, D=8)
+    out = SoftmaxTagger(8, 3)(hidden.float(), mask)
+    assert list(out) == ["emissions"] and out["emissions"].shape == (2, 5, 7)  # T = 1 + 2C
+    crf = CRFTagger(8, 3)
+    out = crf(hidden.float(), mask)
+    assert list(out) == ["emissions", "start", "end", "transitions"]
+    assert out["transitions"] is crf.crf.trans  # the parameters themselves: gradients reach them
+    with pytest.raises(ValueError, match="no span square"):
+        SoftmaxTagger(8, 3, full_square=True)

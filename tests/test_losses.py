@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from gpner.heads import mask_scores
-from gpner.losses import (gp_divergence, mcce_dense, mcce_soft, mcce_sparse,
-                          positives_from_spans)
+from gpner.losses import flood, gp_divergence, mcce_dense, mcce_soft, mcce_sparse
 
 
 def brute_loss(scores, gold):
@@ -197,7 +196,43 @@ def test_divergence_brute_force_and_laws():
     assert gp_divergence(s, nudged).item() > 0
 
 
-def test_positives_from_spans():
-    rows = positives_from_spans([[(0, 1, 2)], [], [(1, 0, 0), (2, 3, 4)]])
-    assert rows.tolist() == [[0, 0, 1, 2], [2, 1, 0, 0], [2, 2, 3, 4]]
-    assert positives_from_spans([[], []]).shape == (0, 4)
+def test_mean_divergence_is_the_per_text_mean_over_valid_cells():
+    """norm="mean": each (text, type) sum divided by that text's number of valid cells, by a
+    loop; so it does not grow with the square of the length as the published sum does."""
+    _, mask, s, _ = random_case(3, 2, 6, 5, empty_row=False)
+    t = mask_scores(torch.randn(s.shape, dtype=torch.float64) * 3, mask)
+    B, C, L, _ = s.shape
+    want = torch.zeros(B, C, dtype=torch.float64)
+    for b in range(B):
+        for c in range(C):
+            total, n = 0.0, 0
+            for i in range(L):
+                for j in range(L):
+                    x, y = s[b, c, i, j].item(), t[b, c, i, j].item()
+                    if math.isinf(x) or math.isinf(y):
+                        continue
+                    total += (1 / (1 + math.exp(-x)) - 1 / (1 + math.exp(-y))) * (x - y)
+                    n += 1
+            want[b, c] = total / n
+    got = gp_divergence(s, t, reduction="none", norm="mean")
+    torch.testing.assert_close(got, want)
+    assert gp_divergence(s, t, norm="mean").item() == pytest.approx(want.sum(1).mean().item())
+    # one text repeated 4x longer (same per-cell differences): the sum grows 16x, the mean not
+    a, b = torch.full((1, 1, 4, 4), 1.0), torch.full((1, 1, 4, 4), -1.0)
+    big_a, big_b = torch.full((1, 1, 16, 16), 1.0), torch.full((1, 1, 16, 16), -1.0)
+    assert gp_divergence(big_a, big_b).item() == pytest.approx(16 * gp_divergence(a, b).item())
+    assert gp_divergence(big_a, big_b, norm="mean").item() == pytest.approx(
+        gp_divergence(a, b, norm="mean").item())
+    with pytest.raises(ValueError, match="norm"):
+        gp_divergence(s, t, norm="max")
+
+
+@pytest.mark.parametrize("loss_value,level", [(0.1, 0.5), (0.9, 0.5), (2.0, 0.0)])
+def test_flooding_formula_and_gradient(loss_value, level):
+    """|L - b| + b: the same value and gradient above the level, the gradient flipped below."""
+    w = torch.tensor(loss_value, dtype=torch.float64, requires_grad=True)
+    loss = 3.0 * w  # dL/dw = 3
+    flooded = flood(loss, level)
+    flooded.backward()
+    assert flooded.item() == pytest.approx(abs(3 * loss_value - level) + level)
+    assert w.grad.item() == pytest.approx(3.0 if 3 * loss_value > level else -3.0)

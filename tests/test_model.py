@@ -1,4 +1,5 @@
-"""Model directory round trips, windows over long texts, the tag heads and the HF encoder path."""
+"""Model directory round trips for every head, windows over long texts, the tag heads' gold
+spans and the Hugging Face encoder path."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 import pytest
 import torch
 
+from gpner.artifact import save_model
 from gpner.data import make_examples, window_bounds
 from gpner.encoders import EncoderNotFound, load_hf
-from gpner.model import load, save_model
+from gpner.model import build
+from gpner.predict import Predictor, TorchBackend, load
 from gpner.records import Report
-from gpner.trainer import build
 from tests.helpers import tiny_config, tiny_data
 
 TEXTS = ["张伟在上海大学工作。", "Alice Johnson works at the Bank of London .", "", "   "]
@@ -21,29 +23,25 @@ TEXTS = ["张伟在上海大学工作。", "Alice Johnson works at the Bank of L
 def test_save_load_gives_identical_predictions(tmp_path, head):
     torch.manual_seed(0)
     records = tiny_data(32)
-    model, featurizer, meta = build(tiny_config(head=head), records)
-    meta["decode"].update(flat=False, max_width=8, threshold=-0.05)  # random weights: low bar
+    model, featurizer, task, config = build(tiny_config(head=head), records)
+    config.decode.flat, config.decode.max_width, config.decode.threshold = False, 8, -0.05
     with torch.no_grad():  # make sure random weights produce some spans to compare
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    from gpner.model import Predictor
-
-    before = Predictor(model.eval(), featurizer, meta).predict(TEXTS)
-    save_model(model, featurizer, meta, tmp_path / "m")
+    before = Predictor(config, featurizer, task, TorchBackend(model.eval())).predict(TEXTS)
+    save_model(model, featurizer, config, tmp_path / "m")
     files = sorted(p.name for p in (tmp_path / "m").iterdir())
     assert files == ["config.json", "features.json", "model.safetensors", "vocab.json"]
     after = load(tmp_path / "m").predict(TEXTS)
     assert after == before
     assert before[2] == {"text": "", "entities": []} and before[3]["entities"] == []
-    if head in ("gp", "egp"):
-        assert sum(len(r["entities"]) for r in before) > 0
-    for r in after:
-        for e in r["entities"]:
-            assert r["text"][e["start"]:e["end"]] == e["text"]
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["labels"] == ["LOC", "ORG", "PER"] and config["head"] == head
-    assert config["train_config"]["head"] == head
-    assert config["tokenizer"]["type"] == "builtin" and "vocab.json" in config["tokenizer"]["files"]
+    assert sum(len(r["entities"]) for r in before) > 0
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["id2label"] == {"0": "LOC", "1": "ORG", "2": "PER"} and saved["head"] == head
+    assert saved["label2id"] == {"LOC": 0, "ORG": 1, "PER": 2}
+    assert (saved["model_type"], saved["format_version"], saved["task"]) == ("gpner", 2, "ner")
+    assert saved["train_config"]["head"] == head and saved["decode"]["max_width"] == 8
+    assert saved["tokenizer"]["type"] == "builtin" and "vocab.json" in saved["tokenizer"]["files"]
 
 
 def test_window_bounds_cover_everything():
@@ -57,57 +55,53 @@ def test_window_bounds_cover_everything():
 
 def test_long_text_is_windowed_not_truncated():
     records = tiny_data(16)
-    model, featurizer, meta = build(tiny_config(), records)
-    meta["max_length"] = 8
+    model, featurizer, task, config = build(tiny_config(), records)
     text = " ".join(["filler"] * 30 + ["Bob Smith"])  # the entity sits past token 30
     long_rec = {"text": text, "entities": [{"start": text.index("Bob"), "end": len(text),
                                             "label": "PER"}]}
     report = Report("t")
-    ex = make_examples([long_rec], featurizer, meta["labels"], 8, report)
-    assert len(ex) > 4 and all(len(e) <= 8 for e in ex)
-    assert sum(len(e.spans) for e in ex) >= 1 and report.total_skipped == 0
+    ex = make_examples([long_rec], featurizer, config.labels, 8, report)
+    assert [(e.window.start, e.window.end) for e in ex] == [
+        (0, 8), (4, 12), (8, 16), (12, 20), (16, 24), (20, 28), (24, 32)]
+    # "Bob Smith" is content tokens 30-31: whole only in the last window, at its tokens 6-7
+    assert [[s[:3] for s in e.spans] for e in ex][-2:] == [[], [(6, 8, 2)]]
+    assert sum(len(e.spans) for e in ex) == 1 and report.total_skipped == 0
     wide = {"text": text, "entities": [{"start": 0, "end": len(text), "label": "PER"}]}
     report = Report("t")
-    make_examples([wide], featurizer, meta["labels"], 8, report)
+    make_examples([wide], featurizer, config.labels, 8, report)
     assert report.skipped == {"entity wider than the window overlap": 1}
 
 
 def test_tag_heads_report_nested_gold():
     records = tiny_data(8)
-    model, featurizer, meta = build(tiny_config(head="crf"), records)
+    model, featurizer, task, config = build(tiny_config(head="crf"), records)
     report = Report("t")
-    ex = make_examples(records, featurizer, meta["labels"], 64, report, flat_only=True)
+    ex = make_examples(records, featurizer, config.labels, 64, report, flat_only=True)
     nested = sum(1 for r in records for a in r["entities"] for b in r["entities"]
                  if a is not b and a["start"] <= b["start"] and b["end"] <= a["end"])
     assert nested > 0
     assert report.skipped["nested span (tag heads cannot represent it)"] == nested
     for e in ex:
-        cells = [(i, j) for _, i, j in e.spans]
-        assert all(j1 < i2 for (_, j1), (i2, _) in zip(cells, cells[1:]))
+        assert all(a.end <= b.start for a, b in zip(e.spans, e.spans[1:]))
 
 
 def test_hf_encoder_round_trip_and_windows(tmp_path, tiny_bert_dir):
     torch.manual_seed(0)
     records = tiny_data(16)
     cfg = tiny_config(encoder=str(tiny_bert_dir), head="gp")
-    model, featurizer, meta = build(cfg, records)
-    assert meta["max_length"] == 64 and featurizer.num_special == 2
-    meta["decode"].update(flat=False, max_width=6, threshold=-0.01)
-    from gpner.model import Predictor
-
+    model, featurizer, task, config = build(cfg, records)
+    assert config.max_length == 64 and featurizer.num_special == 2
+    config.decode.flat, config.decode.max_width, config.decode.threshold = False, 6, -0.01
     long_text = "Bob Smith works in London . " * 40  # about 240 tokens: several windows
     texts = TEXTS + [long_text]
-    before = Predictor(model.eval(), featurizer, meta).predict(texts)
-    save_model(model, featurizer, meta, tmp_path / "m")
+    before = Predictor(config, featurizer, task, TorchBackend(model.eval())).predict(texts)
+    save_model(model, featurizer, config, tmp_path / "m")
     assert (tmp_path / "m" / "encoder" / "config.json").exists()
     assert (tmp_path / "m" / "tokenizer.json").exists()
     after = load(tmp_path / "m").predict(texts)
     assert after == before
     ends = [e["end"] for e in after[-1]["entities"]]
     assert ends and max(ends) > len(long_text) // 2  # spans found beyond the first window
-    for r in after:
-        for e in r["entities"]:
-            assert r["text"][e["start"]:e["end"]] == e["text"]
 
 
 def test_missing_encoder_error_names_it(monkeypatch, tmp_path):

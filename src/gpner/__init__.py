@@ -22,7 +22,9 @@ _LAZY = {
     "mcce_soft": "gpner.losses",
     "gp_divergence": "gpner.losses",
     "decode": "gpner.decoding",
-    "load": "gpner.model",
+    "load": "gpner.predict",
+    "Predictor": "gpner.predict",
+    "ModelConfig": "gpner.artifact",
     "train": "gpner.trainer",
     "TrainConfig": "gpner.config",
 }

@@ -10,12 +10,24 @@ exact offsets in the original string.
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from gpner.records import Entity, Report
 from gpner.tokenization import Encoding
 
-TokenSpan = tuple[int, int, str]  # (first token, last token inclusive, label)
+
+class TokenSpan(NamedTuple):
+    """Tokens ``start .. end - 1`` labelled ``label``: the end is exclusive, like character
+    offsets, everywhere in gpner. The GlobalPointer cell of a span is ``(start, end - 1)``.
+
+    ``label`` is a label name at the edges (readers, tag sequences) and a label id inside a
+    model; ``score`` is the span logit of a prediction.
+    """
+
+    start: int
+    end: int
+    label: int | str
+    score: float = 0.0
 
 
 class Alignment:
@@ -34,14 +46,16 @@ class Alignment:
         self._tok_starts = [encoding.offsets[t][0] for t in self._tok]
 
     def char_to_token(self, start: int, end: int) -> tuple[int, int] | None:
-        """Token span ``(i, j)`` (inclusive) whose characters are exactly ``[start, end)``."""
+        """Token range ``(first, end)`` (end exclusive) whose characters are exactly
+        ``[start, end)``, or None."""
         i, j = self.starts.get(start), self.ends.get(end)
         if i is None or j is None or i > j:
             return None
-        return i, j
+        return i, j + 1
 
     def enclosing(self, start: int, end: int) -> tuple[int, int] | None:
-        """Smallest token span covering ``[start, end)`` (for expanding misaligned spans)."""
+        """Smallest token range (end exclusive) covering ``[start, end)``, for expanding
+        misaligned spans."""
         a = bisect_right(self._tok_starts, start) - 1
         b = bisect_right(self._tok_starts, end - 1) - 1
         if b < 0:
@@ -50,17 +64,17 @@ class Alignment:
             a += 1  # start lies before the first token or in whitespace after token a
         if a > b:
             return None
-        return self._tok[a], self._tok[b]
+        return self._tok[a], self._tok[b] + 1
 
-    def token_to_char(self, i: int, j: int) -> tuple[int, int]:
-        """Character span of tokens ``i..j`` inclusive."""
-        return self.encoding.offsets[i][0], self.encoding.offsets[j][1]
+    def token_to_char(self, start: int, end: int) -> tuple[int, int]:
+        """Character span of tokens ``start .. end - 1``."""
+        return self.encoding.offsets[start][0], self.encoding.offsets[end - 1][1]
 
 
 def align_entities(text: str, entities: Iterable[Entity], encoding: Encoding,
                    report: Report | None = None, misaligned: str = "skip",
                    line: int | None = None) -> list[TokenSpan]:
-    """Token spans for gold entities; misaligned spans are counted in ``report``.
+    """Token spans (label names) for gold entities; misaligned spans are counted in ``report``.
 
     ``misaligned``: ``"skip"`` leaves them out of the returned spans, ``"expand"`` snaps them to
     the enclosing tokens; both count them under ``"boundary inside a token"``.
@@ -82,5 +96,5 @@ def align_entities(text: str, entities: Iterable[Entity], encoding: Encoding,
             if misaligned == "skip" or near is None:
                 continue
             span = near
-        out.append((span[0], span[1], e["label"]))
+        out.append(TokenSpan(span[0], span[1], e["label"]))
     return out

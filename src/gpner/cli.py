@@ -51,7 +51,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from gpner.formats import read
     from gpner.metrics import format_table
-    from gpner.model import load
+    from gpner.predict import load
 
     model = load(args.model)
     corpus = read(args.data)
@@ -68,7 +68,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from gpner.model import load
+    from gpner.predict import load
 
     model = load(args.model)
     if args.input in (None, "-"):
@@ -88,8 +88,8 @@ def _predict(args: argparse.Namespace) -> int:
         else:
             texts = [r["text"] for r in read(path, fmt)]
     flat = True if args.flat else (False if args.nested else None)
-    for record in model.predict(texts, flat=flat, threshold=args.threshold,
-                                batch_size=args.batch_size):
+    for record in model.predict_iter(texts, flat=flat, threshold=args.threshold,
+                                     batch_size=args.batch_size):
         print(json.dumps(record, ensure_ascii=False), flush=False)
     return 0
 
@@ -132,7 +132,7 @@ def _demo(args: argparse.Namespace) -> int:
     from gpner.demo import SAMPLES, write_corpus
     from gpner.formats import read
     from gpner.metrics import format_table
-    from gpner.model import load
+    from gpner.predict import load
     from gpner.trainer import train
 
     out = args.output
@@ -157,6 +157,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gpner import __version__
+    from gpner.tasks import HEADS
 
     parser = argparse.ArgumentParser(prog="gpner", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gpner {__version__}")
@@ -186,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", help="dev data for evaluation every epoch and early stopping")
     p.add_argument("--output", "-o", required=True, help="run directory")
     p.add_argument("--encoder", help="builtin (default), a Hugging Face name or a local directory")
-    p.add_argument("--head", choices=["gp", "egp", "crf", "softmax"], help="default egp")
+    p.add_argument("--head", choices=list(HEADS), help="default egp; "
+                   + "; ".join(f"{k}: {v.about}" for k, v in HEADS.items()))
     p.add_argument("--config", help="YAML file of settings")
     p.add_argument("--resume", action="store_true", help="continue the run in OUTPUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

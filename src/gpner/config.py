@@ -7,7 +7,7 @@ Sources, later ones winning: the defaults below, a YAML file (``--config run.yam
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from typing import Any
 @dataclass
 class TrainConfig:
     # model
+    task: str = "ner"
     encoder: str = "builtin"  # "builtin", a Hugging Face model name, or a local model directory
-    head: str = "egp"  # gp | egp | crf | softmax
+    head: str = "egp"  # gp | egp | crf | softmax (gpner.tasks.HEADS)
     head_size: int = 64
     # built-in encoder (BiLSTM over word + bigram + character-CNN features)
     word_dim: int = 128
@@ -46,6 +47,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (after the current epoch's evaluation) past this
     # regularisers (0 = off)
     rdrop: float = 0.0  # weight of D(s1, s2) between two dropout passes
+    divergence: str = "sum"  # D for rdrop and vat: "sum" over cells (published) or "mean"
     fgm: float = 0.0  # epsilon of the FGM perturbation of the embedding matrix
     pgd: float = 0.0  # epsilon ball of PGD
     pgd_steps: int = 3
@@ -53,11 +55,11 @@ class TrainConfig:
     vat_eps: float = 1.0  # norm of the virtual adversarial perturbation (per token)
     grad_penalty: float = 0.0  # weight of ||d loss / d embeddings||^2
     ema: float = 0.0  # decay of the weight average used for evaluation and saving
+    flood: float = 0.0  # flooding level b: train on |L - b| + b (0 = off)
     # decoding
     threshold: float = 0.0
     flat: bool | None = None  # None: flat iff the training data has no overlapping entities
     max_width: int | None = None  # None: learned, the widest gold span in tokens
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -66,10 +68,12 @@ class TrainConfig:
     def update(self, values: dict[str, Any], source: str) -> "TrainConfig":
         """Return a copy with ``values`` applied; unknown keys are an error naming ``source``."""
         known = set(self.fields())
+        if values.get("extra") == {}:  # an unused key that gpner 0.1.0 wrote into config.yaml
+            values = {k: v for k, v in values.items() if k != "extra"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{source}: unknown setting(s) {unknown}; known: "
-                             f"{', '.join(sorted(known - {'extra'}))}")
+                             f"{', '.join(sorted(known))}")
         types = {f.name: str(f.type) for f in dataclasses.fields(self)}
         values = {k: _coerce(k, v, types[k], source) for k, v in values.items()}
         cfg = dataclasses.replace(self, **values)
@@ -77,8 +81,15 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        if self.head not in ("gp", "egp", "crf", "softmax"):
-            raise ValueError(f"head must be gp, egp, crf or softmax, got {self.head!r}")
+        from gpner.tasks import HEADS, TASKS, head_info
+
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        info = head_info(self.head)
+        if self.divergence not in ("sum", "mean"):
+            raise ValueError(f"divergence must be sum or mean, got {self.divergence!r}")
+        if self.flood < 0:
+            raise ValueError(f"flood must be >= 0, got {self.flood}")
         if self.misaligned not in ("skip", "expand"):
             raise ValueError(f"misaligned must be skip or expand, got {self.misaligned!r}")
         for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps"):
@@ -86,8 +97,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.head_size % 2:
             raise ValueError(f"head_size must be even (RoPE rotates pairs), got {self.head_size}")
-        if self.head in ("crf", "softmax") and (self.rdrop or self.vat):
-            raise ValueError("rdrop and vat use the GlobalPointer divergence: heads gp/egp only")
+        if info.kind != "span" and (self.rdrop or self.vat):
+            spans = ", ".join(k for k, v in HEADS.items() if v.kind == "span")
+            raise ValueError(f"rdrop and vat use the GlobalPointer divergence: heads {spans} "
+                             f"only, not {self.head}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,4 +1,5 @@
-"""Records -> training windows with token-level gold spans, and length-bucketed batches.
+"""Records -> training windows with token-level gold spans, length-bucketed batches, and the
+collator that turns examples into a batch of CPU tensors.
 
 Long texts are cut into overlapping windows of at most ``max_length`` tokens (never truncated);
 every gold span lies inside some window unless it is wider than the overlap, which is reported.
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Sequence
 
-from gpner.alignment import align_entities
+import torch
+
+from gpner.alignment import TokenSpan, align_entities
 from gpner.features import Window
 from gpner.records import Record, Report
+from gpner.tokenization import Encoding
 
 
 def window_bounds(n: int, size: int) -> list[tuple[int, int]]:
@@ -30,17 +34,24 @@ def window_bounds(n: int, size: int) -> list[tuple[int, int]]:
         start += step
 
 
+def content_size(featurizer: Any, max_length: int) -> int:
+    """Content tokens per window: ``max_length`` less the model's special tokens."""
+    size = max_length - featurizer.num_special
+    if size < 2:
+        raise ValueError(f"max_length {max_length} leaves no room for tokens")
+    return size
+
+
 @dataclass
 class Example:
     window: Window
-    spans: list[tuple[int, int, int]]  # (type, i, j): window-local token indices, j inclusive
-    doc: int  # index of the source record
+    spans: list[TokenSpan]  # window-local token indices, label ids
 
     def __len__(self) -> int:
-        return len(self.window["offsets"])
+        return len(self.window)
 
 
-def make_examples(records: Sequence[Record], featurizer, labels: Sequence[str],
+def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[str],
                   max_length: int, report: Report, misaligned: str = "skip",
                   flat_only: bool = False) -> list[Example]:
     """Encode records into windows with gold spans; problems are counted in ``report``.
@@ -49,9 +60,7 @@ def make_examples(records: Sequence[Record], featurizer, labels: Sequence[str],
     rest as ``nested span (tag heads cannot represent it)``.
     """
     label_id = {lab: k for k, lab in enumerate(labels)}
-    size = max_length - featurizer.num_special
-    if size < 2:
-        raise ValueError(f"max_length {max_length} leaves no room for tokens")
+    size = content_size(featurizer, max_length)
     examples: list[Example] = []
     for doc, rec in enumerate(records):
         text = rec["text"]
@@ -68,39 +77,40 @@ def make_examples(records: Sequence[Record], featurizer, labels: Sequence[str],
             spans = _flatten(spans, report, doc, text, enc)
         report.records += 1
         report.entities += len(spans)
-        bounds = window_bounds(len(enc), size)
         placed = [False] * len(spans)
-        for start, end in bounds:
+        for start, end in window_bounds(len(enc), size):
             win = featurizer.window(text, enc, start, end)
+            shift = win.prefix - win.start  # content token -> window token
             local = []
-            for k, (i, j, lab) in enumerate(spans):
-                if start <= i and j < end:
-                    local.append((label_id[lab], i - start + win["prefix"],
-                                  j - start + win["prefix"]))
+            for k, sp in enumerate(spans):
+                if win.start <= sp.start and sp.end <= win.end:
+                    local.append(TokenSpan(sp.start + shift, sp.end + shift, label_id[sp.label]))
                     placed[k] = True
-            examples.append(Example(win, local, doc))
+            examples.append(Example(win, local))
         for k, ok in enumerate(placed):
             if not ok:
-                i, j, lab = spans[k]
+                sp = spans[k]
                 report.problem(None, "entity wider than the window overlap",
-                               f"record {doc}: {lab} of {j - i + 1} tokens; raise max_length")
+                               f"record {doc}: {sp.label} of {sp.end - sp.start} tokens; "
+                               "raise max_length")
     return examples
 
 
-def _flatten(spans, report: Report, doc: int, text: str, enc) -> list:
+def _flatten(spans: list[TokenSpan], report: Report, doc: int, text: str, enc: Encoding
+             ) -> list[TokenSpan]:
     kept, reach = [], -1
-    for i, j, lab in sorted(spans, key=lambda s: (s[0], -s[1])):
-        if i <= reach:
-            s, e = enc.offsets[i][0], enc.offsets[j][1]
+    for sp in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if sp.start < reach:
+            s, e = enc.offsets[sp.start][0], enc.offsets[sp.end - 1][1]
             report.problem(None, "nested span (tag heads cannot represent it)",
-                           f"record {doc}: {lab} {text[s:e]!r}")
+                           f"record {doc}: {sp.label} {text[s:e]!r}")
             continue
-        kept.append((i, j, lab))
-        reach = j
+        kept.append(sp)
+        reach = sp.end
     return kept
 
 
-def batches(examples: Sequence[Example], batch_size: int, seed: int | None = None,
+def batches(examples: Sequence[Any], batch_size: int, seed: int | None = None,
             epoch: int = 0) -> list[list[int]]:
     """Index batches of similar length (little padding).
 
@@ -123,22 +133,30 @@ def batches(examples: Sequence[Example], batch_size: int, seed: int | None = Non
     return out
 
 
+class Collator:
+    """Examples -> one batch: the featurizer's inputs plus the task's targets, CPU tensors only
+    (so a batch can be pinned, moved to any device or exported)."""
+
+    def __init__(self, featurizer: Any, task: Any):
+        self.featurizer, self.task = featurizer, task
+
+    def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        batch = self.featurizer.collate([ex.window for ex in examples])
+        batch.update(self.task.targets([ex.spans for ex in examples], batch))
+        return batch
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device | str
+              ) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def max_span_width(examples: Sequence[Example]) -> int:
     """Widest gold span in tokens (the learned decoding cap)."""
-    return max((j - i + 1 for ex in examples for _, i, j in ex.spans), default=1)
+    return max((sp.end - sp.start for ex in examples for sp in ex.spans), default=1)
 
 
 def has_overlaps(records: Sequence[Record]) -> bool:
     from gpner.records import is_nested
 
     return any(is_nested(r) for r in records)
-
-
-def iter_windows(texts: Sequence[str], featurizer, max_length: int
-                 ) -> Iterator[tuple[int, Window, object]]:
-    """(text index, window, full encoding) for prediction."""
-    size = max_length - featurizer.num_special
-    for n, text in enumerate(texts):
-        enc = featurizer.encode(text)
-        for start, end in window_bounds(len(enc), size):
-            yield n, featurizer.window(text, enc, start, end), enc

@@ -1,31 +1,32 @@
-"""From (B, C, L, L) scores to spans: nested or flat, with a score and a probability each.
+"""From model outputs to spans: pure functions, whichever runtime produced the outputs.
 
-* nested: every valid cell with score > threshold.
-* flat: the same candidates, then highest score first, each kept span removing the candidates
-  that overlap it (whatever their type), so the result never overlaps.
+* :func:`decode`: (B, C, L, L) span scores -> nested candidates (score > threshold), or flat:
+  highest score first, each kept span removing the candidates that overlap it, whatever their
+  type, so the result never overlaps.
+* :func:`decode_tags`: (B, L, T) BIO emissions -> spans, by argmax or CRF Viterbi.
+* :func:`merge_best`: the spans of a text's overlapping windows, one per (label, start, end) with
+  its best score.
+* :func:`to_entities`: token spans -> records with exact character offsets.
 
-A span's probability is sigmoid(2 * score): the soft-label loss is optimal at t = sigmoid(2s),
-so threshold 0 means p = 0.5.
+Spans are :class:`~gpner.alignment.TokenSpan` (end exclusive, label id). A span's probability is
+sigmoid(2 * score): the soft-label loss is optimal at t = sigmoid(2s), so threshold 0 is p = 0.5.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from gpner.alignment import Alignment
+from gpner.alignment import Alignment, TokenSpan
+from gpner.crf import crf_viterbi
 from gpner.records import Entity
+from gpner.tagging import tags_to_spans
 from gpner.tokenization import Encoding
 
-
-class Span(NamedTuple):
-    type: int
-    start: int  # first token
-    end: int  # last token, inclusive
-    score: float
+SpanKey = tuple[int, int, int]  # (label id, start, end)
 
 
 def prob(score: float) -> float:
@@ -34,9 +35,13 @@ def prob(score: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+def _sorted(spans: list[TokenSpan]) -> list[TokenSpan]:
+    return sorted(spans, key=lambda s: (s.start, s.end, s.label))
+
+
 def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
-           max_width: int | None = None) -> list[list[Span]]:
-    """scores (B, C, L, L) -> per example, spans sorted by (start, end, type).
+           max_width: int | None = None) -> list[list[TokenSpan]]:
+    """scores (B, C, L, L) -> per example, spans sorted by (start, end, label).
 
     ``max_width`` (tokens) drops wider candidates: a model trained on short texts invents wide
     spans on long ones, and the widest gold span is a good cap.
@@ -49,51 +54,101 @@ def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
     idx = cand.nonzero()  # (K, 4) rows b, c, i, j in row-major order: grouped by b
     vals = scores[cand].float().cpu().numpy()
     idx = idx.cpu().numpy()
-    out: list[list[Span]] = [[] for _ in range(B)]
+    idx[:, 3] += 1  # cell (i, j) is the span [i, j + 1)
+    out: list[list[TokenSpan]] = [[] for _ in range(B)]
     bounds = np.searchsorted(idx[:, 0], np.arange(B + 1)) if len(idx) else np.zeros(B + 1, int)
     for b in range(B):
         rows, v = idx[bounds[b]:bounds[b + 1], 1:], vals[bounds[b]:bounds[b + 1]]
         if flat and len(rows):
             rows, v = _greedy_flat(rows, v, L)
-        spans = [Span(int(c), int(i), int(j), float(s)) for (c, i, j), s in zip(rows, v)]
-        spans.sort(key=lambda s: (s.start, s.end, s.type))
-        out[b] = spans
+        out[b] = _sorted([TokenSpan(int(i), int(j), int(c), float(s))
+                          for (c, i, j), s in zip(rows, v)])
     return out
 
 
-def select_flat(spans: Sequence[Span]) -> list[Span]:
+def select_flat(spans: Sequence[TokenSpan]) -> list[TokenSpan]:
     """The flat subset of candidate spans: highest score first, overlapping ones removed."""
     if not spans:
         return []
-    rows = np.array([(s.type, s.start, s.end) for s in spans], dtype=int)
+    rows = np.array([(s.label, s.start, s.end) for s in spans], dtype=int)
     v = np.array([s.score for s in spans], dtype=float)
-    rows, v = _greedy_flat(rows, v, int(rows[:, 2].max()) + 1)
-    kept = [Span(int(c), int(i), int(j), float(s)) for (c, i, j), s in zip(rows, v)]
-    return sorted(kept, key=lambda s: (s.start, s.end, s.type))
+    rows, v = _greedy_flat(rows, v, int(rows[:, 2].max()))
+    return _sorted([TokenSpan(int(i), int(j), int(c), float(s)) for (c, i, j), s in zip(rows, v)])
 
 
 def _greedy_flat(rows: np.ndarray, v: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
-    # ties broken by position then type, so the result does not depend on scan order
+    """rows (K, 3) of (label, start, end); ties broken by position then label, so the result
+    does not depend on scan order."""
     order = np.lexsort((rows[:, 0], rows[:, 2], rows[:, 1], -v))
     used = np.zeros(L, dtype=bool)
     keep = []
     for k in order:
         _, i, j = rows[k]
-        if not used[i:j + 1].any():
-            used[i:j + 1] = True
+        if not used[i:j].any():
+            used[i:j] = True
             keep.append(k)
     keep_arr = np.array(keep, dtype=int)
     return rows[keep_arr], v[keep_arr]
 
 
-def to_entities(text: str, encoding: Encoding, spans: Sequence[Span],
+def pack_spannable(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spannable tokens moved to the left, for the tag heads (a tag sequence has no gaps):
+    token positions ``order`` (B, L') and the prefix mask (B, L') of the packed sequences."""
+    lengths = mask.sum(1)
+    Lp = max(1, int(lengths.max()) if len(lengths) else 1)
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :Lp]
+    packed_mask = torch.arange(Lp, device=mask.device)[None] < lengths[:, None]
+    return order, packed_mask
+
+
+def decode_tags(emissions: torch.Tensor, mask: torch.Tensor,
+                crf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+                ) -> list[list[TokenSpan]]:
+    """emissions (B, L, T) over tags 0 = O, 1 + 2c = B-c, 2 + 2c = I-c; mask (B, L) spannable
+    tokens; ``crf`` = (start, end, transitions) for Viterbi, None for the argmax of each token.
+
+    A span's score is 0.5 * logit(p), p the mean probability of its chosen tags, so that its
+    ``prob`` (sigmoid(2 * score)) is p, as for the span heads.
+    """
+    order, pmask = pack_spannable(mask.to(emissions.device))
+    T = emissions.shape[-1]
+    pem = emissions.gather(1, order[..., None].expand(-1, -1, T)).float()
+    probs = pem.softmax(-1)
+    if crf is not None:
+        paths = crf_viterbi(pem, pmask, *crf)
+    else:
+        paths = [row[: int(n)] for row, n in zip(pem.argmax(-1).tolist(), pmask.sum(1))]
+    names = ["O"] + [f"{p}-{c}" for c in range((T - 1) // 2) for p in "BI"]
+    out = []
+    for b, path in enumerate(paths):
+        spans = []
+        for i, j, lab, _ in tags_to_spans([names[t] for t in path], "bio"):
+            p = float(probs[b, torch.arange(i, j), torch.tensor(path[i:j])].mean())
+            p = min(max(p, 1e-6), 1 - 1e-6)
+            score = 0.5 * math.log(p / (1 - p))
+            spans.append(TokenSpan(int(order[b, i]), int(order[b, j - 1]) + 1, int(lab), score))
+        out.append(spans)
+    return out
+
+
+def merge_best(found: dict[SpanKey, float], spans: Sequence[TokenSpan], shift: int) -> None:
+    """Add one window's spans to a text's ``found``, moved by ``shift`` tokens into the text's
+    coordinates; a span found by several overlapping windows keeps its best score."""
+    for sp in spans:
+        key = (int(sp.label), sp.start + shift, sp.end + shift)
+        old = found.get(key)
+        if old is None or sp.score > old:
+            found[key] = sp.score
+
+
+def to_entities(text: str, encoding: Encoding, spans: Sequence[TokenSpan],
                 labels: Sequence[str]) -> list[Entity]:
     """Token spans -> entity records with exact character offsets into ``text``."""
     al = Alignment(encoding)
     out: list[Entity] = []
     for sp in spans:
         start, end = al.token_to_char(sp.start, sp.end)
-        out.append({"start": start, "end": end, "label": labels[sp.type],
+        out.append({"start": start, "end": end, "label": labels[sp.label],
                     "score": round(sp.score, 4), "prob": round(prob(sp.score), 4),
                     "text": text[start:end]})
     return out

@@ -1,26 +1,55 @@
 """Featurizers turn text into model inputs: the built-in one (words, bigrams, characters) and
-one for any Hugging Face fast tokenizer. Both encode the whole text first (``encode``) and then
-cut windows of at most ``max_length`` tokens (``window``): nothing is ever truncated.
+one for any Hugging Face fast tokenizer. Both encode the whole text first (``encode``), cut
+windows of at most ``max_length`` tokens as CPU tensors (``window``: nothing is ever truncated),
+and pad windows into a batch (``collate``: a dict of CPU tensors, ``mask`` (B, L) marking the
+tokens that may start or end a span).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
 
-from gpner.formats._io import atomic_write_text
-from gpner.tokenization import CharWordTokenizer, Encoding, HFTokenizer, trim_offsets
+from gpner.atomic import atomic_write_text
+from gpner.tokenization import CharWordTokenizer, Encoding, HFTokenizer
 
 MAX_CHARS = 16  # characters per token seen by the character CNN (features only; text is whole)
 
 
-class Window(dict):
-    """One model input: ``features`` (lists), ``offsets``/``spannable`` per window token, and
-    ``start``/``prefix``: window token k is content token ``start + k - prefix``."""
+@dataclass
+class Window:
+    """One model input cut from an encoded text, as CPU tensors.
+
+    It holds content tokens ``start .. end - 1`` of the text; window token k is content token
+    ``start + k - prefix``: the first ``prefix`` tokens are the model's own special tokens
+    (``[CLS]``), which are never spannable.
+    """
+
+    features: dict[str, torch.Tensor]  # featurizer inputs, (n,) or (n, W) long
+    spannable: torch.Tensor  # (n,) bool: tokens that may start or end a span
+    start: int  # first content token of the window
+    end: int  # one past its last content token
+    prefix: int  # special tokens before the content
+
+    def __len__(self) -> int:
+        return len(self.spannable)
+
+
+def pad_stack(seqs: Sequence[torch.Tensor], fill: int = 0, min_len: int = 0) -> torch.Tensor:
+    """Stack tensors of shapes (n_k, *rest_k) into (B, max n_k, *max rest_k), padded with
+    ``fill``; the second dimension is at least ``min_len``."""
+    ndim = seqs[0].dim()
+    shape = [len(seqs), max([min_len] + [len(x) for x in seqs])]
+    shape += [max(x.shape[d] for x in seqs) for d in range(1, ndim)]
+    out = torch.full(shape, fill, dtype=seqs[0].dtype)
+    for b, x in enumerate(seqs):
+        out[(b, *(slice(0, n) for n in x.shape))] = x
+    return out
 
 
 class BuiltinFeaturizer:
@@ -58,35 +87,28 @@ class BuiltinFeaturizer:
         return self.words.encode(text)
 
     def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
-        offsets = enc.offsets[start:end]
         toks = [text[s:e] for s, e in enc.offsets[start:end + 1]]
         low = [t.lower() for t in toks]
         keys = self._bigram_keys(low)[: end - start]  # the token after the window completes it
+        chars = [[self.char_index.get(c, 1) for c in t[:MAX_CHARS]] for t in toks[: end - start]]
+        width = max([1] + [len(c) for c in chars])
         return Window(
-            features={"ids": enc.ids[start:end],
-                      "bigrams": [self.bigram_index.get(k, 1) for k in keys],
-                      "chars": [[self.char_index.get(c, 1) for c in t[:MAX_CHARS]]
-                                for t in toks[: end - start]]},
-            offsets=offsets, spannable=enc.spannable[start:end], start=start, prefix=0)
+            features={"ids": torch.tensor(enc.ids[start:end], dtype=torch.long),
+                      "bigrams": torch.tensor([self.bigram_index.get(k, 1) for k in keys],
+                                              dtype=torch.long),
+                      "chars": torch.tensor([c + [0] * (width - len(c)) for c in chars],
+                                            dtype=torch.long).view(-1, width)},
+            spannable=torch.tensor(enc.spannable[start:end], dtype=torch.bool),
+            start=start, end=end, prefix=0)
 
     def collate(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
-        B = len(windows)
-        L = max(1, max(len(w["offsets"]) for w in windows))
-        W = max([1] + [len(c) for w in windows for c in w["features"]["chars"]])
-        ids = torch.zeros(B, L, dtype=torch.long)
-        bigrams = torch.zeros(B, L, dtype=torch.long)
-        chars = torch.zeros(B, L, W, dtype=torch.long)
-        mask = torch.zeros(B, L, dtype=torch.bool)
-        for b, w in enumerate(windows):
-            n = len(w["offsets"])
-            f = w["features"]
-            ids[b, :n] = torch.tensor(f["ids"], dtype=torch.long)
-            bigrams[b, :n] = torch.tensor(f["bigrams"], dtype=torch.long)
-            for t, cs in enumerate(f["chars"]):
-                chars[b, t, : len(cs)] = torch.tensor(cs, dtype=torch.long)
-            mask[b, :n] = torch.tensor(w["spannable"], dtype=torch.bool)
-        lengths = torch.tensor([max(1, len(w["offsets"])) for w in windows])
-        return {"ids": ids, "bigrams": bigrams, "chars": chars, "lengths": lengths,
+        """ids, bigrams (B, L); chars (B, L, W); lengths (B,); attention_mask, mask (B, L)."""
+        f = [w.features for w in windows]
+        ids = pad_stack([x["ids"] for x in f], min_len=1)  # L >= 1: an empty text is one pad
+        mask = pad_stack([w.spannable for w in windows], min_len=1)
+        return {"ids": ids, "bigrams": pad_stack([x["bigrams"] for x in f], min_len=1),
+                "chars": pad_stack([x["chars"] for x in f], min_len=1),
+                "lengths": torch.tensor([max(1, len(w)) for w in windows]),
                 "attention_mask": ids.ne(0) | mask, "mask": mask}
 
     def sizes(self) -> dict[str, int]:
@@ -126,32 +148,21 @@ class HFFeaturizer:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def encode(self, text: str) -> Encoding:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                             truncation=False, verbose=False)
-        offsets, spannable = trim_offsets(text, enc["offset_mapping"],
-                                          [False] * len(enc["input_ids"]))
-        return Encoding(list(enc["input_ids"]), offsets, spannable)
+        return self.adapter.encode(text)
 
     def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
         ids = self.before + enc.ids[start:end] + self.after
-        n_after = len(self.after)
-        offsets = [(0, 0)] * self.prefix + enc.offsets[start:end] + [(0, 0)] * n_after
-        spannable = [False] * self.prefix + enc.spannable[start:end] + [False] * n_after
-        return Window(features={"input_ids": ids}, offsets=offsets, spannable=spannable,
-                      start=start, prefix=self.prefix)
+        spannable = [False] * self.prefix + enc.spannable[start:end] + [False] * len(self.after)
+        return Window(features={"input_ids": torch.tensor(ids, dtype=torch.long)},
+                      spannable=torch.tensor(spannable, dtype=torch.bool), start=start,
+                      end=end, prefix=self.prefix)
 
     def collate(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
-        B = len(windows)
-        L = max(len(w["offsets"]) for w in windows)
-        ids = torch.full((B, L), self.pad_id, dtype=torch.long)
-        att = torch.zeros(B, L, dtype=torch.long)
-        mask = torch.zeros(B, L, dtype=torch.bool)
-        for b, w in enumerate(windows):
-            n = len(w["offsets"])
-            ids[b, :n] = torch.tensor(w["features"]["input_ids"], dtype=torch.long)
-            att[b, :n] = 1
-            mask[b, :n] = torch.tensor(w["spannable"], dtype=torch.bool)
-        return {"input_ids": ids, "attention_mask": att, "mask": mask}
+        """input_ids, attention_mask (B, L) long; mask (B, L) bool."""
+        ids = pad_stack([w.features["input_ids"] for w in windows], fill=self.pad_id)
+        att = pad_stack([torch.ones(len(w), dtype=torch.long) for w in windows])
+        return {"input_ids": ids, "attention_mask": att,
+                "mask": pad_stack([w.spannable for w in windows])}
 
     def save(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(directory))
@@ -161,3 +172,8 @@ class HFFeaturizer:
         from transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(str(directory), use_fast=True))
+
+
+def load_featurizer(kind: str, directory: Path) -> BuiltinFeaturizer | HFFeaturizer:
+    """The featurizer saved in a model directory (``kind`` from its config: builtin or hf)."""
+    return (BuiltinFeaturizer if kind == "builtin" else HFFeaturizer).load(directory)

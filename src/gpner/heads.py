@@ -1,9 +1,15 @@
 """GlobalPointer heads: every (start, end) span of every entity type scored in one step.
 
-Shapes: B batch, L tokens, D encoder width, C entity types, d head size.
+Shapes: B batch, L tokens, D encoder width, C entity types, d head size, T tags.
 Cells that can never be an entity (start > end, a padding or special token as start or end) are
 set to ``-inf``. Unlike the 1e12 constants of some ports, ``-inf`` survives fp16/bf16, and every
 loss and divergence here excludes those cells before doing arithmetic with them.
+
+``full_square=True`` keeps the cells with start > end: GPLinker's head/tail link matrices score
+every (i, j) pair, because an object may come before its subject.
+
+The BIO baselines :class:`SoftmaxTagger` and :class:`CRFTagger` live here too: same encoder,
+same constructor, named outputs instead of a score square.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import math
 
 import torch
 from torch import nn
+
+from gpner.crf import CRF
 
 
 def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0
@@ -36,19 +44,23 @@ def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 1
     return out.flatten(-2).to(x.dtype)
 
 
-def span_mask(mask: torch.Tensor) -> torch.Tensor:
-    """(B, L) token mask -> (B, 1, L, L) bool: both ends valid tokens and start <= end."""
-    L = mask.shape[1]
-    upper = torch.ones(L, L, dtype=torch.bool, device=mask.device).triu()
-    return (mask[:, :, None] & mask[:, None, :] & upper)[:, None]
+def span_mask(mask: torch.Tensor, full_square: bool = False) -> torch.Tensor:
+    """(B, L) token mask -> (B, 1, L, L) bool: both ends valid tokens and, unless
+    ``full_square``, start <= end."""
+    cells = mask[:, :, None] & mask[:, None, :]
+    if not full_square:
+        L = mask.shape[1]
+        cells = cells & torch.ones(L, L, dtype=torch.bool, device=mask.device).triu()
+    return cells[:, None]
 
 
-def mask_scores(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def mask_scores(scores: torch.Tensor, mask: torch.Tensor | None, full_square: bool = False
+                ) -> torch.Tensor:
     """Set impossible cells of (B, C, L, L) scores to -inf; ``mask`` is (B, L) bool or None."""
     if mask is None:
         mask = torch.ones(scores.shape[0], scores.shape[-1], dtype=torch.bool,
                           device=scores.device)
-    return scores.masked_fill(~span_mask(mask.bool()), float("-inf"))
+    return scores.masked_fill(~span_mask(mask.bool(), full_square), float("-inf"))
 
 
 class GlobalPointer(nn.Module):
@@ -57,9 +69,11 @@ class GlobalPointer(nn.Module):
     Parameters: D * 2 * d * C weights + 2 * d * C biases.
     """
 
-    def __init__(self, hidden: int, num_types: int, head_size: int = 64, rope: bool = True):
+    def __init__(self, hidden: int, num_types: int, head_size: int = 64, rope: bool = True,
+                 full_square: bool = False):
         super().__init__()
         self.num_types, self.head_size, self.use_rope = num_types, head_size, rope
+        self.full_square = full_square
         self.proj = nn.Linear(hidden, num_types * 2 * head_size)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,7 +85,7 @@ class GlobalPointer(nn.Module):
         if self.use_rope:
             q, k = rope(q), rope(k)
         scores = torch.einsum("bmcd,bncd->bcmn", q, k) / math.sqrt(self.head_size)
-        return mask_scores(scores, mask)
+        return mask_scores(scores, mask, self.full_square)
 
 
 class EfficientGlobalPointer(nn.Module):
@@ -82,9 +96,11 @@ class EfficientGlobalPointer(nn.Module):
     Each added type costs 4d parameters.
     """
 
-    def __init__(self, hidden: int, num_types: int, head_size: int = 64, rope: bool = True):
+    def __init__(self, hidden: int, num_types: int, head_size: int = 64, rope: bool = True,
+                 full_square: bool = False):
         super().__init__()
         self.num_types, self.head_size, self.use_rope = num_types, head_size, rope
+        self.full_square = full_square
         self.proj = nn.Linear(hidden, 2 * head_size)
         # row 2c is w_c's start half (applied to [q_i; k_i]), row 2c+1 its end half
         self.type_terms = nn.Linear(2 * head_size, 2 * num_types, bias=False)
@@ -99,7 +115,42 @@ class EfficientGlobalPointer(nn.Module):
         terms = self.type_terms(feats).transpose(1, 2)  # (B, 2C, L)
         start, end = terms[:, 0::2], terms[:, 1::2]  # (B, C, L) each
         scores = shared[:, None] + start[:, :, :, None] + end[:, :, None, :]
-        return mask_scores(scores, mask)
+        return mask_scores(scores, mask, self.full_square)
 
 
-HEADS = {"gp": GlobalPointer, "egp": EfficientGlobalPointer}
+class SoftmaxTagger(nn.Module):
+    """BIO tags per token, scored independently: tag 0 = O, 1 + 2c = B-c, 2 + 2c = I-c.
+
+    forward -> ``{"emissions": (B, L, T)}``, T = 1 + 2C.
+    """
+
+    def __init__(self, hidden: int, num_types: int, head_size: int | None = None,
+                 full_square: bool = False):
+        super().__init__()
+        if full_square:
+            raise ValueError("a tag head labels tokens: it has no span square")
+        self.num_types = num_types
+        self.proj = nn.Linear(hidden, 1 + 2 * num_types)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        return {"emissions": self.proj(hidden)}
+
+
+class CRFTagger(SoftmaxTagger):
+    """BIO tags with a linear-chain CRF over them.
+
+    forward -> ``{"emissions": (B, L, T), "start": (T,), "end": (T,), "transitions": (T, T)}``:
+    the CRF's parameters are outputs too, so the loss and Viterbi decoding are pure functions of
+    the outputs, whichever runtime produced them.
+    """
+
+    def __init__(self, hidden: int, num_types: int, head_size: int | None = None,
+                 full_square: bool = False):
+        super().__init__(hidden, num_types, head_size, full_square)
+        self.crf = CRF(1 + 2 * num_types)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        return {"emissions": self.proj(hidden), "start": self.crf.start, "end": self.crf.end,
+                "transitions": self.crf.trans}

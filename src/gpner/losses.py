@@ -104,20 +104,29 @@ def mcce_soft(scores: torch.Tensor, targets: torch.Tensor, reduction: str = "mea
     return _reduce(_lse1(pos.flatten(2)) + _lse1(neg.flatten(2)), reduction)
 
 
-def gp_divergence(s: torch.Tensor, t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def gp_divergence(s: torch.Tensor, t: torch.Tensor, reduction: str = "mean",
+                  norm: str = "sum") -> torch.Tensor:
     """D(s, t) = sum_cells (sigmoid(s) - sigmoid(t)) * (s - t), over cells valid in both.
 
     The symmetric binary KL per cell: >= 0, symmetric, zero iff s == t on valid cells. For
     R-Drop (two dropout passes) and virtual adversarial training on GlobalPointer outputs.
+
+    ``norm="sum"`` is the published form: summed over the cells of each (text, type), so it grows
+    with L^2 while the loss grows with log L. ``norm="mean"`` divides each (text, type) sum by the
+    number of its valid cells, so its weight is the same for short and long texts.
     """
+    if norm not in ("sum", "mean"):
+        raise ValueError(f"norm must be 'sum' or 'mean', got {norm!r}")
     s, t = _work(s), _work(t)
     valid = ~(torch.isneginf(s) | torch.isneginf(t))
     s, t = torch.where(valid, s, 0.0), torch.where(valid, t, 0.0)
     per_type = ((torch.sigmoid(s) - torch.sigmoid(t)) * (s - t)).flatten(2).sum(-1)  # (B, C)
+    if norm == "mean":
+        per_type = per_type / valid.flatten(2).sum(-1).clamp(min=1)
     return _reduce(per_type, reduction)
 
 
-def positives_from_spans(spans: list[list[tuple[int, int, int]]]) -> torch.Tensor:
-    """Per-example lists of (type, start, end) token spans -> (P, 4) long rows (b, c, i, j)."""
-    rows = [(b, c, i, j) for b, ex in enumerate(spans) for c, i, j in ex]
-    return torch.tensor(rows, dtype=torch.long).reshape(-1, 4)
+def flood(loss: torch.Tensor, level: float) -> torch.Tensor:
+    """Flooding (Ishida et al., ICML 2020): |L - b| + b. Equal to L above the flood level b;
+    below it the gradient flips sign, so the training loss hovers at b instead of reaching 0."""
+    return (loss - level).abs() + level

@@ -96,11 +96,6 @@ class Corpus:
     def __getitem__(self, i):
         return self.records[i]
 
-    @property
-    def labels(self) -> list[str]:
-        """Sorted entity labels that occur in the records."""
-        return sorted({e["label"] for r in self.records for e in r["entities"]})
-
 
 def check_entity(text: str, start: Any, end: Any, label: Any, mention: str | None,
                  report: Report, line: int | None) -> Entity | None:

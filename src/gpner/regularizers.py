@@ -8,6 +8,11 @@
 * Gradient penalty: loss += weight * ||d loss / d embeddings||^2.
 * EMA: shadow weights, shadow = decay_t * shadow + (1 - decay_t) * w with
   decay_t = min(decay, (1 + t) / (10 + t)), used for evaluation and saving.
+
+They touch the model only through ``model(batch, embeds=...)`` (so a DDP or compiled wrapper
+sees every forward pass), :func:`~gpner.model.unwrap` for the embeddings, and two callables from
+the trainer: ``objective(outputs)``, the task's loss of the batch, and ``divergence(a, b)``, the
+task's divergence between two passes' outputs.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from gpner.losses import gp_divergence
+from gpner.model import unwrap
+
+Outputs = dict[str, torch.Tensor]
+Objective = Callable[[Outputs], torch.Tensor]
+Divergence = Callable[[Outputs, Outputs], torch.Tensor]
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -33,9 +42,9 @@ class FGM:
     def __init__(self, param: nn.Parameter, eps: float):
         self.param, self.eps = param, eps
         self.backup: torch.Tensor | None = None
-        self.delta: torch.Tensor | None = None
 
     def attack(self) -> bool:
+        """Step along the current gradient; False (no step) when it is zero or not finite."""
         g = self.param.grad
         if g is None:
             return False
@@ -43,8 +52,7 @@ class FGM:
         if not torch.isfinite(norm) or norm == 0:
             return False
         self.backup = self.param.data.clone()
-        self.delta = self.eps * g / norm
-        self.param.data.add_(self.delta)
+        self.param.data.add_(self.eps * g / norm)
         return True
 
     def restore(self) -> None:
@@ -88,30 +96,31 @@ class PGD:
         return last
 
 
-def rdrop_loss(model: nn.Module, batch: dict, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, scores of the first pass): mean of two dropout passes + alpha * D(s1, s2)."""
+def rdrop_loss(model: nn.Module, batch: dict, objective: Objective, divergence: Divergence,
+               alpha: float) -> tuple[torch.Tensor, Outputs]:
+    """(loss, outputs of the first pass): mean of two dropout passes + alpha * D(s1, s2)."""
     s1, s2 = model(batch), model(batch)
-    loss = (model.loss(s1, batch) + model.loss(s2, batch)) / 2 + alpha * gp_divergence(s1, s2)
-    return loss, s1
+    return (objective(s1) + objective(s2)) / 2 + alpha * divergence(s1, s2), s1
 
 
-def vat_loss(model: nn.Module, batch: dict, scores: torch.Tensor, eps: float,
-             xi: float = 1e-3) -> torch.Tensor:
+def vat_loss(model: nn.Module, batch: dict, outputs: Outputs, divergence: Divergence,
+             eps: float, xi: float = 1e-3) -> torch.Tensor:
     """D(s, s(x + r_adv)) with r_adv the most divergent direction of norm eps (one power step)."""
-    embeds = model.encoder.embed(batch)
+    clean = {k: v.detach() for k, v in outputs.items()}
+    embeds = unwrap(model).embed(batch)
     d = (xi * _unit(torch.randn_like(embeds))).requires_grad_(True)
-    div = gp_divergence(scores.detach(), model(batch, embeds=embeds.detach() + d))
+    div = divergence(clean, model(batch, embeds=embeds.detach() + d))
     (g,) = torch.autograd.grad(div, d)
     r_adv = eps * _unit(g.detach())
-    return gp_divergence(scores.detach(), model(batch, embeds=embeds + r_adv))
+    return divergence(clean, model(batch, embeds=embeds + r_adv))
 
 
-def penalised_loss(model: nn.Module, batch: dict, weight: float
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss + weight * ||dL/d embeds||^2 / B, scores, the penalty)."""
-    embeds = model.encoder.embed(batch)
+def penalised_loss(model: nn.Module, batch: dict, objective: Objective, weight: float
+                   ) -> tuple[torch.Tensor, Outputs, torch.Tensor]:
+    """(loss + weight * ||dL/d embeds||^2 / B, outputs, the penalty)."""
+    embeds = unwrap(model).embed(batch)
     out = model(batch, embeds=embeds)
-    loss = model.loss(out, batch)
+    loss = objective(out)
     (g,) = torch.autograd.grad(loss, embeds, create_graph=True)
     penalty = g.pow(2).sum() / g.shape[0]
     return loss + weight * penalty, out, penalty
@@ -123,13 +132,13 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
         self.steps = 0
-        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()
+        self.shadow = {n: p.detach().clone() for n, p in unwrap(model).named_parameters()
                        if p.requires_grad}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for n, p in model.named_parameters():
+        for n, p in unwrap(model).named_parameters():
             if n in self.shadow:
                 self.shadow[n].mul_(d).add_(p.detach(), alpha=1 - d)
         self.steps += 1
@@ -137,15 +146,14 @@ class EMA:
     @contextmanager
     def applied(self, model: nn.Module) -> Iterator[None]:
         """Temporarily load the averaged weights into ``model``."""
-        backup = {n: p.detach().clone() for n, p in model.named_parameters() if n in self.shadow}
+        params = dict(unwrap(model).named_parameters())
+        backup = {n: params[n].detach().clone() for n in self.shadow}
         with torch.no_grad():
-            for n, p in model.named_parameters():
-                if n in self.shadow:
-                    p.copy_(self.shadow[n])
+            for n, value in self.shadow.items():
+                params[n].copy_(value)
         try:
             yield
         finally:
             with torch.no_grad():
-                for n, p in model.named_parameters():
-                    if n in backup:
-                        p.copy_(backup[n])
+                for n, value in backup.items():
+                    params[n].copy_(value)

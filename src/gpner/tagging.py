@@ -1,6 +1,6 @@
 """Token tag schemes <-> token spans: BIO (IOB2), IOB1, BIOES (BILOU) and BMES (BMEO).
 
-Spans here are token spans ``(start, end_exclusive, label)``. Decoding is lenient but never silent:
+Spans are :class:`~gpner.alignment.TokenSpan` (end exclusive). Decoding is lenient but never silent:
 a sequence that breaks its scheme (an ``I-`` with no ``B-`` in IOB2, an ``E-`` with nothing open)
 is repaired the obvious way (the tag starts an entity) and the repair is reported.
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Sequence
 
+from gpner.alignment import TokenSpan
+
 SCHEMES = ("bio", "iob1", "bioes", "bmes")
 # Prefix aliases: BILOU's L/U are BIOES's E/S; BMES's M is I.
 _CANON = {"B": "B", "I": "I", "M": "I", "E": "E", "L": "E", "S": "S", "U": "S"}
 
-Span = tuple[int, int, str]
 Problem = Callable[[int, str, str], None]  # (token index, reason, detail)
 
 
@@ -56,11 +57,11 @@ def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
 
 
 def tags_to_spans(tags: Sequence[str], scheme: str = "bio",
-                  problem: Problem | None = None) -> list[Span]:
+                  problem: Problem | None = None) -> list[TokenSpan]:
     """Decode one tag sequence into token spans; scheme violations are repaired and reported."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {SCHEMES}")
-    spans: list[Span] = []
+    spans: list[TokenSpan] = []
     open_start, open_label = -1, None
 
     def report(i: int, reason: str, detail: str) -> None:
@@ -70,7 +71,7 @@ def tags_to_spans(tags: Sequence[str], scheme: str = "bio",
     def close(end: int) -> None:
         nonlocal open_label
         if open_label is not None:
-            spans.append((open_start, end, open_label))
+            spans.append(TokenSpan(open_start, end, open_label))
             open_label = None
 
     for i, tag in enumerate(tags):
@@ -92,23 +93,25 @@ def tags_to_spans(tags: Sequence[str], scheme: str = "bio",
                 report(i, "E- tag without B-", f"{tag!r} does not close an open {label}")
                 close(i)
                 open_start = i
-            spans.append((open_start, i + 1, label))  # type: ignore[arg-type]
+            spans.append(TokenSpan(open_start, i + 1, label))  # type: ignore[arg-type]
             open_label = None
         else:  # S
             close(i)
-            spans.append((i, i + 1, label))  # type: ignore[arg-type]
+            spans.append(TokenSpan(i, i + 1, label))  # type: ignore[arg-type]
     close(len(tags))
     return spans
 
 
-def spans_to_tags(length: int, spans: Iterable[Span], scheme: str = "bio") -> list[str]:
-    """Encode non-overlapping token spans as tags; overlapping (nested) spans raise ValueError."""
+def spans_to_tags(length: int, spans: Iterable[tuple[int, int, str]], scheme: str = "bio"
+                  ) -> list[str]:
+    """Encode non-overlapping token spans ``(start, end, label)`` (end exclusive) as tags;
+    overlapping (nested) spans raise ValueError."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {SCHEMES}")
     tags = ["O"] * length
     inside = "M" if scheme == "bmes" else "I"
     prev_end, prev_label = -1, None
-    for start, end, label in sorted(spans):
+    for start, end, label, *_ in sorted(spans):
         if not 0 <= start < end <= length:
             raise ValueError(f"token span [{start}, {end}) is outside a sequence of {length}")
         if any(t != "O" for t in tags[start:end]):

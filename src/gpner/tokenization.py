@@ -6,6 +6,9 @@
 * :class:`HFTokenizer` wraps any Hugging Face *fast* tokenizer (WordPiece, byte-level BPE,
   SentencePiece) and normalises its offsets: whitespace that a tokenizer folds into a token
   (``"Ġword"``, ``"▁word"``) is trimmed off, so a token's offsets cover exactly its visible text.
+
+Both encode the text's own tokens only: the model's special tokens (``[CLS]``, ``</s>``) belong to
+each window and are added by the featurizer (:mod:`gpner.features`) when it cuts one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Sequence
 
 Offsets = list[tuple[int, int]]
 
@@ -69,11 +72,11 @@ def pre_tokenize(text: str) -> Offsets:
 
 @dataclass
 class Encoding:
-    """One encoded text. All lists have length L (the number of tokens, specials included).
+    """One encoded text. All lists have length L, the number of the text's tokens.
 
-    ``offsets[t]`` is the character span of token t in the original text (``(0, 0)`` for special
-    tokens); ``spannable[t]`` is False for special and whitespace-only tokens, which can never be
-    an entity boundary and are masked out of every score.
+    ``offsets[t]`` is the character span of token t in the original text; ``spannable[t]`` is
+    False for whitespace-only tokens (offsets ``(0, 0)``), which can never be an entity boundary
+    and are masked out of every score.
     """
 
     ids: list[int]
@@ -84,13 +87,8 @@ class Encoding:
         return len(self.ids)
 
 
-class Tokenizer(Protocol):
-    def encode(self, text: str) -> Encoding: ...
-
-
-def trim_offsets(text: str, offsets: Sequence[tuple[int, int]],
-                 special: Sequence[bool]) -> tuple[Offsets, list[bool]]:
-    """Trim whitespace off each token's span; specials and empty spans become unspannable.
+def trim_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[Offsets, list[bool]]:
+    """Trim whitespace off each token's span; tokens left empty become unspannable ``(0, 0)``.
 
     A token's end also grows over combining marks and joiners right after it: normalisers that
     strip accents (BERT uncased) or compose them (NFKC) leave those characters in no token, and a
@@ -98,15 +96,14 @@ def trim_offsets(text: str, offsets: Sequence[tuple[int, int]],
     """
     out: Offsets = []
     spannable: list[bool] = []
-    for (s, e), sp in zip(offsets, special):
-        if not sp:
-            while s < e and text[s].isspace():
-                s += 1
-            while e > s and text[e - 1].isspace():
-                e -= 1
-            while s < e < len(text) and (_joins_previous(text[e]) or text[e - 1] == "\u200d"):
-                e += 1
-        ok = not sp and e > s
+    for s, e in offsets:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        while s < e < len(text) and (_joins_previous(text[e]) or text[e - 1] == "\u200d"):
+            e += 1
+        ok = e > s
         out.append((s, e) if ok else (0, 0))
         spannable.append(ok)
     return out, spannable
@@ -150,7 +147,7 @@ class CharWordTokenizer:
         return len(self.vocab)
 
     def save(self, directory: Path) -> None:
-        from gpner.formats._io import atomic_write_text
+        from gpner.atomic import atomic_write_text
 
         atomic_write_text(Path(directory) / "vocab.json", json.dumps(
             {"type": "char-word", "lowercase": self.lowercase, "vocab": self.vocab},
@@ -172,11 +169,10 @@ class HFTokenizer:
         self.tokenizer = tokenizer
 
     def encode(self, text: str) -> Encoding:
-        enc = self.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True,
-                             return_special_tokens_mask=True, truncation=False,
-                             verbose=False)
-        offsets, spannable = trim_offsets(text, enc["offset_mapping"],
-                                          [bool(m) for m in enc["special_tokens_mask"]])
+        """The text's tokens, no special tokens, never truncated (windows cut long texts)."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                             truncation=False, verbose=False)
+        offsets, spannable = trim_offsets(text, enc["offset_mapping"])
         return Encoding(list(enc["input_ids"]), offsets, spannable)
 
     def __len__(self) -> int:

@@ -1,10 +1,8 @@
-"""Helpers shared by the readers: JSON lines / JSON arrays with line numbers, atomic writes."""
+"""Helpers shared by the readers: JSON lines and JSON arrays with line numbers, type checks."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -52,20 +50,6 @@ def load_json_array(path: Path) -> list[tuple[int, Any]]:
         line_at += text.count("\n", pos, end)
         pos = end
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file via a temporary file and rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def expect(obj: Any, key: str, kind: type | tuple[type, ...], path: Path, line: int) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from gpner.formats._io import atomic_write_text
+from gpner.atomic import atomic_write_text
 from gpner.records import FormatError, Record, Report, check_entity, finish_record
 
 

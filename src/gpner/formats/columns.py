@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from gpner.formats._io import atomic_write_text
+from gpner.atomic import atomic_write_text
 from gpner.records import FormatError, Record, Report, finish_record
 from gpner.tagging import detect_scheme, spans_to_tags, split_tag, tags_to_spans
 from gpner.tokenization import is_cjk, pre_tokenize
@@ -72,8 +72,9 @@ def read(path: Path, report: Report, scheme: str | None = None,
             report.problem(rows[i][0], reason, detail)
 
         spans = tags_to_spans([tag for _, _, tag in rows], scheme, problem)
-        entities = [{"start": starts[a], "end": starts[b - 1] + len(rows[b - 1][1]), "label": lab}
-                    for a, b, lab in spans]
+        entities = [{"start": starts[sp.start],
+                     "end": starts[sp.end - 1] + len(rows[sp.end - 1][1]), "label": sp.label}
+                    for sp in spans]
         records.append(finish_record(text, entities, report, rows[0][0]))
     return records
 

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from gpner.formats._io import atomic_write_text, expect, iter_json_lines
+from gpner.atomic import atomic_write_text
+from gpner.formats._io import expect, iter_json_lines
 from gpner.records import Corpus, FormatError, Record, Report, check_entity, finish_record
 
 EXTRA_KEYS = ("id", "meta")

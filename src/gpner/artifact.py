@@ -1,0 +1,180 @@
+"""The model directory, written and read here only.
+
+A model directory holds ``config.json`` (a :class:`ModelConfig`: labels as ``id2label`` and
+``label2id``, task, head, encoder and tokenizer description, max length, decoding defaults and
+the full training config), ``model.safetensors`` and the tokenizer files; a Hugging Face encoder
+adds ``encoder/config.json``. Loading never unpickles anything.
+
+Format versions: 2 is written now. 1 (gpner 0.1.0: ``{"format": "gpner-model", "version": 1,
+"labels": [...]}``, weights named ``head.*``) is read and migrated on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpner import __version__
+from gpner.atomic import old_copy, staged_dir
+
+FORMAT_VERSION = 2
+MODEL_TYPE = "gpner"
+
+
+@dataclass
+class EncoderSpec:
+    type: str  # "builtin" or "hf"
+    name: str | None = None  # hf: the hub name or directory it was trained from
+    sizes: dict[str, int] | None = None  # builtin: vocabulary sizes (words, bigrams, chars)
+    params: dict[str, Any] | None = None  # builtin: layer sizes and dropouts
+
+
+@dataclass
+class DecodeSettings:
+    threshold: float = 0.0  # on span scores; 0 is probability 0.5
+    flat: bool | None = None  # None until training decides: flat iff the data never nests
+    max_width: int | None = None  # widest span predicted, in tokens (learned from the data)
+
+
+@dataclass
+class ModelConfig:
+    labels: list[str]  # label id k is labels[k]
+    head: str
+    encoder: EncoderSpec
+    tokenizer: dict[str, Any]  # how texts become tokens (informational; files sit beside)
+    max_length: int  # window size in tokens, special tokens included
+    head_size: int = 64
+    task: str = "ner"
+    decode: DecodeSettings = field(default_factory=DecodeSettings)
+    train_config: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
+    data: dict[str, Any] | None = None  # what the readers and the alignment skipped, and why
+    gpner_version: str = __version__
+    format_version: int = FORMAT_VERSION  # the version it was read from; saving writes the latest
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {lab: k for k, lab in enumerate(self.labels)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": MODEL_TYPE, "format_version": FORMAT_VERSION,
+                "gpner_version": self.gpner_version, "task": self.task, "head": self.head,
+                "head_size": self.head_size,
+                # JSON object keys are strings, as in Hugging Face configs
+                "id2label": {str(k): v for k, v in self.id2label.items()},
+                "label2id": self.label2id, "max_length": self.max_length,
+                "encoder": dataclasses.asdict(self.encoder), "tokenizer": self.tokenizer,
+                "decode": dataclasses.asdict(self.decode), "train_config": self.train_config,
+                "data": self.data}
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "config.json") -> "ModelConfig":
+        """Parse (and migrate) a config.json object; errors name ``source`` and the key."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{source}: expected a JSON object, found {type(d).__name__}")
+        if d.get("format") == "gpner-model" and "model_type" not in d:
+            d = _from_v1(d, source)
+        if d.get("model_type") != MODEL_TYPE:
+            raise ValueError(f"{source} is not a gpner model config (model_type "
+                             f"{d.get('model_type')!r}, expected {MODEL_TYPE!r})")
+        version = d.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(f"{source}: format_version {version!r}; this gpner "
+                             f"({__version__}) reads up to {FORMAT_VERSION}: upgrade gpner")
+        missing = [k for k in ("head", "id2label", "encoder", "tokenizer", "max_length")
+                   if k not in d]
+        if missing:
+            raise ValueError(f"{source}: missing key(s) {missing}")
+        try:
+            id2label = {int(k): v for k, v in d["id2label"].items()}
+        except (AttributeError, ValueError):
+            raise ValueError(f"{source}: id2label must map 0..C-1 to labels, found "
+                             f"{d['id2label']!r}") from None
+        labels = [id2label.get(k) for k in range(len(id2label))]
+        if None in labels or not all(isinstance(x, str) for x in labels):
+            raise ValueError(f"{source}: id2label must map 0..C-1 to labels, found {id2label}")
+        if "label2id" in d and d["label2id"] != {lab: k for k, lab in enumerate(labels)}:
+            raise ValueError(f"{source}: label2id {d['label2id']} does not invert id2label")
+        try:
+            return cls(labels=labels, head=d["head"], head_size=d.get("head_size", 64),
+                       task=d.get("task", "ner"), encoder=EncoderSpec(**d["encoder"]),
+                       tokenizer=d["tokenizer"], max_length=int(d["max_length"]),
+                       decode=DecodeSettings(**d.get("decode", {})),
+                       train_config=d.get("train_config", {}), data=d.get("data"),
+                       gpner_version=d.get("gpner_version", "unknown"), format_version=version)
+        except TypeError as exc:  # an unknown key in encoder or decode
+            raise ValueError(f"{source}: {exc}") from None
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / "config.json").write_text(
+            json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> "ModelConfig":
+        path = Path(directory) / "config.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        return cls.from_dict(data, str(path))
+
+
+def _from_v1(d: dict[str, Any], source: str) -> dict[str, Any]:
+    """A format-1 config.json (gpner 0.1.0) in the format-2 layout."""
+    if d.get("version", 1) != 1:
+        raise ValueError(f"{source}: unknown gpner format version {d.get('version')!r}")
+    rest = {k: v for k, v in d.items() if k not in ("format", "version", "labels")}
+    labels = d.get("labels") or []
+    return {**rest, "model_type": MODEL_TYPE, "format_version": 1, "task": "ner",
+            "id2label": {str(k): v for k, v in enumerate(labels)}}
+
+
+def migrate_weights(state: dict[str, Any], version: int) -> dict[str, Any]:
+    """Weight names of an older format -> the current ones (format 1 had one head, ``head``)."""
+    if version >= 2:
+        return state
+    return {("heads.entities." + k[5:] if k.startswith("head.") else k): v
+            for k, v in state.items()}
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def resolve_dir(directory: str | Path) -> Path:
+    """The model directory for ``directory``: itself, a run directory's ``model/``, or the
+    complete previous copy that a kill between the two renames of a save leaves behind."""
+    directory = Path(directory)
+    for cand in (directory, directory / "model", old_copy(directory / "model"),
+                 old_copy(directory)):
+        if is_model_dir(cand):
+            return cand
+    raise FileNotFoundError(f"{directory}: not a gpner model directory (no config.json and "
+                            "model.safetensors, nor a model/ folder holding them)")
+
+
+def save_model(model: Any, featurizer: Any, config: ModelConfig, directory: str | Path) -> None:
+    """Write a model directory atomically (built beside ``directory``, then swapped in)."""
+    from safetensors.torch import save_model as save_weights
+
+    with staged_dir(directory) as tmp:
+        config.save(tmp)
+        save_weights(model, str(tmp / "model.safetensors"))
+        featurizer.save(tmp)
+        if config.encoder.type == "hf":
+            model.encoder.model.config.save_pretrained(str(tmp / "encoder"))
+
+
+def load_weights(model: Any, directory: Path, config: ModelConfig) -> None:
+    """Load ``model.safetensors`` into ``model`` (names migrated from the config's format)."""
+    from safetensors.torch import load_file
+
+    state = migrate_weights(load_file(str(Path(directory) / "model.safetensors")),
+                            config.format_version)
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,90 @@
+"""Named-entity recognition: one head named ``entities`` over the encoder.
+
+* span heads (gp, egp): output ``entities`` (B, C, L, L); targets ``positives`` (P, 4) rows
+  (b, c, i, j) of the gold cells; the sparse multilabel loss; :func:`~gpner.decoding.decode`.
+* tag heads (crf, softmax): outputs ``entities.emissions`` (B, L, T) (and the CRF's
+  ``entities.start``/``end``/``transitions``); targets ``tags`` (B, L) BIO ids; cross-entropy or
+  CRF likelihood over the spannable tokens; argmax or Viterbi decoding.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from gpner.alignment import TokenSpan
+from gpner.crf import crf_nll
+from gpner.decoding import decode, decode_tags, pack_spannable
+from gpner.losses import gp_divergence, mcce_sparse
+from gpner.tasks import head_info
+
+Outputs = dict[str, torch.Tensor]
+
+
+class NerTask:
+    name = "ner"
+    output = "entities"  # the head's name, and the prefix of its outputs
+
+    def __init__(self, labels: Sequence[str], head: str = "egp", head_size: int = 64):
+        self.labels = list(labels)
+        self.head, self.head_size = head, head_size
+        self.info = head_info(head)
+
+    @property
+    def span_head(self) -> bool:
+        """True for heads that score every span (and so can represent nesting)."""
+        return self.info.kind == "span"
+
+    def build_heads(self, hidden: int) -> dict[str, nn.Module]:
+        return {self.output: self.info.cls()(hidden, len(self.labels), self.head_size)}
+
+    # ------------------------------------------------------------ training
+
+    def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: dict[str, torch.Tensor]
+                ) -> dict[str, torch.Tensor]:
+        """Per-example gold spans (window tokens, label ids) -> target tensors on the CPU."""
+        if self.span_head:  # the gold cells only: no (B, C, L, L) label tensor
+            rows = [(b, sp.label, sp.start, sp.end - 1) for b, ex in enumerate(spans)
+                    for sp in ex]
+            return {"positives": torch.tensor(rows, dtype=torch.long).reshape(-1, 4)}
+        tags = torch.zeros(batch["mask"].shape, dtype=torch.long)  # 0 = O
+        for b, ex in enumerate(spans):
+            for sp in ex:
+                tags[b, sp.start] = 1 + 2 * sp.label
+                tags[b, sp.start + 1:sp.end] = 2 + 2 * sp.label
+        return {"tags": tags}
+
+    def loss(self, outputs: Outputs, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.span_head:
+            return mcce_sparse(outputs[self.output], batch["positives"])
+        em = outputs[f"{self.output}.emissions"]
+        order, pmask = pack_spannable(batch["mask"])
+        pem = em.gather(1, order[..., None].expand(-1, -1, em.shape[-1])).float()
+        ptags = batch["tags"].gather(1, order)
+        if self.head == "crf":
+            return crf_nll(pem, ptags, pmask, *self._crf(outputs)).mean()
+        ce = nn.functional.cross_entropy(pem.transpose(1, 2), ptags, reduction="none")
+        return ((ce * pmask).sum(1) / pmask.sum(1).clamp(min=1)).mean()
+
+    def divergence(self, a: Outputs, b: Outputs, norm: str = "sum") -> torch.Tensor:
+        """The GP divergence between two passes' span scores (R-Drop, VAT)."""
+        if not self.span_head:
+            raise ValueError(f"the GP divergence needs span scores; head {self.head!r} has none")
+        return gp_divergence(a[self.output], b[self.output], norm=norm)
+
+    # ------------------------------------------------------------ prediction
+
+    def decode(self, outputs: Outputs, batch: dict[str, torch.Tensor], threshold: float = 0.0,
+               max_width: int | None = None) -> list[list[TokenSpan]]:
+        """Nested candidates per window (window tokens); flat selection happens after windows
+        are merged. Tag heads give non-overlapping spans and ignore threshold and width."""
+        if self.span_head:
+            return decode(outputs[self.output], threshold, flat=False, max_width=max_width)
+        crf = self._crf(outputs) if self.head == "crf" else None
+        return decode_tags(outputs[f"{self.output}.emissions"], batch["mask"], crf)
+
+    def _crf(self, outputs: Outputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        o = self.output
+        return outputs[f"{o}.start"], outputs[f"{o}.end"], outputs[f"{o}.transitions"]

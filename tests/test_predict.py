@@ -1,0 +1,143 @@
+"""The staged predictor with a stand-in backend that returns hand-made window scores: merging keeps
+each span's best score, spans that cross a window edge are found from the window holding them
+whole, records stream out in input order with bounded look-ahead, and a loaded model stays in
+eval mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gpner.artifact import EncoderSpec, ModelConfig
+from gpner.features import BuiltinFeaturizer, HFFeaturizer
+from gpner.heads import mask_scores
+from gpner.predict import Predictor, load
+from gpner.tasks.ner import NerTask
+
+TEXT = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉"  # 20 distinct characters: one token each
+
+# (start, end exclusive, label) in text tokens -> score by the first content token of the window;
+# with 8 content tokens per window the windows start at 0, 4, 8 and 12 (half overlap)
+PLANTED = {
+    (2, 4, 0): {0: 1.0},  # only window 0 holds it
+    (5, 7, 1): {0: 3.0, 4: 1.0},  # the best comes first: "keep the last" would lose it
+    (6, 10, 0): {4: 2.0},  # crosses window 0's edge: found whole in window 4
+    (9, 11, 1): {4: 0.5, 8: 2.5},  # the best comes last: "keep the first" would lose it
+    (14, 18, 2): {12: 1.2},  # crosses window 8's edge
+    (0, 1, 0): {0: -1.0},  # below the threshold everywhere
+}
+
+
+class WindowScores:
+    """A backend standing in for the model: reads which text tokens each window holds from its
+    input ids and scores the planted spans that lie whole inside it, -5 elsewhere."""
+
+    def __init__(self, position_of: dict[int, int], ids_key: str, planted=PLANTED):
+        self.position_of, self.ids_key, self.planted = position_of, ids_key, planted
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, batch):
+        ids, mask = batch[self.ids_key], batch["mask"]
+        B, L = ids.shape
+        self.batch_sizes.append(B)
+        scores = torch.full((B, 3, L, L), -5.0)
+        for b in range(B):
+            pos = [self.position_of.get(int(i)) for i in ids[b]]  # None: special or padding
+            first = next(k for k, p in enumerate(pos) if p is not None)
+            start = pos[first]
+            inside = {p: k for k, p in enumerate(pos) if p is not None}
+            for (s, e, c), by_window in self.planted.items():
+                if s in inside and e - 1 in inside and start in by_window:
+                    scores[b, c, inside[s], inside[e - 1]] = by_window[start]
+        return {"entities": mask_scores(scores, mask)}
+
+
+def config(max_length: int) -> ModelConfig:
+    return ModelConfig(labels=["A", "B", "C"], head="gp", encoder=EncoderSpec("builtin"),
+                       tokenizer={}, max_length=max_length)
+
+
+def builtin_predictor() -> tuple[Predictor, WindowScores]:
+    feat = BuiltinFeaturizer.build([TEXT])
+    position_of = {feat.words.index[ch]: k for k, ch in enumerate(TEXT)}
+    backend = WindowScores(position_of, "ids")
+    return Predictor(config(8), feat, NerTask(["A", "B", "C"], "gp"), backend), backend
+
+
+def hf_predictor(tmp_path) -> tuple[Predictor, WindowScores]:
+    from transformers import BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *TEXT]) + "\n",
+                     encoding="utf-8")
+    tok = BertTokenizerFast(vocab=str(vocab))
+    feat = HFFeaturizer(tok)
+    position_of = {tok.convert_tokens_to_ids(ch): k for k, ch in enumerate(TEXT)}
+    backend = WindowScores(position_of, "input_ids")
+    # [CLS] + 8 content tokens + [SEP]: the same windows as the built-in case, shifted by one
+    return Predictor(config(10), feat, NerTask(["A", "B", "C"], "gp"), backend), backend
+
+
+@pytest.mark.parametrize("make", ["builtin", "hf"])
+def test_windows_merge_to_the_best_score_and_recover_edge_spans(make, tmp_path):
+    predictor, backend = builtin_predictor() if make == "builtin" else hf_predictor(tmp_path)
+    nested = predictor.predict(TEXT, flat=False)
+    assert backend.batch_sizes == [4]  # the four windows went through in one batch
+    got = [(e["start"], e["end"], e["label"], e["score"], e["text"]) for e in nested["entities"]]
+    assert got == [(2, 4, "A", 1.0, "丙丁"), (5, 7, "B", 3.0, "己庚"), (6, 10, "A", 2.0, "庚辛壬癸"),
+                   (9, 11, "B", 2.5, "癸子"), (14, 18, "C", 1.2, "辰巳午未")]
+    flat = predictor.predict(TEXT, flat=True)  # 庚辛壬癸 (2.0) overlaps 己庚 (3.0) and goes
+    assert [(e["start"], e["end"]) for e in flat["entities"]] == [(2, 4), (5, 7), (9, 11),
+                                                                    (14, 18)]
+    raised = predictor.predict(TEXT, threshold=1.1, flat=False)
+    assert [e["score"] for e in raised["entities"]] == [3.0, 2.0, 2.5, 1.2]
+
+
+def test_records_stream_in_input_order_with_bounded_lookahead():
+    predictor, backend = builtin_predictor()
+    texts = [TEXT[k % 7:k % 7 + 1 + k % 13] for k in range(300)] + [TEXT, ""] * 3
+    pulled = 0
+
+    def source():
+        nonlocal pulled
+        for t in texts:
+            pulled += 1
+            yield t
+
+    out, ahead = [], []
+    for record in predictor.predict_iter(source(), batch_size=4, lookahead=12):
+        out.append(record)
+        ahead.append(pulled - len(out))
+    assert [r["text"] for r in out] == texts
+    assert max(ahead) <= 12 + 1  # never more than the look-ahead (plus the text being cut)
+    assert max(backend.batch_sizes) == 4
+    assert out[300]["entities"] == predictor.predict(TEXT)["entities"]  # same as alone
+    assert out[301] == {"text": "", "entities": []}
+
+
+def test_bad_inputs_are_named():
+    predictor, _ = builtin_predictor()
+    with pytest.raises(TypeError, match="not a int"):
+        predictor.predict(123)
+    with pytest.raises(TypeError, match=r"record\['text'\]"):
+        predictor.predict({"text": TEXT})
+    with pytest.raises(TypeError, match="text 1 is a int"):
+        predictor.predict([TEXT, 5])
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        predictor.predict([TEXT], batch_size=0)
+
+
+def test_a_loaded_model_stays_in_eval_mode(tmp_path):
+    from gpner.artifact import save_model
+    from gpner.model import build
+    from tests.helpers import tiny_config, tiny_data
+
+    model, featurizer, _, cfg = build(tiny_config(dropout=0.5), tiny_data(16))
+    cfg.decode.threshold = -100.0  # random weights: keep every candidate so scores show
+    save_model(model, featurizer, cfg, tmp_path / "m")
+    predictor = load(tmp_path / "m")
+    net = predictor.backend.model
+    assert not any(m.training for m in net.modules())
+    first = predictor.predict(["张伟在上海大学工作。"] * 3)
+    assert not any(m.training for m in net.modules())
+    assert predictor.predict(["张伟在上海大学工作。"] * 3) == first  # no dropout: the same
