@@ -192,9 +192,10 @@ def vat(model, task, batch, cfg):
     s = out["entities"].detach()
     embeds = model.embed(batch)
     d = (1e-3 * unit(torch.randn_like(embeds))).requires_grad_(True)
-    (g,) = torch.autograd.grad(
-        gp_divergence(s, model(batch, embeds=embeds.detach() + d)["entities"]), d)
-    adv = gp_divergence(s, model(batch, embeds=embeds + cfg.vat_eps * unit(g))["entities"])
+    (g,) = torch.autograd.grad(gp_divergence(
+        s, model(batch, embeds=embeds.detach() + d)["entities"], norm=cfg.divergence), d)
+    adv = gp_divergence(s, model(batch, embeds=embeds + cfg.vat_eps * unit(g))["entities"],
+                        norm=cfg.divergence)
     (task.loss(out, batch) + cfg.vat * adv).backward()
 
 
@@ -220,7 +221,8 @@ def flood(model, task, batch, cfg):
     (plain, {}),
     (fgm, dict(fgm=0.5)),
     (pgd, dict(pgd=0.5, pgd_steps=2)),
-    (vat, dict(vat=2.0, vat_eps=1.0)),
+    (vat, dict(vat=50.0, vat_eps=1.0)),  # the mean divergence is small here: a weight that shows
+    (vat, dict(vat=2.0, vat_eps=1.0, divergence="sum")),
     (grad_penalty, dict(grad_penalty=1e4)),  # gradients are ~1e-5 here: a weight that shows
     (rdrop, dict(rdrop=2.0, dropout=0.3, divergence="sum")),
     (rdrop, dict(rdrop=2.0, dropout=0.3, divergence="mean")),

@@ -77,3 +77,16 @@ def test_one_registry_of_heads():
     code = "import sys, gpner.tasks, gpner.cli; gpner.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_crf_task_decodes_with_its_transitions():
+    """The CRF head's decoding goes through its transition outputs (Viterbi), not the argmax."""
+    em = torch.tensor([[[0.0, 2.0, 0.0], [0.0, 1.5, 1.0]]])  # alone: B-A, B-A
+    trans = torch.zeros(3, 3)
+    trans[1, 2] = 1.0  # B-A -> I-A: the path (B, I) scores 4 > (B, B) 3.5
+    batch = {"mask": torch.ones(1, 2, dtype=torch.bool)}
+    outputs = {"entities.emissions": em, "entities.start": torch.zeros(3),
+               "entities.end": torch.zeros(3), "entities.transitions": trans}
+    assert [s[:3] for s in NerTask(["A"], "crf").decode(outputs, batch)[0]] == [(0, 2, 0)]
+    softmax = NerTask(["A"], "softmax").decode({"entities.emissions": em}, batch)[0]
+    assert [s[:3] for s in softmax] == [(0, 1, 0), (1, 2, 0)]

@@ -96,7 +96,8 @@ def test_saved_weights_are_the_ema_shadow_and_dev_evaluation_used_them(tmp_path,
     evaluated = []
     original = Predictor.evaluate
 
-    def spy(self, records, **kwargs):  # the weights dev evaluation ran with
+    def spy(self, records, **kwargs):  # the weights (and mode) dev evaluation ran with
+        assert not self.backend.model.training  # no dropout while evaluating
         evaluated.append({k: v.clone() for k, v in self.backend.model.state_dict().items()})
         return original(self, records, **kwargs)
 
@@ -119,7 +120,7 @@ def test_saved_weights_are_the_ema_shadow_and_dev_evaluation_used_them(tmp_path,
     assert not all(torch.allclose(initial[k], shadow[k]) for k in shadow)
 
 
-@pytest.mark.parametrize("switch", [dict(rdrop=1.0), dict(rdrop=1.0, divergence="mean"),
+@pytest.mark.parametrize("switch", [dict(rdrop=1.0), dict(rdrop=1.0, divergence="sum"),
                                     dict(fgm=0.5), dict(pgd=0.5, pgd_steps=2), dict(vat=1.0),
                                     dict(grad_penalty=0.1), dict(ema=0.99), dict(flood=0.5),
                                     dict(bf16=True), dict(head="crf"), dict(head="softmax"),

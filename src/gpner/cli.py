@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (FormatError, FileNotFoundError, ValueError, OSError) as exc:
+    except (FormatError, FileNotFoundError, ValueError, OSError, ImportError) as exc:
         print(f"gpner {args.verb}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -47,7 +47,9 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (after the current epoch's evaluation) past this
     # regularisers (0 = off)
     rdrop: float = 0.0  # weight of D(s1, s2) between two dropout passes
-    divergence: str = "sum"  # D for rdrop and vat: "sum" over cells (published) or "mean"
+    # D for rdrop and vat: "mean" over each text's valid cells, or the published "sum" over cells
+    # (which grows with L^2: on CMeEE, R-Drop dev F1 53.33 with mean, 18.71 with sum)
+    divergence: str = "mean"
     fgm: float = 0.0  # epsilon of the FGM perturbation of the embedding matrix
     pgd: float = 0.0  # epsilon ball of PGD
     pgd_steps: int = 3
