@@ -66,7 +66,7 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str],
            str(data_root / dev), "--output", str(out_dir), "--head", row["head"], "--no-progress"]
     if row.get("encoder"):
         cmd += ["--encoder", row["encoder"]]
-    cmd += ["max_minutes=28", *row["settings"], *extra]
+    cmd += _merged(["max_minutes=28", *row["settings"], *extra])
     started = time.time()
     run(cmd, runs / f"{name}.train.log")
     minutes = (time.time() - started) / 60
@@ -103,6 +103,15 @@ def adopt(row: dict, run_dir: Path, data_root: Path) -> dict:
     ev = [gpner_exe(), "evaluate", str(run_dir), str(data_root / test), "--json"]
     return _result(row, split, run_dir=run_dir, ev=ev, cmd=cmd + changed, data_root=data_root,
                    encoder=cfg["encoder"], settings=changed, minutes=None, adopted=True)
+
+
+def _merged(settings: list[str]) -> list[str]:
+    """key=value settings with each key once, a later value replacing an earlier one in place,
+    so a recorded command reads as what ran."""
+    out: dict[str, str] = {}
+    for item in settings:
+        out[item.split("=", 1)[0]] = item
+    return list(out.values())
 
 
 def _result(row: dict, split: str, run_dir: Path, ev: list[str], cmd: list[str],

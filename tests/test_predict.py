@@ -83,9 +83,11 @@ def test_windows_merge_to_the_best_score_and_recover_edge_spans(make, tmp_path):
     predictor, backend = builtin_predictor() if make == "builtin" else hf_predictor(tmp_path)
     nested = predictor.predict(TEXT, flat=False)
     assert backend.batch_sizes == [4]  # the four windows went through in one batch
-    got = [(e["start"], e["end"], e["label"], e["score"], e["text"]) for e in nested["entities"]]
-    assert got == [(2, 4, "A", 1.0, "丙丁"), (5, 7, "B", 3.0, "己庚"), (6, 10, "A", 2.0, "庚辛壬癸"),
-                   (9, 11, "B", 2.5, "癸子"), (14, 18, "C", 1.2, "辰巳午未")]
+    got = [(e["start"], e["end"], e["label"], e["score"], e["text"])
+           for e in nested["entities"]]
+    assert got == [(2, 4, "A", 1.0, "丙丁"), (5, 7, "B", 3.0, "己庚"),
+                   (6, 10, "A", 2.0, "庚辛壬癸"), (9, 11, "B", 2.5, "癸子"),
+                   (14, 18, "C", 1.2, "辰巳午未")]
     flat = predictor.predict(TEXT, flat=True)  # 庚辛壬癸 (2.0) overlaps 己庚 (3.0) and goes
     assert [(e["start"], e["end"]) for e in flat["entities"]] == [(2, 4), (5, 7), (9, 11),
                                                                     (14, 18)]

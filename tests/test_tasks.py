@@ -74,7 +74,8 @@ def test_one_registry_of_heads():
     head_option = next(a for a in train._actions if "--head" in a.option_strings)
     assert list(head_option.choices) == list(HEADS)
     # reading the registry (the CLI, config validation) does not import torch
-    code = "import sys, gpner.tasks, gpner.cli; gpner.cli.build_parser(); print('torch' in sys.modules)"
+    code = ("import sys, gpner.tasks, gpner.cli; gpner.cli.build_parser(); "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 

@@ -1,5 +1,5 @@
-"""End to end: a tiny model learns, its first losses are pinned, a killed run resumes to the same
-weights, the saved and evaluated weights are the EMA ones, every switch runs."""
+"""End to end: a tiny model learns, its first losses are pinned, the saved and evaluated weights
+are the EMA ones, every switch runs, bad settings are named."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch
 from safetensors.torch import load_file
 
 from gpner.model import build
-from gpner.optim import fit_schedule, lr_factor
 from gpner.predict import Predictor, load
 from gpner.trainer import train
 from tests.helpers import tiny_config, tiny_data
@@ -52,44 +51,6 @@ def test_tiny_model_learns_and_recovers_training_examples(tmp_path):
     assert summary["best_dev_f1"] == pytest.approx(max(h["dev"]["f1"] for h in history))
     assert summary["decode"]["flat"] is False  # the demo data nests ORG around LOC
     assert summary["decode"]["max_width"] >= 2
-
-
-class Kill(Exception):
-    pass
-
-
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
-    records = tiny_data(48, seed=2)
-    cfg = tiny_config(epochs=3, dropout=0.3, word_dropout=0.1, ema=0.9)
-    train(records, records[:8], tmp_path / "a", cfg, progress=False)
-
-    def kill_in_epoch_two(step, loss):
-        if step == 5:  # 3 batches per epoch: step 5 is mid-way through epoch 2
-            raise Kill()
-
-    with pytest.raises(Kill):
-        train(records, records[:8], tmp_path / "b", cfg, progress=False,
-              on_step=kill_in_epoch_two)
-    state = json.loads((tmp_path / "b" / "last" / "state.json").read_text())
-    assert (state["epoch"], state["step"]) == (1, 3)  # the checkpoint of epoch 1
-    train(records, records[:8], tmp_path / "b", resume=True, progress=False)
-    a = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
-    b = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    ma = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
-    mb = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
-    assert all(torch.equal(ma[k], mb[k]) for k in ma)
-
-
-def test_checkpoint_swap_interrupted_falls_back(tmp_path):
-    records = tiny_data(16)
-    train(records, None, tmp_path / "r", tiny_config(epochs=1), progress=False)
-    # a kill between the two renames of a swap leaves only .last.old
-    (tmp_path / "r" / "last").rename(tmp_path / "r" / ".last.old")
-    summary = train(records, None, tmp_path / "r", resume=True, progress=False)
-    assert summary["epochs_run"] == 1  # nothing left to do, but the state was found
 
 
 def test_saved_weights_are_the_ema_shadow_and_dev_evaluation_used_them(tmp_path, monkeypatch):
@@ -144,15 +105,6 @@ def test_hf_encoder_trains(tmp_path, tiny_bert_dir):
     assert out["text"] == "Bob Smith works in London ."
 
 
-def test_lr_schedule():
-    assert lr_factor(0, 100, 0.1) == pytest.approx(0.1)
-    assert lr_factor(9, 100, 0.1) == pytest.approx(1.0)
-    assert lr_factor(10, 100, 0.1) == pytest.approx(1.0)
-    assert lr_factor(55, 100, 0.1) == pytest.approx(0.5)
-    assert lr_factor(100, 100, 0.1) == 0.0
-    assert lr_factor(0, 10, 0.0) == 1.0
-
-
 def test_bad_settings_are_clear(tmp_path):
     from gpner.config import TrainConfig, load_config
 
@@ -175,26 +127,3 @@ def test_bad_settings_are_clear(tmp_path):
     with pytest.raises(ValueError, match="no entities"):
         train([{"text": "a", "entities": []}], None, tmp_path / "r", tiny_config(),
               progress=False)
-
-
-def test_max_minutes_fits_the_schedule():
-    cfg = tiny_config(epochs=20, max_minutes=10)
-    state = {"epoch": 2, "step": 200, "total": 2000, "history": []}
-    fit_schedule(state, cfg, per_epoch=100, elapsed=120.0)  # 1 min/epoch: 8 more fit
-    assert state["total"] == 1000
-    fit_schedule(state, cfg, per_epoch=100, elapsed=120.0)  # idempotent
-    assert state["total"] == 1000
-    fast = {"epoch": 2, "step": 200, "total": 2000, "history": []}
-    fit_schedule(fast, cfg, per_epoch=100, elapsed=6.0)  # everything fits: unchanged
-    assert fast["total"] == 2000
-    # a slow first epoch (2 min) then 0.5 min epochs: the estimate uses the later epochs
-    # and the plan grows again, up to the cap of cfg.epochs
-    slow = {"epoch": 1, "step": 100, "total": 2000, "history": [{"minutes": 2.0}]}
-    fit_schedule(slow, cfg, per_epoch=100, elapsed=120.0)
-    assert slow["total"] == 500  # 1 done + 4 more at 2 min each
-    slow |= {"epoch": 3, "step": 300, "history": [{"minutes": m} for m in (2.0, 2.5, 3.0)]}
-    fit_schedule(slow, cfg, per_epoch=100, elapsed=180.0)
-    assert slow["total"] == 1700  # 3 done + 14 more at 0.5 min each
-    cfg_short = tiny_config(epochs=5, max_minutes=10)
-    fit_schedule(slow, cfg_short, per_epoch=100, elapsed=180.0)
-    assert slow["total"] == 500  # never past the epoch cap
