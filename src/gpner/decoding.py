@@ -35,8 +35,15 @@ def prob(score: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def _sorted(spans: list[TokenSpan]) -> list[TokenSpan]:
-    return sorted(spans, key=lambda s: (s.start, s.end, s.label))
+def spans_from_rows(rows: np.ndarray, v: np.ndarray) -> list[TokenSpan]:
+    """rows (K, 3) of (label, start, end), scores (K,) -> spans sorted by (start, end, label).
+    Sorted on the arrays, and only then made into objects: a barely trained model can have
+    thousands of candidates per text."""
+    if not len(rows):
+        return []
+    order = np.lexsort((rows[:, 0], rows[:, 2], rows[:, 1]))
+    return [TokenSpan(i, j, c, s) for (c, i, j), s in zip(rows[order].tolist(),
+                                                          v[order].tolist())]
 
 
 def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
@@ -61,8 +68,7 @@ def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
         rows, v = idx[bounds[b]:bounds[b + 1], 1:], vals[bounds[b]:bounds[b + 1]]
         if flat and len(rows):
             rows, v = _greedy_flat(rows, v, L)
-        out[b] = _sorted([TokenSpan(int(i), int(j), int(c), float(s))
-                          for (c, i, j), s in zip(rows, v)])
+        out[b] = spans_from_rows(rows, v)
     return out
 
 
@@ -70,24 +76,33 @@ def select_flat(spans: Sequence[TokenSpan]) -> list[TokenSpan]:
     """The flat subset of candidate spans: highest score first, overlapping ones removed."""
     if not spans:
         return []
-    rows = np.array([(s.label, s.start, s.end) for s in spans], dtype=int)
-    v = np.array([s.score for s in spans], dtype=float)
-    rows, v = _greedy_flat(rows, v, int(rows[:, 2].max()))
-    return _sorted([TokenSpan(int(i), int(j), int(c), float(s)) for (c, i, j), s in zip(rows, v)])
+    rows = np.array([(s.label, s.start, s.end) for s in spans], dtype=np.int64)
+    v = np.array([s.score for s in spans], dtype=np.float64)
+    return select_flat_rows(rows, v)
+
+
+def select_flat_rows(rows: np.ndarray, v: np.ndarray) -> list[TokenSpan]:
+    """:func:`select_flat` on rows (K, 3) of (label, start, end) and scores (K,)."""
+    if not len(rows):
+        return []
+    return spans_from_rows(*_greedy_flat(rows, v, int(rows[:, 2].max())))
 
 
 def _greedy_flat(rows: np.ndarray, v: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
     """rows (K, 3) of (label, start, end); ties broken by position then label, so the result
     does not depend on scan order."""
     order = np.lexsort((rows[:, 0], rows[:, 2], rows[:, 1], -v))
-    used = np.zeros(L, dtype=bool)
+    used = bytearray(L)
+    free = L
     keep = []
-    for k in order:
-        _, i, j = rows[k]
-        if not used[i:j].any():
-            used[i:j] = True
+    for k, (_, i, j) in zip(order.tolist(), rows[order].tolist()):
+        if 1 not in used[i:j]:
+            used[i:j] = b"\x01" * (j - i)
             keep.append(k)
-    keep_arr = np.array(keep, dtype=int)
+            free -= j - i
+            if not free:  # every token taken: no later candidate can fit
+                break
+    keep_arr = np.array(keep, dtype=np.int64)
     return rows[keep_arr], v[keep_arr]
 
 

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
+import numpy as np
 import torch
 
 from gpner.alignment import TokenSpan
 from gpner.artifact import ModelConfig, load_weights, resolve_dir
 from gpner.data import content_size, to_device, window_bounds
-from gpner.decoding import SpanKey, merge_best, select_flat, to_entities
+from gpner.decoding import SpanKey, merge_best, select_flat_rows, spans_from_rows, to_entities
 from gpner.features import Window
 from gpner.records import Record
 from gpner.tokenization import Encoding
@@ -150,9 +151,9 @@ class Predictor:
         return self.task.decode(outputs, batch, threshold, self.config.decode.max_width)
 
     def _record(self, doc: _Text, flat: bool) -> Record:
-        spans = [TokenSpan(i, j, c, s) for (c, i, j), s in doc.found.items()]
-        spans = select_flat(spans) if flat else sorted(spans, key=lambda s: (s.start, s.end,
-                                                                             s.label))
+        rows = np.array(list(doc.found), dtype=np.int64).reshape(-1, 3)  # (label, start, end)
+        v = np.fromiter(doc.found.values(), dtype=np.float64, count=len(doc.found))
+        spans = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
         return {"text": doc.text,
                 "entities": to_entities(doc.text, doc.encoding, spans, self.labels)}
 
