@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from gpner.trainer import train
 from tests.helpers import tiny_config, tiny_data
@@ -40,6 +40,42 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     ma = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
     mb = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
+def _as_format_1(last):
+    """Rewrite a checkpoint in the layout gpner 0.1.0 wrote: weights named ``head.*`` (EMA
+    shadow ``ema.head.*``), no ``checkpoint_version``."""
+    def rename(tensors, prefix):
+        return {(prefix + "head." + k[len(prefix + "heads.entities."):]
+                 if k.startswith(prefix + "heads.entities.") else k): v
+                for k, v in tensors.items()}
+    for name, prefix in (("model.safetensors", ""), ("state.safetensors", "ema.")):
+        tensors = rename(load_file(str(last / name)), prefix)
+        assert any(k.startswith(prefix + "head.") for k in tensors)
+        save_file(tensors, str(last / name))
+    state = json.loads((last / "state.json").read_text())
+    del state["checkpoint_version"]
+    (last / "state.json").write_text(json.dumps(state))
+
+
+def test_format_1_checkpoint_resumes_to_the_same_weights(tmp_path):
+    records = tiny_data(48, seed=2)
+    cfg = tiny_config(epochs=2, dropout=0.3, ema=0.9)
+    train(records, None, tmp_path / "a", cfg, progress=False)
+
+    def kill_in_epoch_two(step, loss):
+        if step == 4:
+            raise Kill()
+
+    with pytest.raises(Kill):
+        train(records, None, tmp_path / "b", cfg, progress=False, on_step=kill_in_epoch_two)
+    _as_format_1(tmp_path / "b" / "last")
+    train(records, None, tmp_path / "b", resume=True, progress=False)
+    a = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys() and any(k.startswith("heads.entities.") for k in b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
 
 def test_checkpoint_swap_interrupted_falls_back(tmp_path):
