@@ -29,3 +29,7 @@ def test_atomic_write_text_replaces_whole_files(tmp_path):
     atomic_write_text(path, "one")
     atomic_write_text(path, "two")
     assert path.read_text() == "two" and [p.name for p in path.parent.iterdir()] == ["x.json"]
+    # a write that fails half-way (a lone surrogate cannot be encoded) leaves the old file whole
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text(path, "three" * 1000 + "\ud800")
+    assert path.read_text() == "two" and [p.name for p in path.parent.iterdir()] == ["x.json"]

@@ -17,24 +17,35 @@ class Kill(Exception):
     pass
 
 
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+def _killed_and_resumed(tmp_path, cfg, kill_at, dev=None, before_resume=lambda last: None):
+    """Train run "a" whole, run "b" killed at step ``kill_at`` and resumed (after
+    ``before_resume(b/last)``); return both runs' final checkpoint weights."""
     records = tiny_data(48, seed=2)
-    cfg = tiny_config(epochs=3, dropout=0.3, word_dropout=0.1, ema=0.9)
-    train(records, records[:8], tmp_path / "a", cfg, progress=False)
+    train(records, dev, tmp_path / "a", cfg, progress=False)
 
-    def kill_in_epoch_two(step, loss):
-        if step == 5:  # 3 batches per epoch: step 5 is mid-way through epoch 2
+    def kill(step, loss):
+        if step == kill_at:
             raise Kill()
 
     with pytest.raises(Kill):
-        train(records, records[:8], tmp_path / "b", cfg, progress=False,
-              on_step=kill_in_epoch_two)
-    state = json.loads((tmp_path / "b" / "last" / "state.json").read_text())
-    assert (state["epoch"], state["step"]) == (1, 3)  # the checkpoint of epoch 1
-    train(records, records[:8], tmp_path / "b", resume=True, progress=False)
+        train(records, dev, tmp_path / "b", cfg, progress=False, on_step=kill)
+    before_resume(tmp_path / "b" / "last")
+    train(records, dev, tmp_path / "b", resume=True, progress=False)
     a = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
     assert a.keys() == b.keys()
+    return a, b
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    cfg = tiny_config(epochs=3, dropout=0.3, word_dropout=0.1, ema=0.9)
+
+    def at_epoch_one(last):
+        state = json.loads((last / "state.json").read_text())
+        assert (state["epoch"], state["step"]) == (1, 3)  # the checkpoint of epoch 1
+
+    # 3 batches per epoch: step 5 is mid-way through epoch 2
+    a, b = _killed_and_resumed(tmp_path, cfg, 5, tiny_data(48, seed=2)[:8], at_epoch_one)
     for k in a:
         assert torch.equal(a[k], b[k]), k
     ma = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
@@ -59,21 +70,9 @@ def _as_format_1(last):
 
 
 def test_format_1_checkpoint_resumes_to_the_same_weights(tmp_path):
-    records = tiny_data(48, seed=2)
     cfg = tiny_config(epochs=2, dropout=0.3, ema=0.9)
-    train(records, None, tmp_path / "a", cfg, progress=False)
-
-    def kill_in_epoch_two(step, loss):
-        if step == 4:
-            raise Kill()
-
-    with pytest.raises(Kill):
-        train(records, None, tmp_path / "b", cfg, progress=False, on_step=kill_in_epoch_two)
-    _as_format_1(tmp_path / "b" / "last")
-    train(records, None, tmp_path / "b", resume=True, progress=False)
-    a = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
-    b = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
-    assert a.keys() == b.keys() and any(k.startswith("heads.entities.") for k in b)
+    a, b = _killed_and_resumed(tmp_path, cfg, 4, before_resume=_as_format_1)
+    assert any(k.startswith("heads.entities.") for k in b)
     for k in a:
         assert torch.equal(a[k], b[k]), k
 

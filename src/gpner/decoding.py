@@ -66,9 +66,7 @@ def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
     bounds = np.searchsorted(idx[:, 0], np.arange(B + 1)) if len(idx) else np.zeros(B + 1, int)
     for b in range(B):
         rows, v = idx[bounds[b]:bounds[b + 1], 1:], vals[bounds[b]:bounds[b + 1]]
-        if flat and len(rows):
-            rows, v = _greedy_flat(rows, v, L)
-        out[b] = spans_from_rows(rows, v)
+        out[b] = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
     return out
 
 
