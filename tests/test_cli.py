@@ -128,12 +128,13 @@ def test_predict_file_and_stdin(trained, tmp_path):
             assert set(e) == {"start", "end", "label", "score", "prob", "text"}
     exe = shutil.which("gpner") or str(Path(sys.executable).parent / "gpner")
     res = subprocess.run([exe, "predict", str(trained / "run"), "-", "--threshold", "100"],
-                         input='{"text": "Bob Smith"}\nplain text\n', capture_output=True,
-                         text=True)
+                         input='{"text": "Bob Smith", "id": 4}\nplain text\n',
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    lines = [json.loads(l) for l in res.stdout.splitlines()]
-    assert [l["text"] for l in lines] == ["Bob Smith", "plain text"]
-    assert all(l["entities"] == [] for l in lines)  # threshold 100: nothing passes
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert lines == [{"text": "Bob Smith", "id": 4, "entities": []}]  # threshold 100: none
+    # the first line made stdin JSON lines: a plain line is reported by number, not guessed at
+    assert "<stdin>:2: invalid JSON" in res.stderr and "1 bad line(s)" in res.stderr
 
 
 def test_train_errors_are_clear(tmp_path):

@@ -37,7 +37,7 @@ class WindowScores:
         self.batch_sizes: list[int] = []
 
     def __call__(self, batch):
-        ids, mask = batch[self.ids_key], batch["mask"]
+        ids, mask = torch.as_tensor(batch[self.ids_key]), torch.as_tensor(batch["mask"])
         B, L = ids.shape
         self.batch_sizes.append(B)
         scores = torch.full((B, 3, L, L), -5.0)

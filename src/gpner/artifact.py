@@ -37,6 +37,7 @@ class DecodeSettings:
     threshold: float = 0.0  # on span scores; 0 is probability 0.5
     flat: bool | None = None  # None until training decides: flat iff the data never nests
     max_width: int | None = None  # widest span predicted, in tokens (learned from the data)
+    stride: int | None = None  # tokens between window starts; None: half a window
 
 
 @dataclass

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections import deque
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -15,6 +17,8 @@ def _convert(args: argparse.Namespace) -> int:
         reader_opts["scheme"] = args.scheme_in
     if args.token_sep is not None:
         reader_opts["token_sep"] = args.token_sep
+    if args.documents:
+        reader_opts["documents"] = True
     corpus = read(args.input, args.format, strict=args.strict, **reader_opts)
     writer_opts = {"scheme": args.scheme} if args.scheme else {}
     write(corpus, args.output, args.to, **writer_opts)
@@ -68,61 +72,74 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
+    from gpner.stream import InputReport, ResumableOutput, detect_kind, output_record, read_inputs
+
+    if args.resume and not args.output:
+        raise ValueError("--resume needs -o/--output (the file a killed run was writing)")
+    kind = detect_kind(args.input, args.format)
+    if args.ray:
+        from gpner.batch import predict_with_ray
+
+        if not args.output:
+            raise ValueError("--ray needs -o/--output")
+        n = predict_with_ray(args.model, args.input, args.output, kind=kind, backend=args.backend,
+                             batch_size=args.batch_size, flat=_flat(args), threshold=args.threshold,
+                             stride=args.stride, strict=args.strict, actors=args.ray_actors)
+        print(f"wrote {n} records to {args.output}", file=sys.stderr)
+        return 0
     from gpner.predict import load
 
-    model = load(args.model)
-    if args.input in (None, "-"):
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        texts = [_text_of(t) for t in texts]
-    else:
-        from gpner.formats import detect_format, read
+    model = load(args.model, backend=args.backend, threads=args.threads)
+    out = ResumableOutput(args.output, args.resume) if args.output else None
+    skip = out.done if out else 0
+    report = InputReport("<stdin>" if args.input in (None, "-") else args.input)
+    items = read_inputs(args.input, kind, report, strict=args.strict, skip=skip)
+    pending: deque = deque()  # items whose record has not come out yet (a bounded look-ahead)
 
-        path = args.input
-        try:
-            fmt = detect_format(path)
-        except Exception:
-            fmt = None
-        if fmt == "conll" and not _looks_like_columns(path):
-            with open(path, encoding="utf-8") as f:
-                texts = [line.rstrip("\n") for line in f if line.strip()]
+    def texts():
+        for item in items:
+            pending.append(item)
+            yield item.text
+
+    records = model.predict_iter(texts(), batch_size=args.batch_size, flat=_flat(args),
+                                 threshold=args.threshold, stride=args.stride,
+                                 progress=not args.no_progress and sys.stderr.isatty())
+    write = out.write if out else (lambda line: sys.stdout.write(line + "\n"))
+    try:
+        for k, record in enumerate(records, 1):
+            write(json.dumps(output_record(pending.popleft(), record), ensure_ascii=False))
+            if k % 256 == 0 and out:
+                out.flush()
+        if out:
+            out.finish()
         else:
-            texts = [r["text"] for r in read(path, fmt)]
-    flat = True if args.flat else (False if args.nested else None)
-    for record in model.predict_iter(texts, flat=flat, threshold=args.threshold,
-                                     batch_size=args.batch_size):
-        print(json.dumps(record, ensure_ascii=False), flush=False)
+            sys.stdout.flush()
+    except BrokenPipeError:  # `gpner predict ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if out:
+            out.close()
+    done = f" (resumed after {skip})" if skip else ""
+    print(report.summary() + done + (f"; wrote {args.output}" if out else ""), file=sys.stderr)
     return 0
 
 
-def _text_of(line: str) -> str:
-    """A stdin line: plain text, or a JSON object with a "text" field."""
-    import json
-
-    if line.startswith("{"):
-        try:
-            obj = json.loads(line)
-            if isinstance(obj, dict) and isinstance(obj.get("text"), str):
-                return obj["text"]
-        except json.JSONDecodeError:
-            pass
-    return line
+def _flat(args: argparse.Namespace) -> bool | None:
+    return True if args.flat else (False if args.nested else None)
 
 
-def _looks_like_columns(path: str) -> bool:
-    """Plain text files (one text per line) are not column files: column lines end in a tag."""
-    from gpner.tagging import split_tag
+def _export(args: argparse.Namespace) -> int:
+    from gpner.export import export_onnx
 
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.split()
-            if not parts or line.startswith("-DOCSTART-"):
-                continue
-            try:
-                split_tag(parts[-1])
-            except ValueError:
-                return False
-            return len(parts) >= 2
-    return False
+    if not args.onnx:
+        raise ValueError("say which format: --onnx (the only one so far)")
+    spec = export_onnx(args.model, int8=args.int8, opset=args.opset)
+    print(f"wrote {args.model}/onnx: model.onnx" + (", model.int8.onnx" if spec["int8"] else "")
+          + f" (largest difference from PyTorch {spec['max_abs_diff_fp32']:.2g}); predict with "
+          f"gpner predict {args.model} INPUT --backend onnx" + ("-int8" if spec["int8"] else ""),
+          file=sys.stderr)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -155,6 +172,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gpner import __version__
     from gpner.tasks import HEADS
@@ -176,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheme-in", help="tag scheme of a conll input (default: detected)")
     p.add_argument("--token-sep", help="string joining column-file tokens (default: '' for "
                    "CJK, ' ' otherwise)")
+    p.add_argument("--documents", action="store_true", help="column files: one record per "
+                   "-DOCSTART- document (sentences joined by newlines), not per sentence")
     p.add_argument("--strict", action="store_true", help="fail on the first malformed entity")
     p.set_defaults(func=_convert)
 
@@ -204,16 +230,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
     p.set_defaults(func=_evaluate)
 
-    p = verbs.add_parser("predict", help="tag texts; JSON lines out")
+    p = verbs.add_parser("predict", help="tag texts; JSON lines out",
+                         description="Stream texts through a model: a line of output per line of "
+                         "input, in order, in bounded memory. Input: plain text (a line per "
+                         "text), JSON lines with a \"text\" field (other fields pass through), or "
+                         "any format gpner reads.")
     p.add_argument("model", help="model directory (or a run directory)")
-    p.add_argument("input", nargs="?", help="texts: one per line, JSON lines or any data "
-                   "format; '-' or nothing for stdin")
+    p.add_argument("input", nargs="?", help="input file; '-' or nothing for stdin")
+    p.add_argument("-o", "--output", help="output file, written atomically (default: stdout)")
+    p.add_argument("--format", help="input format: text, jsonl or a gpner reader format "
+                   "(default: detected)")
+    p.add_argument("--resume", action="store_true", help="continue a killed run writing -o")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad input line "
+                   "(default: report it with its line number and skip it)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--flat", action="store_true", help="non-overlapping entities only")
     g.add_argument("--nested", action="store_true", help="all spans above the threshold")
     p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--stride", type=_positive, help="tokens between window starts in long "
+                   "texts (default: the model's, half a window)")
+    p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"],
+                   help="onnx/onnx-int8 run the graphs of `gpner export --onnx [--int8]`")
+    p.add_argument("--threads", type=_positive, help="CPU threads for the model")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ray", action="store_true", help="run on Ray (a local instance, or the "
+                   "cluster at RAY_ADDRESS); needs -o and the 'ray' extra")
+    p.add_argument("--ray-actors", type=_positive, default=2, help="model replicas on Ray")
     p.set_defaults(func=_predict)
+
+    p = verbs.add_parser("export", help="export a model for another runtime (ONNX)",
+                         description="Write MODEL/onnx/model.onnx (dynamic batch and sequence "
+                         "axes, checked against PyTorch) and with --int8 its dynamically "
+                         "quantised twin model.int8.onnx.")
+    p.add_argument("model", help="model directory (or a run directory)")
+    p.add_argument("--onnx", action="store_true", help="ONNX, for ONNX Runtime")
+    p.add_argument("--int8", action="store_true", help="also an int8 dynamically quantised graph")
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=_export)
 
     p = verbs.add_parser("demo", help="generate a corpus, train, evaluate and tag (no download)")
     p.add_argument("--output", "-o", default="runs/demo", help="where data and model go")
@@ -232,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (FormatError, FileNotFoundError, ValueError, OSError, ImportError) as exc:
+    except (FormatError, FileNotFoundError, ValueError, OSError, ImportError, RuntimeError
+            ) as exc:
         print(f"gpner {args.verb}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -31,6 +31,8 @@ class TrainConfig:
     min_bigram_freq: int = 2
     # data
     max_length: int | None = None  # window size in tokens; None: 256 built-in, model max for HF
+    stride: int | None = None  # tokens between window starts; None: half a window
+    encoder_max_length: int | None = None  # HF: extend learned positions to this many (n^2 max)
     misaligned: str = "skip"  # gold spans with a boundary inside a token: skip | expand
     # optimisation
     epochs: int = 20
@@ -97,6 +99,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_length", "stride", "encoder_max_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stride and self.max_length and self.stride > self.max_length:
+            raise ValueError(f"stride {self.stride} is longer than the window (max_length "
+                             f"{self.max_length}): text between windows would be skipped")
         if self.head_size % 2:
             raise ValueError(f"head_size must be even (RoPE rotates pairs), got {self.head_size}")
         if info.kind != "span" and (self.rdrop or self.vat):

@@ -56,25 +56,11 @@ def _log_partition(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, en
     return torch.where(mask[:, 0], torch.logsumexp(alpha + end, dim=1), 0.0)
 
 
-@torch.no_grad()
 def crf_viterbi(emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor,
                 end: torch.Tensor, trans: torch.Tensor) -> list[list[int]]:
-    """Best tag sequence per example, of its masked length."""
-    em = emissions.float()
-    B, L, T = em.shape
-    score = start + em[:, 0]
-    back = []
-    for t in range(1, L):
-        best, idx = (score[:, :, None] + trans).max(1)  # over the previous tag
-        score = torch.where(mask[:, t, None], best + em[:, t], score)
-        back.append(torch.where(mask[:, t, None], idx, torch.arange(T, device=em.device)))
-    score = score + end
-    lengths = mask.long().sum(1).tolist()
-    last = score.argmax(1).tolist()
-    out = []
-    for b in range(B):
-        path = [last[b]]
-        for t in range(lengths[b] - 1, 0, -1):
-            path.append(int(back[t - 1][b, path[-1]]))
-        out.append(path[::-1][: lengths[b]] if lengths[b] else [])
-    return out
+    """Best tag sequence per example, of its masked length (:func:`gpner.decoding.viterbi`,
+    which runs on any backend's outputs)."""
+    from gpner.decoding import as_array, viterbi
+
+    em, s, e, t = (as_array(x).astype("float64") for x in (emissions, start, end, trans))
+    return viterbi(em, as_array(mask).astype(bool), s, e, t)

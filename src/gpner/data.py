@@ -12,34 +12,13 @@ import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from gpner.alignment import TokenSpan, align_entities
-from gpner.features import Window
+from gpner.features import Window, content_size, window_bounds
 from gpner.records import Record, Report
 from gpner.tokenization import Encoding
-
-
-def window_bounds(n: int, size: int) -> list[tuple[int, int]]:
-    """Token ranges covering [0, n): windows of ``size`` overlapping by half a window."""
-    if n <= size:
-        return [(0, n)]
-    step = max(1, size // 2)
-    bounds, start = [], 0
-    while True:
-        end = min(start + size, n)
-        bounds.append((start, end))
-        if end == n:
-            return bounds
-        start += step
-
-
-def content_size(featurizer: Any, max_length: int) -> int:
-    """Content tokens per window: ``max_length`` less the model's special tokens."""
-    size = max_length - featurizer.num_special
-    if size < 2:
-        raise ValueError(f"max_length {max_length} leaves no room for tokens")
-    return size
 
 
 @dataclass
@@ -53,7 +32,7 @@ class Example:
 
 def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[str],
                   max_length: int, report: Report, misaligned: str = "skip",
-                  flat_only: bool = False) -> list[Example]:
+                  flat_only: bool = False, stride: int | None = None) -> list[Example]:
     """Encode records into windows with gold spans; problems are counted in ``report``.
 
     ``flat_only`` (tag heads): overlapping gold spans keep the earliest, longest one and count the
@@ -78,7 +57,7 @@ def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[s
         report.records += 1
         report.entities += len(spans)
         placed = [False] * len(spans)
-        for start, end in window_bounds(len(enc), size):
+        for start, end in window_bounds(len(enc), size, stride):
             win = featurizer.window(text, enc, start, end)
             shift = win.prefix - win.start  # content token -> window token
             local = []
@@ -141,9 +120,14 @@ class Collator:
         self.featurizer, self.task = featurizer, task
 
     def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
-        batch = self.featurizer.collate([ex.window for ex in examples])
+        batch = as_tensors(self.featurizer.collate([ex.window for ex in examples]))
         batch.update(self.task.targets([ex.spans for ex in examples], batch))
         return batch
+
+
+def as_tensors(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The featurizer's NumPy arrays as CPU tensors (sharing their memory)."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device | str

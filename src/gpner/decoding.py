@@ -8,6 +8,9 @@
   its best score.
 * :func:`to_entities`: token spans -> records with exact character offsets.
 
+Outputs may be NumPy arrays (ONNX Runtime; this module never imports torch) or torch tensors
+(span scores are thresholded where they live, so only the candidates leave a GPU).
+
 Spans are :class:`~gpner.alignment.TokenSpan` (end exclusive, label id). A span's probability is
 sigmoid(2 * score): the soft-label loss is optimal at t = sigmoid(2s), so threshold 0 is p = 0.5.
 """
@@ -17,11 +20,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from gpner.alignment import Alignment, TokenSpan
-from gpner.crf import crf_viterbi
 from gpner.records import Entity
 from gpner.tagging import tags_to_spans
 from gpner.tokenization import Encoding
@@ -46,21 +49,18 @@ def spans_from_rows(rows: np.ndarray, v: np.ndarray) -> list[TokenSpan]:
                                                           v[order].tolist())]
 
 
-def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
+def decode(scores: Any, threshold: float = 0.0, flat: bool = False,
            max_width: int | None = None) -> list[list[TokenSpan]]:
-    """scores (B, C, L, L) -> per example, spans sorted by (start, end, label).
+    """scores (B, C, L, L), array or tensor -> per example, spans sorted by (start, end, label).
 
     ``max_width`` (tokens) drops wider candidates: a model trained on short texts invents wide
     spans on long ones, and the widest gold span is a good cap.
     """
-    B, C, L, _ = scores.shape
-    cand = scores > threshold  # -inf cells are never candidates
-    if max_width is not None:
-        r = torch.arange(L, device=scores.device)
-        cand &= ((r[None, :] - r[:, None]) < max_width)
-    idx = cand.nonzero()  # (K, 4) rows b, c, i, j in row-major order: grouped by b
-    vals = scores[cand].float().cpu().numpy()
-    idx = idx.cpu().numpy()
+    B = scores.shape[0]
+    if isinstance(scores, np.ndarray):
+        idx, vals = _candidates(scores, threshold, max_width)
+    else:
+        idx, vals = _candidates_torch(scores, threshold, max_width)
     idx[:, 3] += 1  # cell (i, j) is the span [i, j + 1)
     out: list[list[TokenSpan]] = [[] for _ in range(B)]
     bounds = np.searchsorted(idx[:, 0], np.arange(B + 1)) if len(idx) else np.zeros(B + 1, int)
@@ -68,6 +68,35 @@ def decode(scores: torch.Tensor, threshold: float = 0.0, flat: bool = False,
         rows, v = idx[bounds[b]:bounds[b + 1], 1:], vals[bounds[b]:bounds[b + 1]]
         out[b] = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
     return out
+
+
+def _candidates(scores: np.ndarray, threshold: float, max_width: int | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Cells above the threshold: rows (K, 4) of (b, c, i, j) in row-major order, scores (K,)."""
+    cand = scores > threshold  # -inf cells are never candidates
+    if max_width is not None:
+        r = np.arange(scores.shape[-1])
+        cand &= (r[None, :] - r[:, None]) < max_width
+    return np.argwhere(cand).astype(np.int64), scores[cand].astype(np.float32)
+
+
+def _candidates_torch(scores: Any, threshold: float, max_width: int | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    cand = scores > threshold
+    if max_width is not None:
+        r = torch.arange(scores.shape[-1], device=scores.device)
+        cand &= ((r[None, :] - r[:, None]) < max_width)
+    return cand.nonzero().cpu().numpy(), scores[cand].float().cpu().numpy()
+
+
+def as_array(x: Any) -> np.ndarray:
+    """A NumPy array for an array or a torch tensor (floats as float32)."""
+    if isinstance(x, np.ndarray):
+        return x
+    x = x.detach().cpu()
+    return (x.float() if x.is_floating_point() else x).numpy()
 
 
 def select_flat(spans: Sequence[TokenSpan]) -> list[TokenSpan]:
@@ -104,18 +133,41 @@ def _greedy_flat(rows: np.ndarray, v: np.ndarray, L: int) -> tuple[np.ndarray, n
     return rows[keep_arr], v[keep_arr]
 
 
-def pack_spannable(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pack_spannable(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Spannable tokens moved to the left, for the tag heads (a tag sequence has no gaps):
     token positions ``order`` (B, L') and the prefix mask (B, L') of the packed sequences."""
     lengths = mask.sum(1)
     Lp = max(1, int(lengths.max()) if len(lengths) else 1)
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :Lp]
-    packed_mask = torch.arange(Lp, device=mask.device)[None] < lengths[:, None]
-    return order, packed_mask
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :Lp]
+    return order, np.arange(Lp)[None] < lengths[:, None]
 
 
-def decode_tags(emissions: torch.Tensor, mask: torch.Tensor,
-                crf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+def viterbi(em: np.ndarray, mask: np.ndarray, start: np.ndarray, end: np.ndarray,
+            trans: np.ndarray) -> list[list[int]]:
+    """Best tag sequence per example, of its masked length: emissions (B, L, T), mask (B, L)
+    a prefix, start/end (T,), trans (T, T) with trans[a, b] the score of a -> b."""
+    B, L, T = em.shape
+    score = start + em[:, 0]
+    back = []
+    for t in range(1, L):
+        cand = score[:, :, None] + trans  # (B, previous tag, tag)
+        idx = cand.argmax(1)
+        m = mask[:, t, None]
+        score = np.where(m, np.take_along_axis(cand, idx[:, None], 1)[:, 0] + em[:, t], score)
+        back.append(np.where(m, idx, np.arange(T)))
+    score = score + end
+    lengths = mask.sum(1).tolist()
+    last = score.argmax(1).tolist()
+    out = []
+    for b in range(B):
+        path = [last[b]]
+        for t in range(lengths[b] - 1, 0, -1):
+            path.append(int(back[t - 1][b, path[-1]]))
+        out.append(path[::-1][: lengths[b]] if lengths[b] else [])
+    return out
+
+
+def decode_tags(emissions: Any, mask: Any, crf: tuple[Any, Any, Any] | None = None
                 ) -> list[list[TokenSpan]]:
     """emissions (B, L, T) over tags 0 = O, 1 + 2c = B-c, 2 + 2c = I-c; mask (B, L) spannable
     tokens; ``crf`` = (start, end, transitions) for Viterbi, None for the argmax of each token.
@@ -123,12 +175,14 @@ def decode_tags(emissions: torch.Tensor, mask: torch.Tensor,
     A span's score is 0.5 * logit(p), p the mean probability of its chosen tags, so that its
     ``prob`` (sigmoid(2 * score)) is p, as for the span heads.
     """
-    order, pmask = pack_spannable(mask.to(emissions.device))
-    T = emissions.shape[-1]
-    pem = emissions.gather(1, order[..., None].expand(-1, -1, T)).float()
-    probs = pem.softmax(-1)
+    em, mask = as_array(emissions).astype(np.float64), as_array(mask).astype(bool)
+    order, pmask = pack_spannable(mask)
+    T = em.shape[-1]
+    pem = np.take_along_axis(em, order[..., None], axis=1)  # (B, L', T)
+    e = np.exp(pem - pem.max(-1, keepdims=True))
+    probs = e / e.sum(-1, keepdims=True)
     if crf is not None:
-        paths = crf_viterbi(pem, pmask, *crf)
+        paths = viterbi(pem, pmask, *(as_array(x).astype(np.float64) for x in crf))
     else:
         paths = [row[: int(n)] for row, n in zip(pem.argmax(-1).tolist(), pmask.sum(1))]
     names = ["O"] + [f"{p}-{c}" for c in range((T - 1) // 2) for p in "BI"]
@@ -136,7 +190,7 @@ def decode_tags(emissions: torch.Tensor, mask: torch.Tensor,
     for b, path in enumerate(paths):
         spans = []
         for i, j, lab, _ in tags_to_spans([names[t] for t in path], "bio"):
-            p = float(probs[b, torch.arange(i, j), torch.tensor(path[i:j])].mean())
+            p = float(probs[b, np.arange(i, j), np.array(path[i:j])].mean())
             p = min(max(p, 1e-6), 1 - 1e-6)
             score = 0.5 * math.log(p / (1 - p))
             spans.append(TokenSpan(int(order[b, i]), int(order[b, j - 1]) + 1, int(lab), score))

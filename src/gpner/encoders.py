@@ -94,6 +94,48 @@ class HFEncoder(nn.Module):
         return out.last_hidden_state
 
 
+# position ids that start at padding_idx + 1: the decomposition below assumes they start at 0
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer")
+
+
+def extend_positions(model: nn.Module, length: int, alpha: float = 0.4) -> int:
+    """Extend a BERT-style encoder's learned absolute positions p_0..p_(n-1) to ``length``
+    (up to n^2) by the hierarchical decomposition: with u_i = (p_i - alpha p_0) / (1 - alpha),
+    position i * n + j gets alpha u_i + (1 - alpha) u_j, so positions below n are unchanged and
+    the others are mixtures the encoder has seen the parts of. Returns the new length."""
+    emb = getattr(getattr(model, "embeddings", None), "position_embeddings", None)
+    if not isinstance(emb, nn.Embedding):
+        raise ValueError(f"{type(model).__name__} has no learned absolute position embeddings "
+                         "(embeddings.position_embeddings) to extend")
+    model_type = getattr(model.config, "model_type", "")
+    if model_type in OFFSET_POSITIONS:
+        raise ValueError(f"encoder_max_length: {model_type} numbers positions from padding_idx "
+                         "+ 1, which this extension does not handle; use a BERT-style encoder")
+    n, dim = emb.weight.shape
+    if length <= n:
+        return n
+    if length > n * n:
+        raise ValueError(f"encoder_max_length {length} is more than {n}^2 = {n * n}, the most "
+                         f"the decomposition of {n} positions gives")
+    with torch.no_grad():
+        p = emb.weight.detach().float()
+        u = (p - alpha * p[:1]) / (1 - alpha)
+        pos = torch.arange(length)
+        new = alpha * u[pos // n] + (1 - alpha) * u[pos % n]
+    bigger = nn.Embedding(length, dim, dtype=emb.weight.dtype, device=emb.weight.device)
+    bigger.weight.data.copy_(new)
+    model.embeddings.position_embeddings = bigger
+    model.config.max_position_embeddings = length
+    for name, fill in (("position_ids", "arange"), ("token_type_ids", "zeros")):
+        if name in model.embeddings._buffers:  # (1, n) helpers sized by the old length
+            old = model.embeddings._buffers[name]
+            value = (torch.arange(length) if fill == "arange" else torch.zeros(length,
+                                                                                dtype=old.dtype))
+            model.embeddings.register_buffer(name, value.to(old.device).expand(1, -1),
+                                             persistent=False)
+    return length
+
+
 def load_hf(name: str) -> tuple[Any, nn.Module]:
     """(fast tokenizer, model) from a hub name or local directory; a clear error when absent."""
     try:

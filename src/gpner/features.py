@@ -1,8 +1,11 @@
 """Featurizers turn text into model inputs: the built-in one (words, bigrams, characters) and
 one for any Hugging Face fast tokenizer. Both encode the whole text first (``encode``), cut
-windows of at most ``max_length`` tokens as CPU tensors (``window``: nothing is ever truncated),
-and pad windows into a batch (``collate``: a dict of CPU tensors, ``mask`` (B, L) marking the
-tokens that may start or end a span).
+windows of at most ``max_length`` tokens (``window``: nothing is ever truncated), and pad
+windows into a batch (``collate``: a dict of NumPy arrays, ``mask`` (B, L) marking the tokens
+that may start or end a span).
+
+NumPy, not torch: prediction with ONNX Runtime runs this module without importing torch, and the
+PyTorch paths wrap the arrays with ``torch.from_numpy`` (no copy).
 """
 
 from __future__ import annotations
@@ -13,25 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import torch
+import numpy as np
 
 from gpner.atomic import atomic_write_text
-from gpner.tokenization import CharWordTokenizer, Encoding, HFTokenizer
+from gpner.tokenization import CharWordTokenizer, Encoding, HFTokenizer, RawHFTokenizer
 
 MAX_CHARS = 16  # characters per token seen by the character CNN (features only; text is whole)
 
 
 @dataclass
 class Window:
-    """One model input cut from an encoded text, as CPU tensors.
+    """One model input cut from an encoded text, as arrays.
 
     It holds content tokens ``start .. end - 1`` of the text; window token k is content token
     ``start + k - prefix``: the first ``prefix`` tokens are the model's own special tokens
     (``[CLS]``), which are never spannable.
     """
 
-    features: dict[str, torch.Tensor]  # featurizer inputs, (n,) or (n, W) long
-    spannable: torch.Tensor  # (n,) bool: tokens that may start or end a span
+    features: dict[str, np.ndarray]  # featurizer inputs, (n,) or (n, W) int64
+    spannable: np.ndarray  # (n,) bool: tokens that may start or end a span
     start: int  # first content token of the window
     end: int  # one past its last content token
     prefix: int  # special tokens before the content
@@ -40,13 +43,39 @@ class Window:
         return len(self.spannable)
 
 
-def pad_stack(seqs: Sequence[torch.Tensor], fill: int = 0, min_len: int = 0) -> torch.Tensor:
-    """Stack tensors of shapes (n_k, *rest_k) into (B, max n_k, *max rest_k), padded with
+def window_bounds(n: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:
+    """Token ranges covering [0, n): windows of ``size`` tokens starting every ``stride`` tokens
+    (default half a window). A span of up to ``size - stride`` tokens lies whole inside some
+    window wherever it is."""
+    step = size // 2 if stride is None else stride
+    if not 1 <= step <= size:
+        raise ValueError(f"stride must be between 1 and the window's {size} tokens, got {stride}")
+    if n <= size:
+        return [(0, n)]
+    bounds, start = [], 0
+    while True:
+        end = min(start + size, n)
+        bounds.append((start, end))
+        if end == n:
+            return bounds
+        start += max(1, step)
+
+
+def content_size(featurizer: Any, max_length: int) -> int:
+    """Content tokens per window: ``max_length`` less the model's special tokens."""
+    size = max_length - featurizer.num_special
+    if size < 2:
+        raise ValueError(f"max_length {max_length} leaves no room for tokens")
+    return size
+
+
+def pad_stack(seqs: Sequence[np.ndarray], fill: int = 0, min_len: int = 0) -> np.ndarray:
+    """Stack arrays of shapes (n_k, *rest_k) into (B, max n_k, *max rest_k), padded with
     ``fill``; the second dimension is at least ``min_len``."""
-    ndim = seqs[0].dim()
+    ndim = seqs[0].ndim
     shape = [len(seqs), max([min_len] + [len(x) for x in seqs])]
     shape += [max(x.shape[d] for x in seqs) for d in range(1, ndim)]
-    out = torch.full(shape, fill, dtype=seqs[0].dtype)
+    out = np.full(shape, fill, dtype=seqs[0].dtype)
     for b, x in enumerate(seqs):
         out[(b, *(slice(0, n) for n in x.shape))] = x
     return out
@@ -93,23 +122,24 @@ class BuiltinFeaturizer:
         chars = [[self.char_index.get(c, 1) for c in t[:MAX_CHARS]] for t in toks[: end - start]]
         width = max([1] + [len(c) for c in chars])
         return Window(
-            features={"ids": torch.tensor(enc.ids[start:end], dtype=torch.long),
-                      "bigrams": torch.tensor([self.bigram_index.get(k, 1) for k in keys],
-                                              dtype=torch.long),
-                      "chars": torch.tensor([c + [0] * (width - len(c)) for c in chars],
-                                            dtype=torch.long).view(-1, width)},
-            spannable=torch.tensor(enc.spannable[start:end], dtype=torch.bool),
+            features={"ids": np.array(enc.ids[start:end], dtype=np.int64),
+                      "bigrams": np.array([self.bigram_index.get(k, 1) for k in keys],
+                                          dtype=np.int64),
+                      "chars": np.array([c + [0] * (width - len(c)) for c in chars],
+                                        dtype=np.int64).reshape(-1, width)},
+            spannable=np.array(enc.spannable[start:end], dtype=bool),
             start=start, end=end, prefix=0)
 
-    def collate(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
-        """ids, bigrams (B, L); chars (B, L, W); lengths (B,); attention_mask, mask (B, L)."""
+    def collate(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
+        """ids, bigrams (B, L); chars (B, L, W); lengths (B,) int64; attention_mask, mask (B, L)
+        bool."""
         f = [w.features for w in windows]
         ids = pad_stack([x["ids"] for x in f], min_len=1)  # L >= 1: an empty text is one pad
         mask = pad_stack([w.spannable for w in windows], min_len=1)
         return {"ids": ids, "bigrams": pad_stack([x["bigrams"] for x in f], min_len=1),
                 "chars": pad_stack([x["chars"] for x in f], min_len=1),
-                "lengths": torch.tensor([max(1, len(w)) for w in windows]),
-                "attention_mask": ids.ne(0) | mask, "mask": mask}
+                "lengths": np.array([max(1, len(w)) for w in windows], dtype=np.int64),
+                "attention_mask": (ids != 0) | mask, "mask": mask}
 
     def sizes(self) -> dict[str, int]:
         return {"words": len(self.words), "bigrams": len(self.bigrams), "chars": len(self.chars)}
@@ -126,26 +156,27 @@ class BuiltinFeaturizer:
 
 
 class HFFeaturizer:
-    """A Hugging Face fast tokenizer; each window gets the model's own special tokens."""
+    """A Hugging Face fast tokenizer; each window gets the model's own special tokens.
+
+    ``tokenizer`` is a ``transformers`` fast tokenizer, or (prediction without torch) a
+    :class:`~gpner.tokenization.RawHFTokenizer` over ``tokenizer.json`` with the special token ids
+    saved beside it.
+    """
 
     kind = "hf"
 
-    def __init__(self, tokenizer: Any):
-        self.adapter = HFTokenizer(tokenizer)
+    def __init__(self, tokenizer: Any, special: dict[str, Any] | None = None):
+        if isinstance(tokenizer, RawHFTokenizer):
+            self.adapter: Any = tokenizer
+            special = special or {}
+        else:
+            self.adapter = HFTokenizer(tokenizer)
+            special = special or special_tokens(tokenizer)
         self.tokenizer = tokenizer
-        # the model's special tokens around one text ([CLS] x [SEP], <s> x </s>, x <sep> <cls>):
-        # found by encoding a probe with and without them (works for every fast tokenizer)
-        plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-        full = tokenizer("a", add_special_tokens=True)["input_ids"]
-        at = next((k for k in range(len(full) - len(plain) + 1)
-                   if full[k:k + len(plain)] == plain), None)
-        if at is None:
-            raise ValueError(f"cannot locate the text among {type(tokenizer).__name__}'s "
-                             "special tokens")
-        self.before, self.after = full[:at], full[at + len(plain):]
+        self.before, self.after = list(special["before"]), list(special["after"])
         self.prefix = len(self.before)
         self.num_special = len(self.before) + len(self.after)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.pad_id = int(special["pad_id"])
 
     def encode(self, text: str) -> Encoding:
         return self.adapter.encode(text)
@@ -153,27 +184,60 @@ class HFFeaturizer:
     def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
         ids = self.before + enc.ids[start:end] + self.after
         spannable = [False] * self.prefix + enc.spannable[start:end] + [False] * len(self.after)
-        return Window(features={"input_ids": torch.tensor(ids, dtype=torch.long)},
-                      spannable=torch.tensor(spannable, dtype=torch.bool), start=start,
+        return Window(features={"input_ids": np.array(ids, dtype=np.int64)},
+                      spannable=np.array(spannable, dtype=bool), start=start,
                       end=end, prefix=self.prefix)
 
-    def collate(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
-        """input_ids, attention_mask (B, L) long; mask (B, L) bool."""
+    def collate(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
+        """input_ids, attention_mask (B, L) int64; mask (B, L) bool."""
         ids = pad_stack([w.features["input_ids"] for w in windows], fill=self.pad_id)
-        att = pad_stack([torch.ones(len(w), dtype=torch.long) for w in windows])
+        att = pad_stack([np.ones(len(w), dtype=np.int64) for w in windows])
         return {"input_ids": ids, "attention_mask": att,
                 "mask": pad_stack([w.spannable for w in windows])}
 
+    def special(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.after, "pad_id": self.pad_id}
+
     def save(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(directory))
+        atomic_write_text(Path(directory) / SPECIAL_FILE, json.dumps(self.special()))
 
     @classmethod
-    def load(cls, directory: Path) -> "HFFeaturizer":
+    def load(cls, directory: Path, without_torch: bool = False) -> "HFFeaturizer":
+        """``without_torch``: read ``tokenizer.json`` with the ``tokenizers`` library alone
+        (``transformers`` imports torch)."""
+        directory = Path(directory)
+        if without_torch:
+            if not (directory / SPECIAL_FILE).is_file():
+                raise FileNotFoundError(f"{directory / SPECIAL_FILE}: missing (model saved by "
+                                        "an older gpner: run `gpner export` on it again)")
+            special = json.loads((directory / SPECIAL_FILE).read_text(encoding="utf-8"))
+            return cls(RawHFTokenizer.load(directory / "tokenizer.json"), special)
         from transformers import AutoTokenizer
 
         return cls(AutoTokenizer.from_pretrained(str(directory), use_fast=True))
 
 
-def load_featurizer(kind: str, directory: Path) -> BuiltinFeaturizer | HFFeaturizer:
+SPECIAL_FILE = "special_tokens.json"  # the ids a window starts and ends with, and the pad id
+
+
+def special_tokens(tokenizer: Any) -> dict[str, Any]:
+    """The model's special tokens around one text ([CLS] x [SEP], <s> x </s>, x <sep> <cls>):
+    found by encoding a probe with and without them (works for every fast tokenizer)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    at = next((k for k in range(len(full) - len(plain) + 1)
+               if full[k:k + len(plain)] == plain), None)
+    if at is None:
+        raise ValueError(f"cannot locate the text among {type(tokenizer).__name__}'s "
+                         "special tokens")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return {"before": full[:at], "after": full[at + len(plain):], "pad_id": pad}
+
+
+def load_featurizer(kind: str, directory: Path, without_torch: bool = False
+                    ) -> BuiltinFeaturizer | HFFeaturizer:
     """The featurizer saved in a model directory (``kind`` from its config: builtin or hf)."""
-    return (BuiltinFeaturizer if kind == "builtin" else HFFeaturizer).load(directory)
+    if kind == "builtin":
+        return BuiltinFeaturizer.load(directory)
+    return HFFeaturizer.load(directory, without_torch)

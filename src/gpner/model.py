@@ -16,7 +16,7 @@ from torch import nn
 from gpner.artifact import EncoderSpec, ModelConfig
 from gpner.config import TrainConfig
 from gpner.records import Record
-from gpner.tasks import task_class
+from gpner.tasks import task_for
 
 BUILTIN_PARAMS = ("word_dim", "bigram_dim", "char_dim", "char_channels", "lstm_hidden",
                   "lstm_layers", "dropout", "word_dropout")
@@ -63,10 +63,6 @@ def unwrap(model: nn.Module) -> TaskModel:
         model = inner
 
 
-def task_for(config: ModelConfig) -> Any:
-    return task_class(config.task)(config.labels, config.head, config.head_size)
-
-
 def build_encoder(spec: EncoderSpec, directory: Path | None = None) -> nn.Module:
     """An encoder with random weights, shaped as ``spec`` says (weights are loaded after)."""
     if spec.type == "builtin":
@@ -96,6 +92,9 @@ def build(cfg: TrainConfig, train_records: Sequence[Record]
     if not labels:
         raise ValueError("the training data has no entities")
     if cfg.encoder == "builtin":
+        if cfg.encoder_max_length:
+            raise ValueError("encoder_max_length extends a pretrained encoder's learned positions;"
+                             " the built-in encoder (a BiLSTM) takes windows of any max_length")
         from gpner.encoders import BuiltinEncoder
         from gpner.features import MAX_CHARS, BuiltinFeaturizer
 
@@ -113,6 +112,10 @@ def build(cfg: TrainConfig, train_records: Sequence[Record]
         from gpner.features import HFFeaturizer
 
         hf_tokenizer, hf_model = load_hf(cfg.encoder)
+        if cfg.encoder_max_length:
+            from gpner.encoders import extend_positions
+
+            extend_positions(hf_model, cfg.encoder_max_length)
         featurizer = HFFeaturizer(hf_tokenizer)
         encoder = HFEncoder(hf_model)
         spec = EncoderSpec("hf", name=cfg.encoder)
@@ -124,7 +127,7 @@ def build(cfg: TrainConfig, train_records: Sequence[Record]
                          encoder=spec, tokenizer=tokenizer, max_length=max_length,
                          train_config=cfg.to_dict())
     config.decode.threshold, config.decode.flat = cfg.threshold, cfg.flat
-    config.decode.max_width = cfg.max_width
+    config.decode.max_width, config.decode.stride = cfg.max_width, cfg.stride
     task = task_for(config)
     model = TaskModel(encoder, task.build_heads(encoder.hidden_size))
     return model, featurizer, task, config

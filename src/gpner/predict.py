@@ -9,32 +9,40 @@
 
 A backend is any callable with the batch -> outputs contract: :class:`TorchBackend` runs the
 PyTorch module; another runtime that takes the same inputs and gives the same named outputs can
-replace it. Memory does not grow with the input: at most ``lookahead`` windows (and the records
-waiting for an earlier, longer text) are held at a time.
+replace it (:class:`gpner.runtime.OnnxBackend` runs an exported graph with ONNX Runtime).
+Memory does not grow with the input: at most ``lookahead`` windows (and the records waiting for
+an earlier, longer text) are held at a time.
+
+Long texts: windows of ``max_length`` tokens start every ``stride`` tokens. A span that touches
+a window's inner edge may be a cut piece of a longer one, so it is kept only when no other window
+holds it with context on both sides; the windows' remaining spans are merged, one per
+(label, start, end), with the best score. This module imports torch only for the PyTorch backend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
-import torch
 
 from gpner.alignment import TokenSpan
-from gpner.artifact import ModelConfig, load_weights, resolve_dir
-from gpner.data import content_size, to_device, window_bounds
+from gpner.artifact import ModelConfig, resolve_dir
 from gpner.decoding import SpanKey, merge_best, select_flat_rows, spans_from_rows, to_entities
-from gpner.features import Window
+from gpner.features import Window, content_size, window_bounds
 from gpner.records import Record
 from gpner.tokenization import Encoding
 
 LOOKAHEAD_BATCHES = 16  # default look-ahead, in batches: enough to sort windows by length
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 class Backend(Protocol):
-    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+    """A batch of NumPy arrays (the featurizer's ``collate``) -> named outputs (arrays or
+    tensors)."""
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> Mapping[str, Any]: ...
 
 
 class TorchBackend:
@@ -44,13 +52,19 @@ class TorchBackend:
     trainer switches its model to eval before it evaluates.
     """
 
-    def __init__(self, model: torch.nn.Module, device: torch.device | str | None = None):
+    def __init__(self, model: Any, device: Any = None):
+        import torch
+
         self.model = model
         self.device = torch.device(device) if device else next(model.parameters()).device
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        from gpner.data import as_tensors, to_device
+
         with torch.inference_mode():
-            return self.model(to_device(batch, self.device))
+            return self.model(to_device(as_tensors(batch), self.device))
 
 
 @dataclass
@@ -61,23 +75,45 @@ class _Text:
     text: str
     encoding: Encoding
     pending: int  # windows not yet decoded
+    bounds: list[tuple[int, int]] = field(default_factory=list)  # its windows' token ranges
     found: dict[SpanKey, float] = field(default_factory=dict)
 
 
-def featurize(texts: Iterable[str], featurizer: Any, max_length: int
-              ) -> Iterator[tuple[_Text, Window | None]]:
+def featurize(texts: Iterable[str], featurizer: Any, max_length: int,
+              stride: int | None = None) -> Iterator[tuple[_Text, Window | None]]:
     """(text, window) pairs, lazily; a text with no token gives one pair with no window."""
     size = content_size(featurizer, max_length)
     for n, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"text {n} is a {type(text).__name__}, not a str: {text!r:.60}")
         enc = featurizer.encode(text)
-        bounds = window_bounds(len(enc), size) if any(enc.spannable) else []
-        item = _Text(n, text, enc, pending=len(bounds))
+        bounds = window_bounds(len(enc), size, stride) if any(enc.spannable) else []
+        item = _Text(n, text, enc, pending=len(bounds), bounds=bounds)
         if not bounds:
             yield item, None
         for start, end in bounds:
             yield item, featurizer.window(text, enc, start, end)
+
+
+def uncut(spans: Sequence[TokenSpan], win: Window, bounds: Sequence[tuple[int, int]],
+          n: int) -> list[TokenSpan]:
+    """A window's spans (text tokens) less those touching one of its inner edges that another
+    window holds with context on both sides: such a span may be a piece of a longer one cut by
+    the edge, and the other window sees it whole."""
+    if len(bounds) < 2:
+        return list(spans)
+
+    def inside(i: int, j: int, s: int, e: int) -> bool:  # with context, or at the text's ends
+        return (s < i or s == 0) and (j < e or e == n)
+
+    out = []
+    for sp in spans:
+        cut = (sp.start == win.start > 0) or (sp.end == win.end < n)
+        if cut and any(inside(sp.start, sp.end, s, e) for s, e in bounds if (s, e) != (
+                win.start, win.end)):
+            continue
+        out.append(sp)
+    return out
 
 
 class Predictor:
@@ -91,28 +127,36 @@ class Predictor:
         return list(self.config.labels)
 
     def predict(self, texts: str | Sequence[str], flat: bool | None = None,
-                threshold: float | None = None, batch_size: int = 32) -> Any:
+                threshold: float | None = None, batch_size: int = 32,
+                stride: int | None = None, progress: bool = False) -> Any:
         """Records ``{"text", "entities": [{"start", "end", "label", "score", "prob", "text"}]}``
-        for a list of texts (one record for a single string). ``flat``/``threshold`` default to
-        the values saved with the model."""
+        for a list of texts (one record for a single string). ``flat``/``threshold``/``stride``
+        default to the values saved with the model; ``progress`` shows a bar (texts/s)."""
         if isinstance(texts, str):
-            return next(self.predict_iter([texts], batch_size, flat, threshold))
+            return next(self.predict_iter([texts], batch_size, flat, threshold, stride=stride))
         if isinstance(texts, dict) or not isinstance(texts, Iterable):
             raise TypeError(f"predict takes a text or a list of texts, not a "
                             f"{type(texts).__name__}" + (" (pass record['text'])"
                                                          if isinstance(texts, dict) else ""))
-        return list(self.predict_iter(texts, batch_size, flat, threshold))
+        return list(self.predict_iter(texts, batch_size, flat, threshold, stride=stride,
+                                      progress=progress))
 
     def predict_iter(self, texts: Iterable[str], batch_size: int = 32, flat: bool | None = None,
-                     threshold: float | None = None, lookahead: int | None = None
-                     ) -> Iterator[Record]:
+                     threshold: float | None = None, lookahead: int | None = None,
+                     stride: int | None = None, progress: bool = False) -> Iterator[Record]:
         """Stream records for a stream of texts, in input order; ``lookahead`` (windows,
-        default 16 batches) bounds what is held in memory."""
+        default 16 batches) bounds what is held in memory; ``stride`` (tokens between window
+        starts) defaults to the model's, half a window."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         dec = self.config.decode
         flat = bool(dec.flat) if flat is None else flat
         threshold = dec.threshold if threshold is None else threshold
+        if not isinstance(threshold, (int, float)) or threshold != threshold:
+            raise ValueError(f"threshold must be a number, got {threshold!r}")
+        stride = dec.stride if stride is None else stride
+        if progress:
+            texts = _progress(texts)
         lookahead = max(batch_size, lookahead or LOOKAHEAD_BATCHES * batch_size)
         buffer: list[tuple[_Text, Window]] = []
         done: dict[int, Record] = {}
@@ -124,13 +168,16 @@ class Predictor:
                 chunk = buffer[k:k + batch_size]
                 for (doc, win), spans in zip(chunk, self._decode([w for _, w in chunk],
                                                                  threshold)):
-                    merge_best(doc.found, spans, win.start - win.prefix)
+                    shift = win.start - win.prefix  # window token -> text token
+                    spans = [sp._replace(start=sp.start + shift, end=sp.end + shift)
+                             for sp in spans]
+                    merge_best(doc.found, uncut(spans, win, doc.bounds, len(doc.encoding)), 0)
                     doc.pending -= 1
                     if doc.pending == 0:
                         done[doc.index] = self._record(doc, flat)
             buffer.clear()
 
-        for doc, win in featurize(texts, self.featurizer, self.config.max_length):
+        for doc, win in featurize(texts, self.featurizer, self.config.max_length, stride):
             if win is None:
                 done[doc.index] = self._record(doc, flat)
             else:
@@ -165,13 +212,42 @@ class Predictor:
         return evaluate(records, pred)
 
 
-def load(directory: str | Path, device: str | None = None) -> Predictor:
-    """Load a model directory (or a training run directory holding ``model/``), in eval mode."""
+def _progress(texts: Iterable[str]) -> Iterator[str]:
+    from tqdm.auto import tqdm
+
+    total = len(texts) if isinstance(texts, Sequence) else None
+    yield from tqdm(texts, total=total, unit="text", dynamic_ncols=True, mininterval=0.5)
+
+
+def load(directory: str | Path, device: str | None = None, backend: str = "torch",
+         threads: int | None = None) -> Predictor:
+    """Load a model directory (or a training run directory holding ``model/``) for prediction.
+
+    ``backend``: ``torch`` (the PyTorch module, in eval mode, on ``device``: default CUDA when
+    available), ``onnx`` or ``onnx-int8`` (the graphs ``gpner export --onnx [--int8]`` wrote,
+    run by ONNX Runtime on the CPU; torch is not imported). ``threads``: intra-op threads
+    (default: the runtime's own choice).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     from gpner.features import load_featurizer
-    from gpner.model import from_config
+    from gpner.tasks import task_for
 
     path = resolve_dir(directory)
     config = ModelConfig.load(path)
+    if backend != "torch":
+        from gpner.runtime import OnnxBackend
+
+        runner: Backend = OnnxBackend.load(path, int8=backend == "onnx-int8", threads=threads)
+        featurizer = load_featurizer(config.encoder.type, path, without_torch=True)
+        return Predictor(config, featurizer, task_for(config), runner)
+    import torch
+
+    from gpner.artifact import load_weights
+    from gpner.model import from_config
+
+    if threads:
+        torch.set_num_threads(threads)
     model, task = from_config(config, path)
     load_weights(model, path, config)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

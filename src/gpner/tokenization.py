@@ -177,3 +177,27 @@ class HFTokenizer:
 
     def __len__(self) -> int:
         return len(self.tokenizer)
+
+
+class RawHFTokenizer:
+    """A ``tokenizer.json`` read with the ``tokenizers`` library alone: the same ids and offsets
+    as the ``transformers`` fast tokenizer saved from it, without importing torch."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        tokenizer.no_truncation()  # windows cut long texts; nothing is ever truncated
+        tokenizer.no_padding()
+
+    @classmethod
+    def load(cls, path: Path) -> "RawHFTokenizer":
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_file(str(path)))
+
+    def encode(self, text: str) -> Encoding:
+        enc = self.tokenizer.encode(text, add_special_tokens=False)
+        offsets, spannable = trim_offsets(text, enc.offsets)
+        return Encoding(list(enc.ids), offsets, spannable)
+
+    def __len__(self) -> int:
+        return self.tokenizer.get_vocab_size()

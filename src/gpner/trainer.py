@@ -87,7 +87,8 @@ def train(train_data: str | Path | Sequence[Record] | None,
     model.to(device)
     align_report = Report(f"{train_report.source} (tokens)")
     examples = make_examples(train_records, featurizer, config.labels, config.max_length,
-                             align_report, cfg.misaligned, flat_only=not task.span_head)
+                             align_report, cfg.misaligned, flat_only=not task.span_head,
+                             stride=cfg.stride)
     if config.decode.flat is None:
         config.decode.flat = not has_overlaps(train_records)
     if config.decode.max_width is None and task.span_head:

@@ -3,7 +3,8 @@
 Covers CoNLL-2003 (``-DOCSTART-`` lines, 4 columns), People's Daily / MSRA (one character per
 line) and anything tagged BIO/IOB2, IOB1, BIOES/BILOU or BMES/BMEO, separated by spaces or tabs.
 Tokens are joined into the record text with ``""`` when most tokens are CJK (character corpora) and
-with ``" "`` otherwise; pass ``token_sep`` to override.
+with ``" "`` otherwise; pass ``token_sep`` to override. ``documents=True`` makes one record per
+``-DOCSTART-`` document (its sentences joined by a newline) instead of one per sentence.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ from gpner.tokenization import is_cjk, pre_tokenize
 Row = tuple[int, str, str]  # (line number, token, tag)
 
 
-def _sentences(path: Path) -> list[list[Row]]:
+def _sentences(path: Path, docs: list[int] | None = None) -> list[list[Row]]:
+    """Sentences of rows; ``docs`` (if given) receives each sentence's document number."""
     sentences: list[list[Row]] = []
     current: list[Row] = []
+    doc = 0
     with open(path, encoding="utf-8-sig") as f:
         for lineno, raw in enumerate(f, 1):
             line = raw.rstrip("\r\n")
             if not line.strip() or line.startswith("-DOCSTART-"):
                 if current:
                     sentences.append(current)
+                    if docs is not None:
+                        docs.append(doc)
                     current = []
+                doc += line.startswith("-DOCSTART-")
                 continue
             parts = line.split("\t") if "\t" in line else line.split()
             if len(parts) < 2:
@@ -41,6 +47,8 @@ def _sentences(path: Path) -> list[list[Row]]:
             current.append((lineno, parts[0], tag))
     if current:
         sentences.append(current)
+        if docs is not None:
+            docs.append(doc)
     return sentences
 
 
@@ -54,8 +62,9 @@ def guess_token_sep(tokens: Iterable[str]) -> str:
 
 
 def read(path: Path, report: Report, scheme: str | None = None,
-         token_sep: str | None = None) -> list[Record]:
-    sentences = _sentences(path)
+         token_sep: str | None = None, documents: bool = False) -> list[Record]:
+    docs: list[int] = []
+    sentences = _sentences(path, docs)
     if scheme is None:
         scheme = detect_scheme([tag for _, _, tag in s] for s in sentences)
     if token_sep is None:
@@ -76,7 +85,24 @@ def read(path: Path, report: Report, scheme: str | None = None,
                      "end": starts[sp.end - 1] + len(rows[sp.end - 1][1]), "label": sp.label}
                     for sp in spans]
         records.append(finish_record(text, entities, report, rows[0][0]))
-    return records
+    return _join_documents(records, docs) if documents else records
+
+
+def _join_documents(records: list[Record], docs: list[int]) -> list[Record]:
+    """Sentence records -> one record per document, sentences joined by a newline."""
+    out: list[Record] = []
+    for rec, doc in zip(records, docs):
+        if out and doc == out[-1]["_doc"]:
+            last = out[-1]
+            shift = len(last["text"]) + 1
+            last["text"] += "\n" + rec["text"]
+            last["entities"] += [{**e, "start": e["start"] + shift, "end": e["end"] + shift}
+                                 for e in rec["entities"]]
+        else:
+            out.append({"text": rec["text"], "entities": list(rec["entities"]), "_doc": doc})
+    for rec in out:
+        del rec["_doc"]
+    return out
 
 
 def write(records: Iterable[Record], path: Path, scheme: str = "bio") -> None:

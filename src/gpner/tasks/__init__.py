@@ -51,3 +51,8 @@ def head_info(name: str) -> HeadInfo:
     if name not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}, got {name!r}")
     return HEADS[name]
+
+
+def task_for(config: Any) -> Any:
+    """The task object of a :class:`~gpner.artifact.ModelConfig` (no torch import)."""
+    return task_class(config.task)(config.labels, config.head, config.head_size)

@@ -9,18 +9,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Sequence
 
 from gpner.alignment import TokenSpan
-from gpner.crf import crf_nll
-from gpner.decoding import decode, decode_tags, pack_spannable
-from gpner.losses import gp_divergence, mcce_sparse
+from gpner.decoding import decode, decode_tags
 from gpner.tasks import head_info
 
-Outputs = dict[str, torch.Tensor]
+if TYPE_CHECKING:  # torch only where a model is built or trained: decoding runs without it
+    import torch
+    from torch import nn
+
+Outputs = dict[str, Any]  # name -> torch tensor or NumPy array
 
 
 class NerTask:
@@ -37,14 +36,16 @@ class NerTask:
         """True for heads that score every span (and so can represent nesting)."""
         return self.info.kind == "span"
 
-    def build_heads(self, hidden: int) -> dict[str, nn.Module]:
+    def build_heads(self, hidden: int) -> dict[str, "nn.Module"]:
         return {self.output: self.info.cls()(hidden, len(self.labels), self.head_size)}
 
     # ------------------------------------------------------------ training
 
-    def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: dict[str, torch.Tensor]
-                ) -> dict[str, torch.Tensor]:
+    def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: dict[str, Any]
+                ) -> dict[str, "torch.Tensor"]:
         """Per-example gold spans (window tokens, label ids) -> target tensors on the CPU."""
+        import torch
+
         if self.span_head:  # the gold cells only: no (B, C, L, L) label tensor
             rows = [(b, sp.label, sp.start, sp.end - 1) for b, ex in enumerate(spans)
                     for sp in ex]
@@ -56,11 +57,16 @@ class NerTask:
                 tags[b, sp.start + 1:sp.end] = 2 + 2 * sp.label
         return {"tags": tags}
 
-    def loss(self, outputs: Outputs, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, outputs: Outputs, batch: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+        from torch import nn
+
+        from gpner.crf import crf_nll
+        from gpner.losses import mcce_sparse
+
         if self.span_head:
             return mcce_sparse(outputs[self.output], batch["positives"])
         em = outputs[f"{self.output}.emissions"]
-        order, pmask = pack_spannable(batch["mask"])
+        order, pmask = _pack(batch["mask"])
         pem = em.gather(1, order[..., None].expand(-1, -1, em.shape[-1])).float()
         ptags = batch["tags"].gather(1, order)
         if self.head == "crf":
@@ -68,15 +74,17 @@ class NerTask:
         ce = nn.functional.cross_entropy(pem.transpose(1, 2), ptags, reduction="none")
         return ((ce * pmask).sum(1) / pmask.sum(1).clamp(min=1)).mean()
 
-    def divergence(self, a: Outputs, b: Outputs, norm: str = "sum") -> torch.Tensor:
+    def divergence(self, a: Outputs, b: Outputs, norm: str = "sum") -> "torch.Tensor":
         """The GP divergence between two passes' span scores (R-Drop, VAT)."""
+        from gpner.losses import gp_divergence
+
         if not self.span_head:
             raise ValueError(f"the GP divergence needs span scores; head {self.head!r} has none")
         return gp_divergence(a[self.output], b[self.output], norm=norm)
 
     # ------------------------------------------------------------ prediction
 
-    def decode(self, outputs: Outputs, batch: dict[str, torch.Tensor], threshold: float = 0.0,
+    def decode(self, outputs: Outputs, batch: dict[str, Any], threshold: float = 0.0,
                max_width: int | None = None) -> list[list[TokenSpan]]:
         """Nested candidates per window (window tokens); flat selection happens after windows
         are merged. Tag heads give non-overlapping spans and ignore threshold and width."""
@@ -85,6 +93,18 @@ class NerTask:
         crf = self._crf(outputs) if self.head == "crf" else None
         return decode_tags(outputs[f"{self.output}.emissions"], batch["mask"], crf)
 
-    def _crf(self, outputs: Outputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _crf(self, outputs: Outputs) -> tuple[Any, Any, Any]:
         o = self.output
         return outputs[f"{o}.start"], outputs[f"{o}.end"], outputs[f"{o}.transitions"]
+
+
+def _pack(mask: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Spannable tokens moved to the left (a tag sequence has no gaps): token positions
+    (B, L') and the prefix mask (B, L'); :func:`gpner.decoding.pack_spannable` in torch, for
+    the loss."""
+    import torch
+
+    lengths = mask.sum(1)
+    Lp = max(1, int(lengths.max()) if len(lengths) else 1)
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :Lp]
+    return order, torch.arange(Lp, device=mask.device)[None] < lengths[:, None]

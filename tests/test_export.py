@@ -1,0 +1,148 @@
+"""ONNX export and the ONNX Runtime backend: the exported graph gives PyTorch's outputs (within
+1e-4) and the same spans at batch sizes and lengths other than the traced ones, for every head and
+for a Hugging Face encoder; int8 quantisation runs; and the ONNX path never imports torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from gpner.decoding import as_array  # noqa: E402
+from gpner.demo import generate  # noqa: E402
+from gpner.export import export_onnx  # noqa: E402
+from gpner.predict import load  # noqa: E402
+from gpner.trainer import train  # noqa: E402
+
+from helpers import tiny_config  # noqa: E402
+
+# texts of many lengths, one far longer than the 40-token windows (several windows)
+TEXTS = [r["text"] for r in generate(20, 5)] + ["", "。", " ".join(
+    r["text"] for r in generate(12, 6))]
+
+
+@pytest.fixture(scope="module", params=["gp", "egp", "crf", "softmax"])
+def exported(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp(f"onnx-{request.param}")
+    train(generate(96, 1), generate(16, 2), d / "run",
+          tiny_config(head=request.param, epochs=10, max_length=40), progress=False)
+    export_onnx(d / "run", int8=True)
+    return d / "run"
+
+
+def spans(records):
+    return [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in records]
+
+
+def test_onnx_outputs_and_spans_match_pytorch(exported):
+    torch_model, onnx_model = load(exported), load(exported, backend="onnx")
+    assert onnx_model.backend.inputs and torch_model.config.head == onnx_model.config.head
+    for size in (1, 3, 8):  # the graph was traced on a batch of 2 short texts
+        windows = []
+        for text in TEXTS[size:size + size]:
+            enc = torch_model.featurizer.encode(text)
+            windows.append(torch_model.featurizer.window(text, enc, 0, min(len(enc), 38)))
+        batch = torch_model.featurizer.collate(windows)
+        want = {k: as_array(v) for k, v in torch_model.backend(batch).items()}
+        got = onnx_model.backend(batch)
+        assert set(got) == set(want)
+        for k in want:
+            assert np.array_equal(np.isfinite(want[k]), np.isfinite(got[k])), k
+            fin = np.isfinite(want[k])
+            assert np.abs(want[k][fin] - got[k][fin]).max() <= 1e-4, k
+    for bs in (1, 4, 32):
+        a = torch_model.predict(TEXTS, batch_size=bs)
+        b = onnx_model.predict(TEXTS, batch_size=bs)
+        assert spans(a) == spans(b)
+        assert sum(map(len, spans(a))) > 10  # a model that finds things
+        for ra, rb in zip(a, b):
+            for ea, eb in zip(ra["entities"], rb["entities"]):
+                assert abs(ea["score"] - eb["score"]) <= 2e-4
+
+
+def test_int8_graph_stays_close_to_fp32(exported):
+    """int8 weights move scores a little (the F1 change on real data is measured by
+    bench/onnx_speed.py): relative error of the outputs, and the records it predicts."""
+    fp32, int8 = load(exported, backend="onnx"), load(exported, backend="onnx-int8")
+    windows = []
+    for text in TEXTS[:8]:
+        enc = fp32.featurizer.encode(text)
+        windows.append(fp32.featurizer.window(text, enc, 0, min(len(enc), 38)))
+    batch = fp32.featurizer.collate(windows)
+    a, b = fp32.backend(batch), int8.backend(batch)
+    for k in (k for k in a if a[k].ndim >= 3):  # the scores (CRF transitions stay fp32)
+        fin = np.isfinite(a[k])
+        assert np.array_equal(fin, np.isfinite(b[k])), k
+        err = np.linalg.norm(a[k][fin] - b[k][fin]) / np.linalg.norm(a[k][fin])
+        assert 0 < err < 0.15, (k, err)  # 0 would mean the weights were not quantised
+    assert [r["text"] for r in int8.predict(TEXTS)] == TEXTS
+    spec = json.loads((exported / "model" / "onnx" / "onnx.json").read_text())
+    assert spec["int8"] and spec["max_abs_diff_fp32"] <= 1e-4
+
+
+def test_missing_export_is_a_clear_error(tmp_path):
+    train(generate(32, 1), None, tmp_path / "run", tiny_config(epochs=1), progress=False)
+    with pytest.raises(FileNotFoundError, match="gpner export .* --onnx --int8"):
+        load(tmp_path / "run", backend="onnx-int8")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        load(tmp_path / "run", backend="tensorrt")
+
+
+NO_TORCH = """
+import json, sys
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+
+sys.meta_path.insert(0, NoTorch())
+import gpner
+
+model = gpner.load(sys.argv[1], backend=sys.argv[2])
+out = model.predict(json.loads(sys.argv[3]))
+print(json.dumps(out, ensure_ascii=False))
+"""
+
+
+def test_onnx_path_runs_without_torch(exported):
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent(NO_TORCH), str(exported), "onnx",
+                          json.dumps(TEXTS, ensure_ascii=False)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert spans(json.loads(res.stdout)) == spans(load(exported).predict(TEXTS))
+
+
+def test_hf_encoder_exports_and_runs_without_torch(tmp_path, tiny_bert_dir):
+    cfg = tiny_config(encoder=str(tiny_bert_dir), head="gp", epochs=1, max_length=24)
+    train(generate(32, 1), None, tmp_path / "run", cfg, progress=False)
+    spec = export_onnx(tmp_path / "run")
+    assert spec["max_abs_diff_fp32"] <= 1e-4
+    torch_model = load(tmp_path / "run")
+    for size in (1, 5):
+        windows = []
+        for text in TEXTS[:size]:
+            enc = torch_model.featurizer.encode(text)
+            windows.append(torch_model.featurizer.window(text, enc, 0, min(len(enc), 22)))
+        batch = torch_model.featurizer.collate(windows)
+        a = as_array(torch_model.backend(batch)["entities"])
+        b = load(tmp_path / "run", backend="onnx").backend(batch)["entities"]
+        fin = np.isfinite(a)
+        assert np.array_equal(fin, np.isfinite(b)) and np.abs(a[fin] - b[fin]).max() <= 1e-4
+    texts = TEXTS[:6] + [TEXTS[-1]]  # the last one needs windows
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent(NO_TORCH), str(tmp_path / "run"),
+                          "onnx", json.dumps(texts, ensure_ascii=False)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    want = torch_model.predict(texts)
+    assert [r["text"] for r in got] == texts
+    for ra, rb in zip(want, got):  # an untrained model: compare only decisive scores
+        sure = {(e["start"], e["end"], e["label"]) for e in ra["entities"]
+                if abs(e["score"]) > 1e-3}
+        assert sure <= {(e["start"], e["end"], e["label"]) for e in rb["entities"]}
