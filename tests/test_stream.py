@@ -141,3 +141,14 @@ def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path)
     assert res.returncode == 0, res.stderr
     assert f"resumed after {done}" in res.stderr
     assert out.read_bytes() == full.read_bytes()
+
+
+def test_lines_longer_than_a_read_chunk_stay_whole():
+    import io
+
+    from gpner.stream import _split_lines
+
+    long = "长" * 200_000  # several 64k-character reads
+    got = list(_split_lines(io.StringIO(f"a\nbb\r\n{long}\n\nlast"), "t"))
+    assert got == ["a\n", "bb\r\n", long + "\n", "\n", "last"]
+    assert list(_split_lines(io.StringIO(""), "t")) == []

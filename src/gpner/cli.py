@@ -87,8 +87,13 @@ def _predict(args: argparse.Namespace) -> int:
                              stride=args.stride, strict=args.strict, actors=args.ray_actors)
         print(f"wrote {n} records to {args.output}", file=sys.stderr)
         return 0
+    from pathlib import Path
+
     from gpner.predict import load
 
+    if args.resume and Path(args.output).exists() and not Path(args.output + ".partial").exists():
+        print(f"{args.output} is complete: nothing to resume", file=sys.stderr)
+        return 0
     model = load(args.model, backend=args.backend, threads=args.threads)
     out = ResumableOutput(args.output, args.resume) if args.output else None
     skip = out.done if out else 0

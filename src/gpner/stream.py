@@ -191,14 +191,20 @@ def _split_lines(stream: IO[str], source: str) -> Iterator[str]:
     """Lines ending in ``\\n`` (``\\r\\n`` kept whole: newline="" leaves it to us); a lone
     ``\\r`` inside a line is text, not a line break."""
     try:
-        buf = ""
+        parts: list[str] = []  # the current line's pieces: a line may span many chunks
         for chunk in iter(lambda: stream.read(1 << 16), ""):
-            buf += chunk
-            *lines, buf = buf.split("\n")
-            for line in lines:
-                yield line + "\n"
-        if buf:
-            yield buf
+            pieces = chunk.split("\n")
+            if len(pieces) == 1:
+                parts.append(chunk)
+                continue
+            parts.append(pieces[0])
+            yield "".join(parts) + "\n"
+            for piece in pieces[1:-1]:
+                yield piece + "\n"
+            parts = [pieces[-1]]
+        rest = "".join(parts)
+        if rest:
+            yield rest
     except UnicodeDecodeError as exc:
         raise ValueError(f"{source}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
                          f"offset {exc.start} of a block); convert it, e.g. iconv -f GBK "

@@ -1,0 +1,93 @@
+"""Long documents: prediction time and peak memory from 1,000 to 1,000,000 characters.
+
+    python bench/long_docs.py [--model RUN_DIR] [--quick]
+
+Each document is generated (Chinese and English sentences of the demo generator, entities
+throughout) and predicted in its own process, so each peak RSS is that size's alone. Writes
+``bench/results/long_docs.json`` and ``docs/long_docs.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import RESULTS, ROOT, machine, save
+
+CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {tests!r})
+from test_long_documents import document
+from gpner.predict import load
+
+model = load(sys.argv[1], backend=sys.argv[3])
+doc = document(int(sys.argv[2]), seed=21)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+rec = model.predict(doc["text"], batch_size=32)
+secs = time.perf_counter() - t
+gold = {{(e["start"], e["end"], e["label"]) for e in doc["entities"]}}
+got = {{(e["start"], e["end"], e["label"]) for e in rec["entities"]}}
+print(json.dumps({{"chars": len(doc["text"]), "tokens": len(model.featurizer.encode(doc["text"])),
+                  "seconds": secs, "peak_rss_mb": resource.getrusage(
+                      resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": base / 1024,
+                  "entities": len(gold), "found": len(got), "exact": gold == got}}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "runs" / "demo" / "run"),
+                    help="a model trained on the demo corpus (make demo writes one)")
+    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
+    child = CHILD.format(tests=str(ROOT / "tests"))
+    rows = []
+    for n in sizes:
+        t = time.time()
+        res = subprocess.run([sys.executable, "-c", child, args.model, str(n), args.backend],
+                             capture_output=True, text=True, env={**os.environ})
+        if res.returncode:
+            raise SystemExit(res.stderr[-3000:])
+        row = json.loads(res.stdout.splitlines()[-1])
+        row["chars_per_s"] = round(row["chars"] / row["seconds"])
+        rows.append(row)
+        print(json.dumps(row), f"({time.time() - t:.0f} s)", flush=True)
+    out = {"command": "python bench/long_docs.py" + (" --quick" if args.quick else ""),
+           "model": args.model, "backend": args.backend, "machine": machine(), "rows": rows}
+    save(RESULTS / ("long_docs.quick.json" if args.quick else "long_docs.json"), out)
+    if not args.quick:
+        plot(rows, ROOT / "docs" / "long_docs.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["chars"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    a.loglog(x, [r["seconds"] for r in rows], "o-", label="measured")
+    k = rows[-1]["seconds"] / x[-1]
+    a.loglog(x, [k * v for v in x], "--", color="grey", label="linear")
+    a.set_xlabel("characters")
+    a.set_ylabel("seconds")
+    a.legend()
+    b.semilogx(x, [r["peak_rss_mb"] for r in rows], "o-")
+    b.set_ylim(0, max(r["peak_rss_mb"] for r in rows) * 1.2)
+    b.set_xlabel("characters")
+    b.set_ylabel("peak RSS (MB)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Prediction speed of PyTorch eager against ONNX Runtime fp32 and int8, and int8's F1 change.
+
+    python bench/onnx_speed.py [--model RUN_DIR] [--quick]
+
+* sentences/s end to end (``model.predict``: featurize, forward, decode) at batch 1 and 32 on
+  CLUENER dev sentences, for the built-in encoder (a trained CLUENER EGP model) and for a
+  BERT-base-sized encoder (12 layers, hidden 768, random weights, the real Chinese vocabulary);
+  the three backends run interleaved, three rounds, medians;
+* strict micro F1 of the trained model on all of CLUENER dev with each backend.
+Writes ``bench/results/onnx_speed.json``. Both runtimes use the machine's cores (2 here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from common import DATA, RESULTS, ROOT, machine, save
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def bert_base_model(records: list, out: Path) -> Path:
+    """A model directory: BERT-base shapes with random weights and an EGP head, untrained."""
+    from speed import _bert_dir
+
+    from gpner.artifact import save_model
+    from gpner.config import TrainConfig
+    from gpner.model import build
+
+    cfg = TrainConfig(encoder=_bert_dir(12, 768), head="egp", max_length=128)
+    model, featurizer, _, config = build(cfg, records)
+    config.decode.flat, config.decode.max_width = True, 16
+    save_model(model.eval(), featurizer, config, out)
+    return out
+
+
+def speed(model_dir: Path, texts: list[str], batches: tuple[int, ...], rounds: int) -> list:
+    from gpner.predict import load
+
+    models = {b: load(model_dir, backend=b) for b in BACKENDS}
+    for m in models.values():
+        m.predict(texts[:8])  # warm-up: first-call allocations, thread pools
+    times: dict = {(b, bs): [] for b in BACKENDS for bs in batches}
+    for _ in range(rounds):
+        for bs in batches:
+            for b in BACKENDS:  # interleaved, so drift on a shared machine hits all alike
+                t = time.perf_counter()
+                models[b].predict(texts, batch_size=bs)
+                times[(b, bs)].append(time.perf_counter() - t)
+    rows = []
+    for bs in batches:
+        base = len(texts) / statistics.median(times[("torch", bs)])
+        for b in BACKENDS:
+            rate = len(texts) / statistics.median(times[(b, bs)])
+            rows.append({"backend": b, "batch": bs, "sents_per_s": round(rate, 1),
+                         "vs_torch": round(rate / base, 2), "n": len(texts),
+                         "seconds": [round(x, 3) for x in times[(b, bs)]]})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "runs" / "bench" / "cluener-egp"),
+                    help="a trained built-in CLUENER model (make bench-accuracy writes one)")
+    ap.add_argument("--data-root", default=str(DATA))
+    ap.add_argument("--quick", action="store_true", help="few sentences, one round (a check)")
+    args = ap.parse_args()
+    from gpner.export import export_onnx
+    from gpner.formats import read
+    from gpner.predict import load
+
+    dev = read(Path(args.data_root) / "cluener" / "dev.json").records
+    n_small, n_bert, rounds = (40, 8, 1) if args.quick else (500, 120, 3)
+    texts = [r["text"] for r in dev]
+    export_onnx(args.model, int8=True)
+    result: dict = {"command": "python bench/onnx_speed.py" + (" --quick" if args.quick else ""),
+                    "machine": machine(), "rows": [], "f1": {}}
+    for enc, model_dir, n in (("builtin", Path(args.model), n_small),
+                              ("bert-base", None, n_bert)):
+        if model_dir is None:
+            model_dir = bert_base_model(dev[:200], Path("/tmp/gpner-bench-bert-base"))
+            export_onnx(model_dir, int8=True)
+        for row in speed(model_dir, texts[:n], (1, 32), rounds):
+            result["rows"].append({"encoder": enc, **row})
+            print(enc, row["backend"], row["batch"], row["sents_per_s"], row["vs_torch"],
+                  flush=True)
+    gold = dev if not args.quick else dev[:100]
+    for b in BACKENDS:
+        m = load(args.model, backend=b)
+        result["f1"][b] = m.evaluate(gold)["f1"]
+    result["f1_model"] = str(args.model)
+    print("F1", result["f1"])
+    save(RESULTS / ("onnx_speed.quick.json" if args.quick else "onnx_speed.json"), result)
+
+
+if __name__ == "__main__":
+    main()
