@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import time
@@ -39,8 +40,13 @@ def random_bert(out: Path) -> Path:
                      intermediate_size=1024)
     model = BertModel(cfg)
     model.save_pretrained(str(out))
-    torch.save(model.state_dict(), out / "pytorch_model.bin")
+    # Hugging Face names as in a pretrained checkpoint ("bert." prefix), which bert4torch maps
+    torch.save({f"bert.{k}": v for k, v in model.state_dict().items()}, out / "pytorch_model.bin")
     BertTokenizerFast(vocab=str(VOCAB)).save_pretrained(str(out))
+    shutil.copy(VOCAB, out / "vocab.txt")  # bert4torch's Tokenizer reads the vocabulary file
+    (out / "bert4torch_config.json").write_text(json.dumps(  # its own config file name
+        {**{k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str))},
+         "model": "bert"}, indent=2))
     return out
 
 
@@ -93,15 +99,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--heads", default="gp,egp")
     ap.add_argument("--data-root", default=str(DATA))
+    ap.add_argument("--quick", action="store_true", help="200/50 sentences, 1 epoch, 1 round")
     args = ap.parse_args()
+    n_train, n_dev = (200, 50) if args.quick else (2000, 500)
+    if args.quick:
+        args.epochs, args.rounds = 1, 1
     if not (B4T / "bin" / "python").exists():
         raise SystemExit(f"no bert4torch environment at {B4T}: run `make bench-peer`")
     from gpner.formats import read, write
 
     work = Path("/tmp/gpner-peer")
     work.mkdir(exist_ok=True)
-    train = read(Path(args.data_root) / "cluener" / "train.json").records[:2000]
-    dev = read(Path(args.data_root) / "cluener" / "dev.json").records[:500]
+    train = read(Path(args.data_root) / "cluener" / "train.json").records[:n_train]
+    dev = read(Path(args.data_root) / "cluener" / "dev.json").records[:n_dev]
     write(train, work / "train.jsonl", "jsonl")
     write(dev, work / "dev.jsonl", "jsonl")
     bert = random_bert(work / "bert")
@@ -134,7 +144,7 @@ def main() -> None:
             "predict_sents_per_s"] for k in ("torch", "onnx", "onnx-int8")}
         rows.append(row)
         print(json.dumps(row, indent=1))
-    save(RESULTS / "peer.json", {"command": f"python bench/peer.py --epochs {args.epochs} "
+    save(RESULTS / ("peer.quick.json" if args.quick else "peer.json"), {"command": f"python bench/peer.py --epochs {args.epochs} "
                                  f"--rounds {args.rounds}", "rows": rows, "runs": runs,
                                  "machine": machine()})
 

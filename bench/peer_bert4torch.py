@@ -10,6 +10,7 @@ training and prediction time, and the predictions as character-offset records.
 from __future__ import annotations
 
 import argparse
+import importlib.abc
 import importlib.machinery
 import json
 import sys
@@ -18,11 +19,31 @@ import types
 
 # bert4torch imports torchvision at import time (and requests, pillow, tokenizers, httpx and regex,
 # which it does not declare: make bench-peer installs those). There is no CPU build of
-# torchvision to install, and nothing on this path uses it, so empty modules stand in for it.
-for name in ("torchvision", "torchvision.transforms", "torchvision.models"):
-    stub = types.ModuleType(name)
-    stub.__spec__ = importlib.machinery.ModuleSpec(name, None)
-    sys.modules.setdefault(name, stub)
+# torchvision to install, and nothing on this path uses it, so an empty package stands in for
+# it and each of its submodules; any name asked of them is an inert placeholder class.
+
+
+class _Stub(types.ModuleType):
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return type(name, (), {})
+
+
+class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision" or name.startswith("torchvision."):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        return _Stub(spec.name)
+
+    def exec_module(self, module):
+        module.__path__ = []
+
+
+sys.meta_path.insert(0, _StubFinder())
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -82,14 +103,16 @@ def main() -> None:
     class Model(BaseModel):
         def __init__(self):
             super().__init__()
-            self.bert = build_transformer_model(config_path=f"{args.bert}/config.json",
+            self.bert = build_transformer_model(config_path=f"{args.bert}/bert4torch_config.json",
                                                 checkpoint_path=f"{args.bert}/pytorch_model.bin",
                                                 segment_vocab_size=0)
-            self.global_pointer = layer(hidden_size=self.bert.configs["hidden_size"],
+            self.global_pointer = layer(hidden_size=self.bert.config["hidden_size"],
                                         heads=len(categories), head_size=64)
 
         def forward(self, token_ids):
             hidden = self.bert([token_ids])
+            if isinstance(hidden, dict):  # 0.6 returns a dict of outputs
+                hidden = hidden["last_hidden_state"]
             return self.global_pointer(hidden, token_ids.gt(0).long())
 
     class Loss(MultilabelCategoricalCrossentropy):

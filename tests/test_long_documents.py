@@ -108,3 +108,23 @@ def test_a_span_at_an_inner_edge_is_left_to_the_window_that_holds_it_whole():
     assert uncut([TokenSpan(0, 3, 0, 1.0)], first, bounds, 40) == [TokenSpan(0, 3, 0, 1.0)]
     last = Window({}, None, 24, 40, 0)  # the text's own end is no cut
     assert uncut([TokenSpan(36, 40, 0, 1.0)], last, bounds, 40) == [TokenSpan(36, 40, 0, 1.0)]
+
+
+def test_the_edge_rule_scan_matches_a_check_of_every_window():
+    """The bisect scan against the naive rule, over many window layouts and spans."""
+    import random
+
+    from gpner.features import Window
+    from gpner.predict import _held_elsewhere
+
+    rng = random.Random(0)
+    for _ in range(300):
+        n, size = rng.randint(2, 80), rng.randint(2, 20)
+        bounds = window_bounds(n, size, rng.randint(1, size))
+        s0, e0 = rng.choice(bounds)
+        win = Window({}, None, s0, e0, 0)
+        i = rng.randint(s0, e0 - 1)
+        j = rng.randint(i + 1, e0)
+        naive = any((s, e) != (s0, e0) and (s < i or s == 0) and (j < e or e == n)
+                    for s, e in bounds)
+        assert _held_elsewhere(i, j, win, bounds, n) == naive, (n, size, bounds, s0, i, j)

@@ -21,6 +21,7 @@ holds it with context on both sides; the windows' remaining spans are merged, on
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
@@ -99,21 +100,30 @@ def uncut(spans: Sequence[TokenSpan], win: Window, bounds: Sequence[tuple[int, i
           n: int) -> list[TokenSpan]:
     """A window's spans (text tokens) less those touching one of its inner edges that another
     window holds with context on both sides: such a span may be a piece of a longer one cut by
-    the edge, and the other window sees it whole."""
+    the edge, and the other window sees it whole. ``bounds`` (sorted by start) are the text's
+    windows, ``n`` its length in tokens."""
     if len(bounds) < 2:
         return list(spans)
-
-    def inside(i: int, j: int, s: int, e: int) -> bool:  # with context, or at the text's ends
-        return (s < i or s == 0) and (j < e or e == n)
-
     out = []
     for sp in spans:
         cut = (sp.start == win.start > 0) or (sp.end == win.end < n)
-        if cut and any(inside(sp.start, sp.end, s, e) for s, e in bounds if (s, e) != (
-                win.start, win.end)):
-            continue
-        out.append(sp)
+        if not (cut and _held_elsewhere(sp.start, sp.end, win, bounds, n)):
+            out.append(sp)
     return out
+
+
+def _held_elsewhere(i: int, j: int, win: Window, bounds: Sequence[tuple[int, int]], n: int
+                    ) -> bool:
+    """Whether a window other than ``win`` holds tokens [i, j) with context on both sides (or
+    the text's own ends). Only windows starting at or before i can: scanned back from the last
+    of them while they still reach i, so a long text's thousands of windows cost nothing."""
+    k = bisect_right(bounds, (i, n + 1)) - 1
+    while k >= 0 and bounds[k][1] > i:
+        s, e = bounds[k]
+        if (s, e) != (win.start, win.end) and (s < i or s == 0) and (j < e or e == n):
+            return True
+        k -= 1
+    return False
 
 
 class Predictor:
