@@ -5,7 +5,8 @@
 Both train GlobalPointer (and Efficient GlobalPointer) on the same randomly initialised BERT
 (4 layers, hidden 256, the real Chinese vocabulary from ../shared/encoders; bert4torch loads the
 very weights gpner starts from) and the same CLUENER 2,000 train / 500 dev sentences, batch 16,
-Adam-family optimiser at lr 1e-4, the same number of epochs. bert4torch runs the way its NER
+Adam at a constant lr 1e-4 without weight decay or clipping (the example's optimiser; gpner's
+AdamW with ``schedule=constant weight_decay=0 grad_clip=0``), the same number of epochs. bert4torch runs the way its NER
 example does (bench/peer_bert4torch.py, in its own virtual environment); gpner runs
 ``gpner.train`` and ``model.predict`` with each backend. The two alternate, ``rounds`` times;
 figures are medians. F1 is strict micro F1 on characters for both (gpner.metrics).
@@ -59,8 +60,10 @@ def gpner_side(bert: Path, train: list, dev: list, head: str, epochs: int, work:
     from gpner.predict import load
     from gpner.trainer import train as fit
 
+    # the example's optimisation: Adam at a constant rate, no weight decay, no clipping
     cfg = TrainConfig(encoder=str(bert), head=head, epochs=epochs, batch_size=16, lr=1e-4,
-                      encoder_lr=1e-4, warmup=0.0, patience=0, max_length=256)
+                      encoder_lr=1e-4, warmup=0.0, schedule="constant", weight_decay=0.0,
+                      grad_clip=0.0, patience=0, max_length=256)
     torch.manual_seed(42)
     run = work / f"gpner-{head}"
     t = time.perf_counter()

@@ -276,13 +276,18 @@ def prediction_sections(load) -> list[str]:
         out += ["### Long documents", "", _machine_line(long) + " One generated document per "
                 "size (demo generator, Chinese and English, entities throughout), predicted in "
                 f"its own process with the {long['backend']} backend and the demo model "
-                "(windows of 256 tokens, stride 128).", "", "![long documents](long_docs.png)", "",
-                "| characters | tokens | seconds | characters/s | peak RSS MB | gold entities | "
-                "found |", "|---|---|---|---|---|---|---|"]
+                "(windows of 256 tokens, stride 128). RSS before: the process with the model "
+                "loaded and the text read; peak: its high-water mark during prediction. The demo "
+                "model learnt from single sentences, so it is not exact on run-on documents "
+                "(the recovery test trains on texts of one to three sentences and is).", "",
+                "![long documents](long_docs.png)", "",
+                "| characters | tokens | seconds | characters/s | RSS before MB | peak RSS MB | "
+                "gold entities | found | correct |", "|---|---|---|---|---|---|---|---|---|"]
         for r in long["rows"]:
             out.append(f"| {r['chars']:,} | {r['tokens']:,} | {r['seconds']:.2f} | "
-                       f"{r['chars_per_s']:,} | {r['peak_rss_mb']:.0f} | {r['entities']:,} | "
-                       f"{r['found']:,} |")
+                       f"{r['chars_per_s']:,} | {r['rss_before_mb']:.0f} | "
+                       f"{r['peak_rss_mb']:.0f} | {r['entities']:,} | {r['found']:,} | "
+                       f"{r.get('correct', '-'):,} |")
         out.append("")
     stream = load("stream_memory.json")
     if stream:
@@ -298,22 +303,29 @@ def prediction_sections(load) -> list[str]:
     if ray:
         out += ["### Ray against one process", "", _machine_line(ray) + f" {ray['lines']:,} "
                 "CLUENER sentences as JSON lines; wall time of the whole command, Ray's start "
-                f"included. Identical output: {'yes' if ray['identical_output'] else 'NO'}.", "",
+                "included. Output byte-for-byte identical to one process of one thread (the "
+                "replicas' thread count): "
+                f"{'yes' if ray['identical_output'] else 'NO'}; the same spans as two threads: "
+                f"{'yes' if ray.get('same_spans_as_two_threads') else 'NO'} (with two threads "
+                "a kernel sums in another order and can move a score's 4th decimal).", "",
                 "| path | seconds | texts/s |", "|---|---|---|"]
         out += [f"| {r['path']} | {r['seconds']} | {r['texts_per_s']:,} |" for r in ray["rows"]]
         out.append("")
     docs = load("conll2003-docs.json")
     if docs:
         out += ["### Whole CoNLL-2003 documents with extended positions (MiniLM-L6)", "",
-                f"`{docs['command']}` ({docs['machine']['date']}, gpner "
-                f"{docs['machine']['gpner_commit']}): MiniLM's 512 learned positions extended to "
-                "1,024 by the hierarchical decomposition, one window per test document.", "",
-                "| unit | test F1 | P | R | epochs (best) | minutes |", "|---|---|---|---|---|---|",
-                f"| documents, 1,024 positions | {pct(docs['f1'])} | {pct(docs['precision'])} | "
-                f"{pct(docs['recall'])} | {docs['epochs_run']} ({docs['best_epoch']}) | "
-                f"{docs['train_minutes']} |",
-                f"| sentences (the MiniLM GP row above) | {pct(docs['sentence_level_f1'])} | | | "
-                "8 (8) | 26.9 |", ""]
+                "`python bench/long_positions.py` (`make bench-minilm-docs`): the `-DOCSTART-` "
+                "documents as records (`gpner convert --documents`), MiniLM's 512 learned "
+                "positions extended to 1,024 by the hierarchical decomposition, one window per "
+                "test document (at most 867 word pieces); GP, batch 4 documents.", "",
+                "| unit | settings | test F1 | P | R | epochs (best) | minutes | date |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in docs["rows"]:
+            out.append(f"| documents | `{' '.join(r['settings'])}` | {pct(r['f1'])} | "
+                       f"{pct(r['precision'])} | {pct(r['recall'])} | {r['epochs_run']} "
+                       f"({r['best_epoch']}) | {r['train_minutes']} | {r['machine']['date']} |")
+        out += [f"| sentences | the MiniLM GP row above (8 epochs, batch 16) | "
+                f"{pct(docs['sentence_level_f1'])} | | | 8 (8) | 26.9 | |", ""]
     return out if len(out) > 2 else []
 
 

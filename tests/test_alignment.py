@@ -143,3 +143,21 @@ def test_char_word_tokenizer_save_load(tmp_path):
     again = CharWordTokenizer.load(tmp_path)
     assert again.vocab == tok.vocab
     assert again.encode("HELLO 京 unseen").ids == [tok.index["hello"], tok.index["京"], 1]
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "bytelevel-bpe", "sentencepiece"])
+def test_the_rust_tokenizer_gives_transformers_ids_and_offsets(hf_tokenizers, family):
+    """gpner encodes through a copy of the Rust tokenizer (far less overhead per text): the
+    same ids and offsets as calling the transformers tokenizer, long texts untruncated."""
+    from gpner.tokenization import HFTokenizer, trim_offsets
+
+    from conftest import CORPUS
+
+    tok = hf_tokenizers[family]
+    ours = HFTokenizer(tok)
+    for text in list(dict.fromkeys(CORPUS)) + [" ".join(CORPUS)]:
+        ref = tok(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                  verbose=False)
+        enc = ours.encode(text)
+        assert enc.ids == list(ref["input_ids"])
+        assert (enc.offsets, enc.spannable) == trim_offsets(text, ref["offset_mapping"])

@@ -15,6 +15,8 @@ def test_lr_schedule():
     assert lr_factor(55, 100, 0.1) == pytest.approx(0.5)
     assert lr_factor(100, 100, 0.1) == 0.0
     assert lr_factor(0, 10, 0.0) == 1.0
+    assert lr_factor(0, 100, 0.1, "constant") == pytest.approx(0.1)  # warm-up still applies
+    assert lr_factor(55, 100, 0.1, "constant") == lr_factor(100, 100, 0.1, "constant") == 1.0
 
 
 def test_max_minutes_fits_the_schedule():

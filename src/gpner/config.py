@@ -40,7 +40,8 @@ class TrainConfig:
     lr: float = 2e-3  # head, and the built-in encoder
     encoder_lr: float | None = None  # a pretrained encoder's rate; None: 3e-5 for HF, lr for built-in
     weight_decay: float = 0.01
-    warmup: float = 0.05  # share of steps with linear warm-up, then linear decay to 0
+    warmup: float = 0.05  # share of steps with linear warm-up, then the schedule
+    schedule: str = "linear"  # after the warm-up: linear decay to 0, or constant
     grad_clip: float = 5.0
     patience: int = 4  # epochs without dev F1 gain before stopping; 0 = never stop early
     seed: int = 42
@@ -94,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"divergence must be sum or mean, got {self.divergence!r}")
         if self.flood < 0:
             raise ValueError(f"flood must be >= 0, got {self.flood}")
+        if self.schedule not in ("linear", "constant"):
+            raise ValueError(f"schedule must be linear or constant, got {self.schedule!r}")
         if self.misaligned not in ("skip", "expand"):
             raise ValueError(f"misaligned must be skip or expand, got {self.misaligned!r}")
         for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps"):

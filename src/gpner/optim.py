@@ -28,11 +28,14 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
             for (lr, wd), ps in groups.items()]
 
 
-def lr_factor(step: int, total: int, warmup: float) -> float:
-    """Linear warm-up over ``warmup * total`` steps, then linear decay to 0 at ``total``."""
+def lr_factor(step: int, total: int, warmup: float, schedule: str = "linear") -> float:
+    """Linear warm-up over ``warmup * total`` steps, then linear decay to 0 at ``total``
+    (``schedule="constant"``: the full rate after the warm-up)."""
     w = int(warmup * total)
     if step < w:
         return (step + 1) / w
+    if schedule == "constant":
+        return 1.0
     return max(0.0, (total - step) / max(1, total - w))
 
 

@@ -155,7 +155,8 @@ class Trainer:
         A non-finite loss skips the step and is counted."""
         cfg, model, state = self.cfg, self.model, self.state
         for g in self.opt.param_groups:
-            g["lr"] = g["base_lr"] * lr_factor(state["step"], state["total"], cfg.warmup)
+            g["lr"] = g["base_lr"] * lr_factor(state["step"], state["total"], cfg.warmup,
+                                                  cfg.schedule)
 
         def objective(out: dict[str, torch.Tensor]) -> torch.Tensor:
             return self.objective(out, batch)
