@@ -20,18 +20,23 @@ from pathlib import Path
 from common import RESULTS, ROOT, machine, save
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from gpner.predict import load
+
+
+def hwm():  # this process's own peak RSS (ru_maxrss would include the parent's at fork)
+    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM"))
+    return int(line.split()[1]) / 1024
+
 
 model = load(sys.argv[1], backend=sys.argv[3])
 text = open(sys.argv[2], encoding="utf-8").read()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 t = time.perf_counter()
 rec = model.predict(text, batch_size=32)
 secs = time.perf_counter() - t
 print(json.dumps({{"tokens": len(model.featurizer.encode(text)), "seconds": secs,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "rss_before_mb": base / 1024,
+                  "peak_rss_mb": hwm(), "rss_before_mb": base,
                   "found": [(e["start"], e["end"], e["label"]) for e in rec["entities"]]}}))
 """
 

@@ -303,11 +303,13 @@ def prediction_sections(load) -> list[str]:
     if ray:
         out += ["### Ray against one process", "", _machine_line(ray) + f" {ray['lines']:,} "
                 "CLUENER sentences as JSON lines; wall time of the whole command, Ray's start "
-                "included. Output byte-for-byte identical to one process of one thread (the "
-                "replicas' thread count): "
-                f"{'yes' if ray['identical_output'] else 'NO'}; the same spans as two threads: "
-                f"{'yes' if ray.get('same_spans_as_two_threads') else 'NO'} (with two threads "
-                "a kernel sums in another order and can move a score's 4th decimal).", "",
+                "included. The same spans as one process: "
+                f"{'yes' if ray.get('same_spans') else 'NO'}; byte-for-byte identical: "
+                f"{'yes' if ray['identical_output'] else 'no'}"
+                + ("" if ray["identical_output"] else
+                   f" ({ray.get('records_differing')} records differ in the 4th decimal of a "
+                   "score: the replicas batch other texts together, so windows are padded to "
+                   "other lengths and the kernels sum in another order)") + ".", "",
                 "| path | seconds | texts/s |", "|---|---|---|"]
         out += [f"| {r['path']} | {r['seconds']} | {r['texts_per_s']:,} |" for r in ray["rows"]]
         out.append("")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,14 +38,27 @@ def make_input(path: Path, megabytes: float, texts: list[str]) -> int:
 
 
 def measure(cmd: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS MB) of one command."""
+    """(seconds, peak RSS MB) of one command. The peak is the child's own VmHWM, read every
+    0.1 s until it exits: ``ru_maxrss`` would count this (larger) process's memory too, because
+    Linux carries a parent's high-water mark into a forked child."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    err = tempfile.TemporaryFile()  # not a pipe: nobody reads it while the child runs
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                line = next((x for x in f if x.startswith("VmHWM")), None)
+            if line:
+                peak = max(peak, int(line.split()[1]) / 1024)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
     secs = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
-    return secs, usage.ru_maxrss / 1024
+    if proc.returncode:
+        err.seek(0)
+        raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode()[-2000:]}")
+    return secs, peak
 
 
 def main() -> None:
