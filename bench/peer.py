@@ -6,8 +6,9 @@ Both train GlobalPointer (and Efficient GlobalPointer) on the same randomly init
 (4 layers, hidden 256, the real Chinese vocabulary from ../shared/encoders; bert4torch loads the
 very weights gpner starts from) and the same CLUENER 2,000 train / 500 dev sentences, batch 16,
 Adam at a constant lr 1e-4 without weight decay or clipping (the example's optimiser; gpner's
-AdamW with ``schedule=constant weight_decay=0 grad_clip=0``), the same number of epochs. bert4torch runs the way its NER
-example does (bench/peer_bert4torch.py, in its own virtual environment); gpner runs
+AdamW with ``schedule=constant weight_decay=0 grad_clip=0``), the same number of epochs.
+bert4torch runs the way its NER example does (bench/peer_bert4torch.py, in its own virtual
+environment); gpner runs
 ``gpner.train`` and ``model.predict`` with each backend. The two alternate, ``rounds`` times;
 figures are medians. F1 is strict micro F1 on characters for both (gpner.metrics).
 Writes ``bench/results/peer.json``.
@@ -147,9 +148,9 @@ def main() -> None:
             "predict_sents_per_s"] for k in ("torch", "onnx", "onnx-int8")}
         rows.append(row)
         print(json.dumps(row, indent=1))
-    save(RESULTS / ("peer.quick.json" if args.quick else "peer.json"), {"command": f"python bench/peer.py --epochs {args.epochs} "
-                                 f"--rounds {args.rounds}", "rows": rows, "runs": runs,
-                                 "machine": machine()})
+    save(RESULTS / ("peer.quick.json" if args.quick else "peer.json"), {
+        "command": f"python bench/peer.py --epochs {args.epochs} --rounds {args.rounds}",
+        "rows": rows, "runs": runs, "machine": machine()})
 
 
 if __name__ == "__main__":

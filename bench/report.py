@@ -313,6 +313,27 @@ def prediction_sections(load) -> list[str]:
                 "| path | seconds | texts/s |", "|---|---|---|"]
         out += [f"| {r['path']} | {r['seconds']} | {r['texts_per_s']:,} |" for r in ray["rows"]]
         out.append("")
+    peer = load("peer.json")
+    if peer:
+        out += ["### Side by side with bert4torch 0.6.2", "", _machine_line(peer) + " Both "
+                "train on the same randomly initialised BERT (4 layers, hidden 256, the real "
+                "Chinese vocabulary) and CLUENER 2,000 / 500 sentences, batch 16, lr 1e-4; "
+                "bert4torch the way its NER example does (`bench/peer_bert4torch.py`), gpner with "
+                "each backend at batch 16. Strict micro F1 on characters for both."
+                + (f" {peer['note']}" if peer.get("note") else ""), "",
+                "| head | bert4torch train sent/s | gpner train sent/s | ratio | bert4torch "
+                "predict sent/s | gpner torch / onnx / onnx-int8 | ratios | F1 bert4torch | "
+                "F1 gpner (torch / int8) |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in peer["rows"]:
+            b, g, pr = r["bert4torch"], r["gpner"], r["predict_ratio"]
+            out.append(
+                f"| {r['head']} | {b['train_sents_per_s']:.1f} | {g['train_sents_per_s']:.1f} | "
+                f"{r['train_ratio']:.2f}x | {b['predict_sents_per_s']:.1f} | "
+                f"{g['predict_sents_per_s_torch']:.0f} / {g['predict_sents_per_s_onnx']:.0f} / "
+                f"{g['predict_sents_per_s_onnx-int8']:.0f} | {pr['torch']:.2f}x / "
+                f"{pr['onnx']:.2f}x / {pr['onnx-int8']:.2f}x | {pct(b['f1'])} | "
+                f"{pct(g['f1']['torch'])} / {pct(g['f1']['onnx-int8'])} |")
+        out.append("")
     docs = load("conll2003-docs.json")
     if docs:
         out += ["### Whole CoNLL-2003 documents with extended positions (MiniLM-L6)", "",

@@ -140,7 +140,7 @@ def _export(args: argparse.Namespace) -> int:
     if not args.onnx:
         raise ValueError("say which format: --onnx (the only one so far)")
     spec = export_onnx(args.model, int8=args.int8, opset=args.opset)
-    print(f"wrote {args.model}/onnx: model.onnx" + (", model.int8.onnx" if spec["int8"] else "")
+    print(f"wrote {spec['directory']}: model.onnx" + (", model.int8.onnx" if spec["int8"] else "")
           + f" (largest difference from PyTorch {spec['max_abs_diff_fp32']:.2g}); predict with "
           f"gpner predict {args.model} INPUT --backend onnx" + ("-int8" if spec["int8"] else ""),
           file=sys.stderr)

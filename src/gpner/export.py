@@ -102,21 +102,28 @@ def export_onnx(directory: str | Path, int8: bool = False, opset: int = 17) -> d
         tmp.unlink()
         raise RuntimeError(f"the exported graph differs from PyTorch by {diff:.3g}")
     tmp.replace(out_dir / FP32)
-    spec: dict[str, Any] = {"inputs": used, "outputs": outputs, "opset": opset,
+    spec: dict[str, Any] = {"directory": str(out_dir), "inputs": used, "outputs": outputs,
+                            "opset": opset,
                             "torch": torch.__version__, "onnxruntime": ort.__version__,
                             "max_abs_diff_fp32": diff, "int8": False}
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         tmp8 = out_dir / f".{INT8}.tmp"
-        quantize_dynamic(str(out_dir / FP32), str(tmp8), weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level, root.level = root.level, logging.ERROR  # the quantiser logs every tensor
+        try:
+            quantize_dynamic(str(out_dir / FP32), str(tmp8), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         tmp8.replace(out_dir / INT8)
         spec["int8"] = True
     if config.encoder.type == "hf":  # what prediction without torch needs to cut windows
         from gpner.features import SPECIAL_FILE
 
         atomic_write_text(path / SPECIAL_FILE, json.dumps(featurizer.special()))
-    atomic_write_text(out_dir / SPEC, json.dumps(spec, indent=2) + "\n")
+    atomic_write_text(out_dir / SPEC, json.dumps(  # no absolute path: the directory may move
+        {k: v for k, v in spec.items() if k != "directory"}, indent=2) + "\n")
     return spec
 
 
