@@ -91,7 +91,9 @@ def main() -> None:
     for b in BACKENDS:
         m = load(args.model, backend=b)
         result["f1"][b] = m.evaluate(gold)["f1"]
-    result["f1_model"] = str(args.model)
+    model_path = Path(args.model).resolve()
+    result["f1_model"] = str(model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT)
+                             else model_path)
     print("F1", result["f1"])
     save(RESULTS / ("onnx_speed.quick.json" if args.quick else "onnx_speed.json"), result)
 

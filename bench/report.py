@@ -250,8 +250,9 @@ def encoder_section(data: dict | None) -> list[str]:
 
 def _machine_line(data: dict) -> str:
     m = data["machine"]
+    note = f" {data['note']}" if data.get("note") else ""
     return (f"`{data['command']}` on {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
-            f"{m['date']} (gpner {m['gpner_commit']}).")
+            f"{m['date']} (gpner {m['gpner_commit']}).{note}")
 
 
 def prediction_sections(load) -> list[str]:
@@ -320,10 +321,10 @@ def prediction_sections(load) -> list[str]:
     if peer:
         out += ["### Side by side with bert4torch 0.6.2", "", _machine_line(peer) + " Both "
                 "train on the same randomly initialised BERT (4 layers, hidden 256, the real "
-                "Chinese vocabulary) and CLUENER 2,000 / 500 sentences, batch 16, lr 1e-4; "
+                "Chinese vocabulary) and CLUENER 2,000 / 500 sentences, batch 16, a constant lr "
+                "1e-4 without weight decay or clipping (the example's optimiser); "
                 "bert4torch the way its NER example does (`bench/peer_bert4torch.py`), gpner with "
-                "each backend at batch 16. Strict micro F1 on characters for both."
-                + (f" {peer['note']}" if peer.get("note") else ""), "",
+                "each backend at batch 16. Strict micro F1 on characters for both.", "",
                 "| head | bert4torch train sent/s | gpner train sent/s | ratio | bert4torch "
                 "predict sent/s | gpner torch / onnx / onnx-int8 | ratios | F1 bert4torch | "
                 "F1 gpner (torch / int8) |", "|---|---|---|---|---|---|---|---|---|"]
