@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -60,7 +59,7 @@ def main() -> None:
         path = Path(f"/tmp/gpner-long-doc-{n}.txt")
         path.write_text(doc["text"], encoding="utf-8")
         res = subprocess.run([sys.executable, "-c", child, args.model, str(path), args.backend],
-                             capture_output=True, text=True, env={**os.environ})
+                             capture_output=True, text=True)
         if res.returncode:
             raise SystemExit(res.stderr[-3000:])
         row = json.loads(res.stdout.splitlines()[-1])

@@ -73,7 +73,8 @@ class GpnerPredictor:
 
 class _LinePredictor(GpnerPredictor):
     """Raw input lines -> output JSON lines, parsed exactly as the single-process path parses
-    them; a bad line gives no output and its reason."""
+    them (``kind`` text or jsonl, as detected from the file); a bad line gives no output and its
+    reason."""
 
     def __init__(self, model_dir: str, kind: str, **kwargs: Any):
         super().__init__(model_dir, **kwargs)
@@ -87,11 +88,9 @@ class _LinePredictor(GpnerPredictor):
         items, why = [], []
         for line in batch["text"]:
             try:
-                kind = self.kind if self.kind != "auto" else (
-                    "jsonl" if line.lstrip("\ufeff").lstrip().startswith("{") else "text")
-                if kind == "jsonl" and not line.strip():
+                if self.kind == "jsonl" and not line.strip():
                     raise ValueError("blank line in JSON lines")
-                items.append(parse_line(line, kind))
+                items.append(parse_line(line, self.kind))
                 why.append("")
             except ValueError as exc:
                 items.append(None)
@@ -116,7 +115,7 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
 
     if kind == "auto" and path not in (None, "-"):
         kind = detect_kind(path)
-    if path in (None, "-") or kind not in ("text", "jsonl", "auto"):
+    if path in (None, "-") or kind not in ("text", "jsonl"):
         raise ValueError("--ray reads a plain-text or JSON-lines file (not stdin, not "
                          f"{kind!r}): convert other formats with gpner convert first")
     predict_kwargs = {k: v for k, v in predict_kwargs.items() if v is not None}

@@ -23,8 +23,6 @@ from torch import nn
 from gpner.artifact import ModelConfig, load_weights, resolve_dir
 from gpner.atomic import atomic_write_text
 from gpner.runtime import FP32, INT8, ONNX_DIR, SPEC
-
-log = logging.getLogger(__name__)
 # two texts of different lengths, so no axis is traced as a constant
 PROBE = ["Alice works at the Bank of London in 2024 .", "张伟在上海大学工作。"]
 
