@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
-	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs
+	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -90,3 +90,8 @@ bench-report: setup
 
 clean:
 	rm -rf $(VENV) src/*.egg-info
+
+# the HTTP service under load on 127.0.0.1 (docs/benchmarks.md#http-service; about 6 minutes)
+bench-serve: setup
+	$(BIN)/python bench/serve_load.py $(ARGS)
+	$(BIN)/python bench/report.py

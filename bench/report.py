@@ -357,6 +357,37 @@ def prediction_sections(load) -> list[str]:
     return out if len(out) > 2 else []
 
 
+def serving_section(data: dict | None) -> list[str]:
+    """The HTTP service under load: batching on/off, torch/onnx, and twice the sustainable load."""
+    if not data:
+        return []
+    s = data["settings"]
+    out = ["## HTTP service", "", _machine_line(data) + f" `gpner serve` on 127.0.0.1 with "
+           f"{s['clients']} closed-loop clients for {s['seconds']:g} s per row, one text per "
+           f"request ({s['mix']}), the CLUENER EGP model with the built-in encoder; server "
+           "and clients share the machine's cores.", "",
+           "| backend | micro-batching | requests/s | characters/s | p50 ms | p95 ms | p99 ms | "
+           "errors | server peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        out.append(f"| {r['backend']} | {'on' if r['batching'] else 'off'} | "
+                   f"{r['requests_per_s']} | {r['chars_per_s']:,} | {r['p50_ms']} | "
+                   f"{r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['peak_rss_mb']} |")
+    o = data.get("overload")
+    if o:
+        st = o["status"]
+        out += ["", f"Twice the sustainable load (torch, micro-batching, `--max-queue 32`): "
+                f"{o['offered_per_s']} requests/s offered open-loop for {o['seconds']} s, "
+                f"{o['arrivals']:,} arrivals: {st.get('200', 0):,} answered 200 "
+                f"({o['ok_per_s']}/s, p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms), "
+                f"{st.get('429', 0):,} refused with 429, "
+                f"{sum(n for c, n in st.items() if c not in ('200', '429'))} other answers; "
+                f"at most {o['most_open']} requests open at once. Afterwards /health said "
+                f"`{o['health_after']}` and {o['after_errors']} of the next requests failed; "
+                f"server peak RSS {o['peak_rss_mb_before']} MB before, "
+                f"{o['peak_rss_mb_after']} MB after."]
+    return out + [""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -379,7 +410,7 @@ def main() -> None:
                   f"{max(r['machine']['date'] for r in acc)}.", ""]
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
-        prediction_sections(load)
+        prediction_sections(load) + serving_section(load("serve_load.json"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")

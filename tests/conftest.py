@@ -67,3 +67,16 @@ def tiny_bert_dir(tmp_path_factory, bert_vocab):
     BertModel(config).save_pretrained(str(directory))
     BertTokenizerFast(vocab=str(vocab_file)).save_pretrained(str(directory))
     return directory
+
+
+@pytest.fixture(scope="session")
+def nested_model_dir(tmp_path_factory):
+    """A tiny built-in model trained (about 5 s) on the generated corpus until it finds nested
+    entities: 北京大学 (ORG) holding 北京 (LOC), Bank of London (ORG) holding London (LOC)."""
+    from gpner.trainer import train
+
+    from helpers import tiny_config, tiny_data
+
+    run = tmp_path_factory.mktemp("nested") / "run"
+    train(tiny_data(300, 1), None, run, tiny_config(epochs=10), progress=False)
+    return run / "model"

@@ -177,6 +177,32 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from gpner.serving import ServeSettings, serve
+
+    settings = ServeSettings(model=args.model, backend=args.backend, threads=args.threads,
+                             max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
+                             max_queue=args.max_queue, concurrency=args.concurrency,
+                             batching=not args.no_batching, max_texts=args.max_texts,
+                             max_text_chars=args.max_text_chars,
+                             max_body_bytes=args.max_body_bytes)
+    serve(settings, host=args.host, port=args.port, workers=args.workers,
+          log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from gpner.render import render
+
+    flat = True if args.flat else False if args.nested else None
+    out = render(args.source, args.output, args.data, compare_gold=args.compare,
+                 limit=args.limit, errors_only=args.errors_only, flat=flat,
+                 threshold=args.threshold)
+    print(f"wrote {out['output']}: {out['records']} of {out['of']} records"
+          + (f", {out['errors']} errors" if args.compare else ""), file=sys.stderr)
+    return 0
+
+
 def _positive(value: str) -> int:
     n = int(value)
     if n < 1:
@@ -273,6 +299,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="also an int8 dynamically quantised graph")
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=_export)
+
+    from gpner.batching import BatchSettings
+
+    b = BatchSettings()
+    p = verbs.add_parser("serve", help="an HTTP service with micro-batching and a web page",
+                         description="Serve a model over HTTP (FastAPI + uvicorn; the 'serve' "
+                         "extra): POST /predict, GET /health, /info, /metrics, OpenAPI at /docs, "
+                         "a web page at /. See docs/serving.md.")
+    p.add_argument("model", help="model directory (or a run directory)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                   "127.0.0.1, this machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    p.add_argument("--workers", type=_positive, default=1, help="processes, each with a model")
+    p.add_argument("--threads", type=_positive, help="CPU threads per model (default: all "
+                   "cores but one)")
+    p.add_argument("--max-batch-tokens", type=_positive, default=b.max_batch_tokens,
+                   help="padded tokens per forward pass")
+    p.add_argument("--max-wait-ms", type=float, default=b.max_wait_ms,
+                   help="how long a batch waits for more requests")
+    p.add_argument("--max-queue", type=_positive, default=b.max_queue,
+                   help="requests waiting before new ones get 429")
+    p.add_argument("--concurrency", type=_positive, default=b.concurrency,
+                   help="batches computed at once per worker")
+    p.add_argument("--no-batching", action="store_true", help="one request per forward pass")
+    p.add_argument("--max-texts", type=_positive, default=64, help="texts per request")
+    p.add_argument("--max-text-chars", type=_positive, default=100_000,
+                   help="characters per text (longer texts within it are windowed)")
+    p.add_argument("--max-body-bytes", type=_positive, default=4 * 1024 * 1024)
+    p.set_defaults(func=_serve)
+
+    p = verbs.add_parser("render", help="draw data or predictions as a standalone HTML page",
+                         description="gpner render DATA -o page.html draws a file's entities "
+                         "(gold data or saved predictions); gpner render MODEL DATA -o page.html "
+                         "draws the model's predictions on DATA's texts, and with --compare the "
+                         "gold entities beside them, differences marked.")
+    p.add_argument("source", help="a data file, or a model directory")
+    p.add_argument("data", nargs="?", help="after a model: the data whose texts it tags")
+    p.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    p.add_argument("--compare", action="store_true", help="gold beside predicted (a model and "
+                   "annotated data)")
+    p.add_argument("--errors-only", action="store_true", help="with --compare: only records "
+                   "with a missing or spurious entity")
+    p.add_argument("--limit", type=_positive, default=1000, help="records on the page")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--flat", action="store_true", help="non-overlapping entities only")
+    g.add_argument("--nested", action="store_true", help="all spans above the threshold")
+    p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    p.set_defaults(func=_render)
 
     p = verbs.add_parser("demo", help="generate a corpus, train, evaluate and tag (no download)")
     p.add_argument("--output", "-o", default="runs/demo", help="where data and model go")

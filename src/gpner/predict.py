@@ -176,15 +176,8 @@ class Predictor:
             buffer.sort(key=lambda item: -len(item[1]))  # similar lengths: little padding
             for k in range(0, len(buffer), batch_size):
                 chunk = buffer[k:k + batch_size]
-                for (doc, win), spans in zip(chunk, self._decode([w for _, w in chunk],
-                                                                 threshold)):
-                    shift = win.start - win.prefix  # window token -> text token
-                    spans = [sp._replace(start=sp.start + shift, end=sp.end + shift)
-                             for sp in spans]
-                    merge_best(doc.found, uncut(spans, win, doc.bounds, len(doc.encoding)), 0)
-                    doc.pending -= 1
-                    if doc.pending == 0:
-                        done[doc.index] = self._record(doc, flat)
+                for doc in self.run_windows(chunk, threshold):
+                    done[doc.index] = self._record(doc, flat)
             buffer.clear()
 
         for doc, win in featurize(texts, self.featurizer, self.config.max_length, stride):
@@ -202,17 +195,41 @@ class Predictor:
             yield done.pop(next_out)
             next_out += 1
 
+    def run_windows(self, chunk: Sequence[tuple[_Text, Window]], threshold: float
+                    ) -> list[_Text]:
+        """One forward pass over a chunk of (text, window) pairs: each window's spans are merged
+        into its text; returns the texts whose last window this was, in chunk order."""
+        finished = []
+        for (doc, win), spans in zip(chunk, self._decode([w for _, w in chunk], threshold)):
+            shift = win.start - win.prefix  # window token -> text token
+            spans = [sp._replace(start=sp.start + shift, end=sp.end + shift) for sp in spans]
+            merge_best(doc.found, uncut(spans, win, doc.bounds, len(doc.encoding)), 0)
+            doc.pending -= 1
+            if doc.pending == 0:
+                finished.append(doc)
+        return finished
+
     def _decode(self, windows: Sequence[Window], threshold: float) -> list[list[TokenSpan]]:
         batch = self.featurizer.collate(windows)
         outputs = self.backend(batch)
         return self.task.decode(outputs, batch, threshold, self.config.decode.max_width)
 
-    def _record(self, doc: _Text, flat: bool) -> Record:
-        rows = np.array(list(doc.found), dtype=np.int64).reshape(-1, 3)  # (label, start, end)
-        v = np.fromiter(doc.found.values(), dtype=np.float64, count=len(doc.found))
+    def _record(self, doc: _Text, flat: bool, threshold: float | None = None,
+                labels: Iterable[str] | None = None) -> Record:
+        """The text's record. ``threshold`` (span heads) keeps the spans scoring above it, of
+        those decoded at a lower one, before flat selection; ``labels`` then keeps the entities
+        of those labels: a filter on the full prediction, so flat choices do not change."""
+        found = doc.found
+        if threshold is not None and self.task.span_head:
+            found = {k: v for k, v in found.items() if v > threshold}
+        rows = np.array(list(found), dtype=np.int64).reshape(-1, 3)  # (label, start, end)
+        v = np.fromiter(found.values(), dtype=np.float64, count=len(found))
         spans = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
-        return {"text": doc.text,
-                "entities": to_entities(doc.text, doc.encoding, spans, self.labels)}
+        entities = to_entities(doc.text, doc.encoding, spans, self.labels)
+        if labels is not None:
+            keep = set(labels)
+            entities = [e for e in entities if e["label"] in keep]
+        return {"text": doc.text, "entities": entities}
 
     def evaluate(self, records: Sequence[Record], **kwargs: Any) -> dict:
         """Strict entity-level metrics of this model's predictions against ``records``."""
