@@ -65,3 +65,170 @@ def format_table(result: dict) -> str:
                 f"{result['f1']:>10.4f}{result['support']:>9}")
     rows.append(f"{'macro':<16}{'':>10}{'':>10}{result['macro_f1']:>10.4f}")
     return "\n".join(rows)
+
+
+# --- the field's vocabulary: MUC/SemEval-2013-style schemas, as the nervaluate package reports
+
+SCENARIOS = ("correct", "type", "boundary", "boundary+type", "missed", "spurious")
+# what each scenario counts as, per schema: (correct, incorrect, partial) or missed/spurious
+_SCHEMA_OF = {
+    "strict": {"correct": "cor", "type": "inc", "boundary": "inc", "boundary+type": "inc"},
+    "exact": {"correct": "cor", "type": "cor", "boundary": "inc", "boundary+type": "inc"},
+    "partial": {"correct": "cor", "type": "cor", "boundary": "par", "boundary+type": "par"},
+    "type": {"correct": "cor", "type": "inc", "boundary": "cor", "boundary+type": "inc"},
+}
+
+
+def match(gold: Sequence[tuple[int, int, str]], pred: Sequence[tuple[int, int, str]]
+          ) -> list[tuple[str, int | None, int | None]]:
+    """Pair the gold and predicted spans (start, end, label) of one text, one to one.
+
+    Returns ``(scenario, gold index, pred index)`` for every span: ``correct`` (same boundaries
+    and label), ``type`` (same boundaries, other label), ``boundary`` (overlapping, same label),
+    ``boundary+type`` (overlapping, other label), ``missed`` (gold left unpaired), ``spurious``
+    (prediction left unpaired). Pairs are taken best first — exact, then same boundaries, then
+    same label with the largest overlap, then any overlap — so in nested data a prediction pairs
+    with the gold span it matches best, and every span is counted once.
+    """
+    cands = []
+    for gi, (gs, ge, gl) in enumerate(gold):
+        for pi, (ps, pe, pl) in enumerate(pred):
+            overlap = min(ge, pe) - max(gs, ps)
+            if overlap <= 0:
+                continue
+            same_bounds, same_label = (gs, ge) == (ps, pe), gl == pl
+            rank = (0 if same_bounds and same_label else 1 if same_bounds else
+                    2 if same_label else 3)
+            cands.append((rank, -overlap, gi, pi))
+    cands.sort()
+    kinds = ("correct", "type", "boundary", "boundary+type")
+    out: list[tuple[str, int | None, int | None]] = []
+    g_used, p_used = set(), set()
+    for rank, _, gi, pi in cands:
+        if gi not in g_used and pi not in p_used:
+            g_used.add(gi)
+            p_used.add(pi)
+            out.append((kinds[rank], gi, pi))
+    out += [("missed", gi, None) for gi in range(len(gold)) if gi not in g_used]
+    out += [("spurious", None, pi) for pi in range(len(pred)) if pi not in p_used]
+    return out
+
+
+def schemas(gold: Sequence[Record], pred: Sequence[Record]) -> dict:
+    """Strict, exact (boundaries only), partial (overlap counts half) and type (any overlap
+    with the right label) schemas with correct/incorrect/partial/missed/spurious counts and
+    P/R/F1; the scenario counts (boundary vs type errors); and the type confusion of spans whose
+    boundaries are right (gold label -> predicted label -> count).
+
+    possible = cor + inc + par + mis (every gold span), actual = cor + inc + par + spu (every
+    prediction); P = (cor + 0.5 par) / actual, R = (cor + 0.5 par) / possible (par is 0 except
+    in the partial schema).
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold records but {len(pred)} predictions")
+    scen: Counter[str] = Counter()
+    confusion: dict[str, Counter] = {}
+    for g, p in zip(gold, pred):
+        gs, ps = sorted(span_set(g)), sorted(span_set(p))
+        for kind, gi, pi in match(gs, ps):
+            scen[kind] += 1
+            if kind == "type":
+                confusion.setdefault(gs[gi][2], Counter())[ps[pi][2]] += 1
+    out: dict = {}
+    for name, of in _SCHEMA_OF.items():
+        c = Counter({"cor": 0, "inc": 0, "par": 0})
+        for kind, to in of.items():
+            c[to] += scen[kind]
+        mis, spu = scen["missed"], scen["spurious"]
+        possible = c["cor"] + c["inc"] + c["par"] + mis
+        actual = c["cor"] + c["inc"] + c["par"] + spu
+        hits = c["cor"] + 0.5 * c["par"]
+        p_ = hits / actual if actual else 0.0
+        r_ = hits / possible if possible else 0.0
+        out[name] = {"correct": c["cor"], "incorrect": c["inc"], "partial": c["par"],
+                     "missed": mis, "spurious": spu, "possible": possible, "actual": actual,
+                     "precision": p_, "recall": r_,
+                     "f1": 2 * p_ * r_ / (p_ + r_) if p_ + r_ else 0.0}
+    return {"schemas": out, "scenarios": {k: scen[k] for k in SCENARIOS},
+            "type_confusion": {g: dict(sorted(c.items())) for g, c in sorted(confusion.items())}}
+
+
+def errors(gold: Sequence[Record], pred: Sequence[Record], context: int = 30
+           ) -> Iterable[dict]:
+    """Every false negative and false positive (strict) with its scenario, the span it was
+    paired with, and ``context`` characters around it (the mention marked with [[ ]])."""
+    for k, (g, p) in enumerate(zip(gold, pred)):
+        text = g.get("text", "")
+        gs, ps = sorted(span_set(g)), sorted(span_set(p))
+        for kind, gi, pi in match(gs, ps):
+            if kind == "correct":
+                continue
+            for side, idx, other in (("false_negative", gi, pi), ("false_positive", pi, gi)):
+                if idx is None:
+                    continue
+                s, e, lab = (gs if side == "false_negative" else ps)[idx]
+                item = {"record": k, "kind": side, "scenario": kind, "start": s, "end": e,
+                        "label": lab, "text": text[s:e],
+                        "context": text[max(0, s - context):s] + "[[" + text[s:e] + "]]"
+                        + text[e:e + context]}
+                if "id" in g:
+                    item["id"] = g["id"]
+                if other is not None:
+                    os_, oe, ol = (ps if side == "false_negative" else gs)[other]
+                    item["paired_with"] = {"start": os_, "end": oe, "label": ol,
+                                           "text": text[os_:oe]}
+                yield item
+
+
+def paired_bootstrap(gold: Sequence[Record], pred_a: Sequence[Record],
+                     pred_b: Sequence[Record], samples: int = 1000, seed: int = 0) -> dict:
+    """Strict micro F1 of two systems on the same records, and a paired bootstrap over records
+    (Koehn 2004; Berg-Kirkpatrick et al. 2012): ``samples`` resamples with replacement, the F1
+    difference b - a on each. ``p_value``: the share of resamples where the difference does not
+    have the observed sign (1 when b and a tie); ``ci95``: the 2.5 and 97.5 percentiles."""
+    import numpy as np
+
+    def counts(pred: Sequence[Record]) -> np.ndarray:
+        rows = []
+        for g, p in zip(gold, pred):
+            gs, ps = span_set(g), span_set(p)
+            rows.append((len(gs & ps), len(ps - gs), len(gs - ps)))
+        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+    for name, pred in (("a", pred_a), ("b", pred_b)):
+        if len(pred) != len(gold):
+            raise ValueError(f"{len(gold)} gold records but {len(pred)} predictions from {name}")
+    ca, cb = counts(pred_a), counts(pred_b)
+
+    def f1(c: np.ndarray) -> np.ndarray:  # c: (..., 3) summed counts -> F1
+        tp, fp, fn = c[..., 0], c[..., 1], c[..., 2]
+        den = 2 * tp + fp + fn
+        return np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)
+
+    fa, fb = float(f1(ca.sum(0))), float(f1(cb.sum(0)))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(gold), size=(samples, len(gold)))
+    delta = f1(cb[idx].sum(1)) - f1(ca[idx].sum(1))  # (samples,)
+    observed = fb - fa
+    if observed > 0:
+        p = float(np.mean(delta <= 0))
+    elif observed < 0:
+        p = float(np.mean(delta >= 0))
+    else:
+        p = 1.0
+    lo, hi = np.percentile(delta, [2.5, 97.5])
+    return {"f1_a": fa, "f1_b": fb, "delta": observed, "p_value": p,
+            "ci95": [float(lo), float(hi)], "samples": samples, "records": len(gold)}
+
+
+def format_schemas(result: dict) -> str:
+    """The schemas as a plain-text table, then the scenario counts."""
+    rows = [f"{'schema':<10}{'correct':>9}{'incorrect':>11}{'partial':>9}{'missed':>8}"
+            f"{'spurious':>10}{'precision':>11}{'recall':>8}{'f1':>8}"]
+    for name, v in result["schemas"].items():
+        rows.append(f"{name:<10}{v['correct']:>9}{v['incorrect']:>11}{v['partial']:>9}"
+                    f"{v['missed']:>8}{v['spurious']:>10}{v['precision']:>11.4f}"
+                    f"{v['recall']:>8.4f}{v['f1']:>8.4f}")
+    s = result["scenarios"]
+    rows.append("errors: " + ", ".join(f"{k} {s[k]}" for k in SCENARIOS[1:]))
+    return "\n".join(rows)
