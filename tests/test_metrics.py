@@ -139,3 +139,31 @@ def test_paired_bootstrap_against_resampling_by_hand():
     assert perfect["delta"] < 0 and perfect["p_value"] == 0.0  # never better than perfect
     same = paired_bootstrap(gold, a, a, samples=20)
     assert (same["delta"], same["p_value"], same["ci95"]) == (0.0, 1.0, [0.0, 0.0])
+
+
+def test_evaluate_cli_writes_errors_and_compares(nested_model_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from gpner.demo import generate
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in generate(40, 9)))
+    errs = tmp_path / "errors.jsonl"
+    out = subprocess.run([sys.executable, "-m", "gpner.cli", "evaluate", str(nested_model_dir),
+                          str(data), "--json", "--errors", str(errs), "--compare",
+                          str(nested_model_dir), "--bootstrap", "50", "--no-progress"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    lines = [json.loads(x) for x in errs.read_text().splitlines()]
+    assert r["fp"] + r["fn"] > 0  # the tiny model makes mistakes to list
+    assert sum(x["kind"] == "false_positive" for x in lines) == r["fp"]
+    assert sum(x["kind"] == "false_negative" for x in lines) == r["fn"]
+    assert r["schemas"]["strict"]["f1"] == pytest.approx(r["f1"])
+    c = r["compare"]
+    assert (c["f1_a"], c["delta"], c["p_value"], c["samples"]) == (r["f1"], 0.0, 1.0, 50)
+    text = subprocess.run([sys.executable, "-m", "gpner.cli", "evaluate", str(nested_model_dir),
+                           str(data), "--no-progress"], capture_output=True, text=True).stdout
+    assert "schema" in text and "partial" in text and "errors: type" in text

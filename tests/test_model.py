@@ -29,7 +29,8 @@ def test_save_load_gives_identical_predictions(tmp_path, head):
     before = Predictor(config, featurizer, task, TorchBackend(model.eval())).predict(TEXTS)
     save_model(model, featurizer, config, tmp_path / "m")
     files = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert files == ["config.json", "features.json", "model.safetensors", "vocab.json"]
+    assert files == ["README.md", "config.json", "features.json", "gpner_hf.py",
+                     "model.safetensors", "vocab.json"]  # a model card, transformers' remote code
     after = load(tmp_path / "m").predict(TEXTS)
     assert after == before
     assert before[2] == {"text": "", "entities": []} and before[3]["entities"] == []

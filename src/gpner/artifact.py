@@ -22,6 +22,17 @@ from gpner.atomic import old_copy, staged_dir
 
 FORMAT_VERSION = 2
 MODEL_TYPE = "gpner"
+# what makes the directory a transformers model directory too (gpner.hf has the classes)
+HF_ARCHITECTURE = "GlobalPointerForSpanClassification"
+HF_REMOTE_CODE = "gpner_hf.py"
+HF_AUTO_MAP = {"AutoConfig": "gpner_hf.GpnerConfig", "AutoModel": f"gpner_hf.{HF_ARCHITECTURE}"}
+HF_REMOTE_CODE_TEXT = '''"""transformers' remote code for a gpner model directory.
+
+The classes live in gpner (pip install 'gpner[hf]'); this file lets
+AutoModel.from_pretrained(DIR, trust_remote_code=True) find them."""
+
+from gpner.hf import GlobalPointerForSpanClassification, GpnerConfig  # noqa: F401
+'''
 
 
 @dataclass
@@ -52,6 +63,7 @@ class ModelConfig:
     decode: DecodeSettings = field(default_factory=DecodeSettings)
     train_config: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
     data: dict[str, Any] | None = None  # what the readers and the alignment skipped, and why
+    encoder_config: dict[str, Any] | None = None  # a Hugging Face encoder's own config
     gpner_version: str = __version__
     format_version: int = FORMAT_VERSION  # the version it was read from; saving writes the latest
 
@@ -72,7 +84,8 @@ class ModelConfig:
                 "label2id": self.label2id, "max_length": self.max_length,
                 "encoder": dataclasses.asdict(self.encoder), "tokenizer": self.tokenizer,
                 "decode": dataclasses.asdict(self.decode), "train_config": self.train_config,
-                "data": self.data}
+                "data": self.data,
+                **({"encoder_config": self.encoder_config} if self.encoder_config else {})}
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "config.json") -> "ModelConfig":
@@ -108,13 +121,16 @@ class ModelConfig:
                        tokenizer=d["tokenizer"], max_length=int(d["max_length"]),
                        decode=DecodeSettings(**d.get("decode", {})),
                        train_config=d.get("train_config", {}), data=d.get("data"),
+                       encoder_config=d.get("encoder_config"),
                        gpner_version=d.get("gpner_version", "unknown"), format_version=version)
         except TypeError as exc:  # an unknown key in encoder or decode
             raise ValueError(f"{source}: {exc}") from None
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
+        """``config.json``; ``extra`` keys (the transformers fields) are written beside."""
         (Path(directory) / "config.json").write_text(
-            json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            json.dumps({**self.to_dict(), **(extra or {})}, indent=2, ensure_ascii=False)
+            + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> "ModelConfig":
@@ -160,16 +176,58 @@ def resolve_dir(directory: str | Path) -> Path:
                             "model.safetensors, nor a model/ folder holding them)")
 
 
-def save_model(model: Any, featurizer: Any, config: ModelConfig, directory: str | Path) -> None:
-    """Write a model directory atomically (built beside ``directory``, then swapped in)."""
+def save_model(model: Any, featurizer: Any, config: ModelConfig, directory: str | Path,
+               card: dict[str, Any] | None = None) -> None:
+    """Write a model directory atomically (built beside ``directory``, then swapped in): also
+    a transformers model directory (``architectures``, ``auto_map``, ``gpner_hf.py``, the
+    encoder's config) with a model card ``README.md`` (``card``: what the trainer knows)."""
     from safetensors.torch import save_model as save_weights
 
+    extra: dict[str, Any] = {"architectures": [HF_ARCHITECTURE], "auto_map": dict(HF_AUTO_MAP)}
+    if config.encoder.type == "hf":  # in config.json too, so that transformers can build it
+        config.encoder_config = model.encoder.model.config.to_dict()
     with staged_dir(directory) as tmp:
-        config.save(tmp)
+        config.save(tmp, extra)
         save_weights(model, str(tmp / "model.safetensors"))
         featurizer.save(tmp)
         if config.encoder.type == "hf":
             model.encoder.model.config.save_pretrained(str(tmp / "encoder"))
+        (tmp / HF_REMOTE_CODE).write_text(HF_REMOTE_CODE_TEXT, encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(config, card or {}), encoding="utf-8")
+
+
+def model_card(config: ModelConfig, card: dict[str, Any]) -> str:
+    """The model directory's README.md: labels, data, scores, training command, usage."""
+    enc = config.encoder.name or "the built-in encoder (word + bigram + character-CNN BiLSTM)"
+    lines = ["---", "library_name: gpner", "pipeline_tag: token-classification",
+             "tags: [gpner, globalpointer, ner, nested-ner]", "---", "",
+             f"# gpner {config.task} model ({config.head})", "",
+             f"GlobalPointer span extraction ({config.head} head) on {enc}; windows of "
+             f"{config.max_length} tokens; {'flat' if config.decode.flat else 'nested'} decoding "
+             f"at threshold {config.decode.threshold:g} by default.", "",
+             f"**Labels** ({len(config.labels)}): " + ", ".join(f"`{x}`" for x in config.labels),
+             ""]
+    data = card.get("data") or {}
+    if data:
+        lines += ["**Data**: " + "; ".join(f"{k}: `{v}`" for k, v in data.items() if v), ""]
+    if config.data:
+        lines += ["**What the readers skipped**: see `data` in config.json.", ""]
+    dev = card.get("dev")
+    if dev:
+        lines += [f"**Dev scores** (epoch {card.get('epoch')}, strict micro): "
+                  f"P {dev['precision']:.4f}, R {dev['recall']:.4f}, F1 {dev['f1']:.4f}, "
+                  f"macro F1 {dev['macro_f1']:.4f}.", ""]
+    if card.get("command"):
+        lines += ["**Trained with**:", "", "```bash", card["command"], "```", ""]
+    lines += ["## Use", "", "```bash", "gpner predict DIR texts.txt > out.jsonl", "```", "",
+              "```python", "import gpner", "model = gpner.load(DIR)",
+              'model.predict(["your text"])', "", "# Hugging Face", "import gpner.hf",
+              "from transformers import AutoModel, pipeline",
+              "AutoModel.from_pretrained(DIR)  # or trust_remote_code=True without gpner.hf",
+              'pipeline("gpner-ner", model=DIR)(["your text"])', "```", "",
+              f"Written by gpner {__version__}; `config.json` holds every setting, including the "
+              "full training config.", ""]
+    return "\n".join(lines)
 
 
 def load_weights(model: Any, directory: Path, config: ModelConfig) -> None:

@@ -213,9 +213,22 @@ class HFFeaturizer:
                                         "an older gpner: run `gpner export` on it again)")
             special = json.loads((directory / SPECIAL_FILE).read_text(encoding="utf-8"))
             return cls(RawHFTokenizer.load(directory / "tokenizer.json"), special)
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(str(directory), use_fast=True))
+        # the encoder's config, given so that AutoTokenizer does not read config.json: that is
+        # gpner's, whose model_type and auto_map it would take for remote code to confirm
+        kwargs: dict[str, Any] = {}
+        try:
+            encoder_config = json.loads((directory / "config.json").read_text(
+                encoding="utf-8")).get("encoder_config")
+        except (OSError, ValueError):
+            encoder_config = None
+        if isinstance(encoder_config, dict) and "model_type" in encoder_config:
+            cfg = dict(encoder_config)
+            kwargs["config"] = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+        elif (directory / "encoder" / "config.json").is_file():
+            kwargs["config"] = AutoConfig.from_pretrained(str(directory / "encoder"))
+        return cls(AutoTokenizer.from_pretrained(str(directory), use_fast=True, **kwargs))
 
 
 SPECIAL_FILE = "special_tokens.json"  # the ids a window starts and ends with, and the pad id

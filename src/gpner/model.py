@@ -63,8 +63,11 @@ def unwrap(model: nn.Module) -> TaskModel:
         model = inner
 
 
-def build_encoder(spec: EncoderSpec, directory: Path | None = None) -> nn.Module:
-    """An encoder with random weights, shaped as ``spec`` says (weights are loaded after)."""
+def build_encoder(spec: EncoderSpec, directory: Path | None = None,
+                  encoder_config: dict | None = None) -> nn.Module:
+    """An encoder with random weights, shaped as ``spec`` says (weights are loaded after). A
+    Hugging Face encoder's config comes from ``encoder_config`` (config.json) or, in model
+    directories written before it was there, ``directory/encoder/``."""
     if spec.type == "builtin":
         from gpner.encoders import BuiltinEncoder
 
@@ -73,14 +76,21 @@ def build_encoder(spec: EncoderSpec, directory: Path | None = None) -> nn.Module
 
     from gpner.encoders import HFEncoder
 
-    return HFEncoder(AutoModel.from_config(AutoConfig.from_pretrained(
-        str(Path(directory) / "encoder"))))
+    if encoder_config:
+        cfg = dict(encoder_config)
+        hf_config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    elif directory is not None:
+        hf_config = AutoConfig.from_pretrained(str(Path(directory) / "encoder"))
+    else:
+        raise ValueError("no encoder config: config.json has no encoder_config and no model "
+                         "directory was given")
+    return HFEncoder(AutoModel.from_config(hf_config))
 
 
 def from_config(config: ModelConfig, directory: Path) -> tuple[TaskModel, Any]:
     """(model with random weights, task) for a saved model config."""
     task = task_for(config)
-    encoder = build_encoder(config.encoder, directory)
+    encoder = build_encoder(config.encoder, directory, config.encoder_config)
     return TaskModel(encoder, task.build_heads(encoder.hidden_size)), task
 
 

@@ -32,12 +32,14 @@ class RunDir:
         self.path = Path(path)
         self.main = main
         self._plot_note = False
+        self.data_paths: dict[str, str] = {}
 
     def write_setup(self, config: dict[str, Any], data_paths: dict[str, str]) -> None:
         """``config.yaml`` (every setting) and ``data.json`` (absolute data paths, so that
         ``--resume`` needs only the run directory)."""
         import yaml
 
+        self.data_paths = dict(data_paths)
         if not self.main:
             return
         self.path.mkdir(parents=True, exist_ok=True)
@@ -45,11 +47,12 @@ class RunDir:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(
             config, sort_keys=False, allow_unicode=True))
 
-    def save_model(self, model: Any, featurizer: Any, config: Any) -> None:
+    def save_model(self, model: Any, featurizer: Any, config: Any,
+                   card: dict[str, Any] | None = None) -> None:
         from gpner.artifact import save_model
 
         if self.main:
-            save_model(model, featurizer, config, self.path / "model")
+            save_model(model, featurizer, config, self.path / "model", card)
 
     def save_checkpoint(self, model: Any, opt: Any, ema: Any, state: dict) -> None:
         from gpner.checkpoint import save_checkpoint

@@ -247,13 +247,22 @@ class Trainer:
                 return predictor.evaluate(self.dev_records)
         return predictor.evaluate(self.dev_records)
 
-    def save_best(self) -> None:
-        """The model directory, with the EMA weights when EMA is on."""
+    def save_best(self, dev: dict | None = None) -> None:
+        """The model directory, with the EMA weights when EMA is on; its model card gets the
+        data, the dev scores and the command."""
+        data = {}
+        for part in ("train", "dev"):
+            info = (self.config.data or {}).get(part) or {}
+            if part in self.run.data_paths:
+                data[part] = (f"{Path(self.run.data_paths[part]).name} ({info.get('records')} "
+                              f"records, {info.get('entities')} entities)")
+        card = {"data": data, "dev": dev, "epoch": self.state["epoch"] + 1,
+                "command": _command()}
         if self.ema is not None:
             with self.ema.applied(self.model):
-                self.run.save_model(unwrap(self.model), self.featurizer, self.config)
+                self.run.save_model(unwrap(self.model), self.featurizer, self.config, card)
         else:
-            self.run.save_model(unwrap(self.model), self.featurizer, self.config)
+            self.run.save_model(unwrap(self.model), self.featurizer, self.config, card)
 
     def end_epoch(self, out_of_time: bool, bar: Any) -> bool:
         """Evaluate, keep the best model, write the checkpoint and logs; True to stop."""
@@ -270,7 +279,7 @@ class Trainer:
         state["history"].append(row)
         if f1 is None or f1 > state["best_f1"]:
             state["best_f1"], state["best_epoch"], state["bad_epochs"] = (f1 or 0.0), epoch + 1, 0
-            self.save_best()
+            self.save_best(dev)
         else:
             state["bad_epochs"] += 1
         state["epoch"] += 1
@@ -304,3 +313,14 @@ class Trainer:
                    "config": self.cfg.to_dict()}
         self.run.write_summary(summary)
         return summary
+
+
+def _command() -> str | None:
+    """The shell command that started training, for the model card (None from Python)."""
+    import shlex
+    import sys
+
+    exe = Path(sys.argv[0]).name if sys.argv else ""
+    if exe == "gpner" or sys.argv[0].endswith("gpner/cli.py"):
+        return shlex.join(["gpner", *sys.argv[1:]])
+    return None
