@@ -55,14 +55,14 @@ def test_tiny_model_learns_and_recovers_training_examples(tmp_path):
 
 def test_saved_weights_are_the_ema_shadow_and_dev_evaluation_used_them(tmp_path, monkeypatch):
     evaluated = []
-    original = Predictor.evaluate
+    original = Predictor.predict
 
-    def spy(self, records, **kwargs):  # the weights (and mode) dev evaluation ran with
+    def spy(self, texts, **kwargs):  # the weights (and mode) dev evaluation ran with
         assert not self.backend.model.training  # no dropout while evaluating
         evaluated.append({k: v.clone() for k, v in self.backend.model.state_dict().items()})
-        return original(self, records, **kwargs)
+        return original(self, texts, **kwargs)
 
-    monkeypatch.setattr(Predictor, "evaluate", spy)
+    monkeypatch.setattr(Predictor, "predict", spy)
     records = tiny_data(48, seed=2)
     cfg = tiny_config(epochs=1, ema=0.5)
     train(records, records[:8], tmp_path / "r", cfg, progress=False)
@@ -127,3 +127,22 @@ def test_bad_settings_are_clear(tmp_path):
     with pytest.raises(ValueError, match="no entities"):
         train([{"text": "a", "entities": []}], None, tmp_path / "r", tiny_config(),
               progress=False)
+
+
+def test_fp16_trains_with_a_gradient_scaler_and_keeps_it_in_checkpoints(tmp_path):
+    """float16 autocast with loss scaling (CUDA's setting; CPU runs it too): every loss finite,
+    no step skipped, the scaler's state saved for --resume, the weights finite."""
+    import math
+
+    losses = []
+    records = tiny_data(64, seed=1)
+    cfg = tiny_config(epochs=2, lstm_hidden=32, fp16=True)  # oneDNN's fp16 LSTM wants 32
+    summary = train(records, records[:8], tmp_path / "r", cfg, progress=False,
+                    on_step=lambda step, loss: losses.append(loss))
+    assert losses and all(math.isfinite(x) for x in losses) and summary["skipped_steps"] == 0
+    scaler = json.loads((tmp_path / "r" / "last" / "state.json").read_text())["scaler"]
+    assert scaler["scale"] >= 1.0 and scaler["_growth_tracker"] == len(losses)
+    saved = load_file(str(tmp_path / "r" / "model" / "model.safetensors"))
+    assert all(torch.isfinite(v).all() for v in saved.values())
+    with pytest.raises(ValueError, match="choose one"):
+        tiny_config(bf16=True, fp16=True)

@@ -43,10 +43,16 @@ def _train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides)
     summary = train(args.train, args.dev, args.output, cfg, resume=args.resume,
                     progress=not args.no_progress)
+    from gpner.distributed import cleanup
+    from gpner.runlog import is_main_process
+
     f1 = summary["best_dev_f1"]
-    print(f"model: {args.output}/model  best epoch {summary['best_epoch']}"
-          + (f"  dev F1 {f1:.4f}" if f1 is not None else "") + f"  ({summary['minutes']} min)",
-          file=sys.stderr)
+    if is_main_process():  # under torchrun, one line for the run, not one per process
+        print(f"model: {args.output}/model  best epoch {summary['best_epoch']}"
+              + (f"  dev F1 {f1:.4f}" if f1 is not None else "") + f"  ({summary['minutes']} "
+              f"min" + (f", {summary['world_size']} processes" if summary["world_size"] > 1
+                        else "") + ")", file=sys.stderr)
+    cleanup()
     return 0
 
 

@@ -36,7 +36,9 @@ class TrainConfig:
     misaligned: str = "skip"  # gold spans with a boundary inside a token: skip | expand
     # optimisation
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int = 32  # per process and accumulation step; see accumulate
+    # micro-batches per optimizer step: the global batch is batch_size * processes * accumulate
+    accumulate: int = 1
     lr: float = 2e-3  # head, and the built-in encoder
     encoder_lr: float | None = None  # a pretrained encoder's rate; None: 3e-5 for HF, lr for built-in
     weight_decay: float = 0.01
@@ -47,6 +49,7 @@ class TrainConfig:
     seed: int = 42
     threads: int | None = None  # torch intra-op threads; None: torch's default
     bf16: bool = False  # bfloat16 autocast for the forward pass
+    fp16: bool = False  # float16 autocast with a gradient scaler (CUDA; works on CPU, slowly)
     max_minutes: float | None = None  # stop (after the current epoch's evaluation) past this
     # regularisers (0 = off)
     rdrop: float = 0.0  # weight of D(s1, s2) between two dropout passes
@@ -95,11 +98,14 @@ class TrainConfig:
             raise ValueError(f"divergence must be sum or mean, got {self.divergence!r}")
         if self.flood < 0:
             raise ValueError(f"flood must be >= 0, got {self.flood}")
+        if self.bf16 and self.fp16:
+            raise ValueError("bf16 and fp16 are two precisions: choose one")
         if self.schedule not in ("linear", "constant"):
             raise ValueError(f"schedule must be linear or constant, got {self.schedule!r}")
         if self.misaligned not in ("skip", "expand"):
             raise ValueError(f"misaligned must be skip or expand, got {self.misaligned!r}")
-        for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps"):
+        for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps",
+                     "accumulate"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_length", "stride", "encoder_max_length"):

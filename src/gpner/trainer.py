@@ -9,6 +9,7 @@ regularisers in :mod:`gpner.regularizers`, the schedule in :mod:`gpner.optim`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -23,6 +24,7 @@ from gpner.checkpoint import has_checkpoint, load_checkpoint
 from gpner.config import TrainConfig
 from gpner.data import (Collator, Example, batches, has_overlaps, make_examples, max_span_width,
                         to_device)
+from gpner.distributed import all_true, backend, barrier, gather, setup, share
 from gpner.losses import flood
 from gpner.model import build, unwrap
 from gpner.optim import fit_schedule, lr_factor, param_groups
@@ -77,8 +79,12 @@ def train(train_data: str | Path | Sequence[Record] | None,
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    rank, world, device = setup()  # torchrun's group, or one process
+    if world > 1:
+        refuse_under_ddp(cfg)
+    if rank:  # one process reports: the others only warn
+        log.setLevel(max(log.level, logging.WARNING))
     torch.manual_seed(cfg.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.time()
 
     train_records, train_report = read_data(train_data)
@@ -103,19 +109,48 @@ def train(train_data: str | Path | Sequence[Record] | None,
     run.write_setup(cfg.to_dict(), {k: str(Path(v).resolve()) for k, v in
                                     (("train", train_data), ("dev", dev_data))
                                     if isinstance(v, (str, Path))})
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index]
+                                        if device.type == "cuda" else None)
     trainer = Trainer(cfg, model, task, featurizer, config, examples, dev_records, run, device,
-                      started)
+                      started, rank=rank, world=world)
     if resume:
         trainer.resume()
-    trainer.fit(progress, on_step)
-    return trainer.finish()
+    trainer.fit(progress and rank == 0, on_step)
+    summary = trainer.finish()
+    barrier()  # rank 0 has written the model and summary before anyone leaves
+    return summary
+
+
+def refuse_under_ddp(cfg: TrainConfig) -> None:
+    """Regularisers that DistributedDataParallel does not run correctly as written, refused
+    with the reason (each works in one process, with or without ``accumulate``)."""
+    why = {"rdrop": "it runs two forward passes before one backward, which DDP's gradient "
+                    "reducer does not allow",
+           "fgm": "it runs a second backward pass on perturbed embeddings, and DDP would average "
+                  "the two passes' gradients separately",
+           "pgd": "it runs several backward passes per step, each of which DDP would reduce",
+           "vat": "it calls torch.autograd.grad, which DDP's reducer does not support",
+           "grad_penalty": "it calls torch.autograd.grad (create_graph), which DDP's reducer "
+                           "does not support"}
+    on = [name for name in why if getattr(cfg, name)]
+    if on:
+        raise ValueError(f"{on[0]}={getattr(cfg, on[0])} cannot run under torchrun yet: "
+                         f"{why[on[0]]}. Train in one process (with accumulate=K for a larger "
+                         "batch), or without it")
 
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: Any, featurizer: Any,
                  config: ModelConfig, examples: list[Example], dev_records: list[Record],
-                 run: RunDir, device: torch.device, started: float | None = None):
+                 run: RunDir, device: torch.device, started: float | None = None,
+                 rank: int = 0, world: int = 1):
         self.cfg, self.model, self.task, self.featurizer = cfg, model, task, featurizer
+        self.rank, self.world = rank, world
+        # examples per optimizer step, over every rank and accumulation step
+        self.global_batch = cfg.batch_size * world * cfg.accumulate
         self.config, self.examples, self.dev_records = config, examples, dev_records
         self.run, self.device = run, device
         self.started = time.time() if started is None else started
@@ -125,9 +160,11 @@ class Trainer:
         emb = unwrap(model).word_embeddings.weight
         self.fgm = FGM(emb, cfg.fgm) if cfg.fgm else None
         self.pgd = PGD(emb, cfg.pgd, cfg.pgd_steps) if cfg.pgd else None
-        self.per_epoch = len(batches(examples, cfg.batch_size, cfg.seed, 0))
-        self.autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                       enabled=cfg.bf16)
+        self.per_epoch = len(batches(examples, self.global_batch, cfg.seed, 0))
+        # bf16 needs no loss scaling; fp16 does: its gradients underflow without a scaler
+        self.autocast = torch.autocast(device_type=device.type, enabled=cfg.bf16 or cfg.fp16,
+                                       dtype=torch.float16 if cfg.fp16 else torch.bfloat16)
+        self.scaler = torch.amp.GradScaler(device.type) if cfg.fp16 else None
         self.state: dict[str, Any] = {
             "epoch": 0, "batch": 0, "step": 0, "total": self.per_epoch * cfg.epochs,
             "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "elapsed": 0.0,
@@ -135,6 +172,8 @@ class Trainer:
 
     def resume(self) -> None:
         self.state = load_checkpoint(self.run.path / "last", self.model, self.opt, self.ema)
+        if self.scaler is not None and "scaler" in self.state:
+            self.scaler.load_state_dict(self.state.pop("scaler"))
         self.started -= self.state["elapsed"]
         log.info("resumed %s at epoch %d, batch %d", self.run.path, self.state["epoch"] + 1,
                  self.state["batch"])
@@ -150,13 +189,53 @@ class Trainer:
     def divergence(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.task.divergence(a, b, self.cfg.divergence)
 
-    def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One optimizer step on a batch already on the device; returns the (detached) loss.
-        A non-finite loss skips the step and is counted."""
+    def train_step(self, batch: dict[str, torch.Tensor] | list[tuple[dict, float]]
+                   ) -> torch.Tensor:
+        """One optimizer step; returns the (detached) mean loss. ``batch``: a batch already on
+        the device, or this rank's micro-batches of a global batch with their loss scales
+        (gradients accumulate over them; DDP reduces once, after the last). A non-finite loss
+        on any rank skips the step everywhere and is counted."""
         cfg, model, state = self.cfg, self.model, self.state
+        micro = [(batch, 1.0)] if isinstance(batch, dict) else batch
         for g in self.opt.param_groups:
             g["lr"] = g["base_lr"] * lr_factor(state["step"], state["total"], cfg.warmup,
                                                   cfg.schedule)
+        losses = []
+        for m, (b, scale) in enumerate(micro):
+            last = m == len(micro) - 1
+            sync = contextlib.nullcontext() if last or self.world == 1 else model.no_sync()
+            with sync:
+                loss = self._micro_step(b, scale)
+            if loss is None:  # non-finite somewhere: nothing applied
+                state["skipped_steps"] += 1
+                log.warning("step %d: non-finite loss, step skipped", state["step"])
+                self.opt.zero_grad(set_to_none=True)
+                return torch.tensor(float("nan"))
+            if scale:
+                losses.append(loss)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.opt)  # clip the true gradients
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if self.scaler is not None:  # skips the step when a gradient overflowed
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(model)
+        mean = torch.stack(losses).mean() if losses else torch.tensor(0.0)
+        state["loss_sum"] += float(mean)
+        state["loss_n"] += 1
+        return mean
+
+    def _micro_step(self, batch: dict[str, torch.Tensor], scale: float
+                    ) -> torch.Tensor | None:
+        """Forward and backward of one (micro-)batch with the regularisers, the loss scaled by
+        ``scale`` for the backward; its unscaled loss, or None when a rank's loss is not
+        finite."""
+        cfg, model = self.cfg, self.model
 
         def objective(out: dict[str, torch.Tensor]) -> torch.Tensor:
             return self.objective(out, batch)
@@ -171,30 +250,20 @@ class Trainer:
                 loss = objective(out)
             if cfg.vat:
                 loss = loss + cfg.vat * vat_loss(model, batch, out, self.divergence, cfg.vat_eps)
-        if not torch.isfinite(loss):
-            state["skipped_steps"] += 1
-            log.warning("step %d: non-finite loss, step skipped", state["step"])
-            self.opt.zero_grad(set_to_none=True)
-            return loss.detach()
-        loss.backward()
-        if self.fgm is not None and self.fgm.attack():
+        if not all_true(bool(torch.isfinite(loss)), self.device):
+            return None
+        self._backward(loss * scale)
+        if self.fgm is not None and self.fgm.attack():  # the direction: scaling changes no sign
             with self.autocast:
                 adv = objective(model(batch))
-            adv.backward()
+            self._backward(adv * scale)
             self.fgm.restore()
         if self.pgd is not None:
             def adv_loss() -> torch.Tensor:
                 with self.autocast:
-                    return objective(model(batch))
+                    adv = objective(model(batch)) * scale
+                return self.scaler.scale(adv) if self.scaler is not None else adv
             self.pgd.run(model, adv_loss)
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            self.ema.update(model)
-        state["loss_sum"] += float(loss.detach())
-        state["loss_n"] += 1
         return loss.detach()
 
     # ------------------------------------------------------------ epochs
@@ -219,10 +288,9 @@ class Trainer:
         """The rest of the current epoch; True when ``max_minutes`` ran out during it."""
         cfg, state = self.cfg, self.state
         self.model.train()
-        order = batches(self.examples, cfg.batch_size, cfg.seed, state["epoch"])
+        order = batches(self.examples, self.global_batch, cfg.seed, state["epoch"])
         for b_idx in range(state["batch"], len(order)):
-            batch = to_device(self.collate([self.examples[k] for k in order[b_idx]]), self.device)
-            loss = float(self.train_step(batch))
+            loss = float(self.train_step(self.micro_batches(order[b_idx])))
             state["step"] += 1
             state["batch"] = b_idx + 1
             bar.update(1)
@@ -236,16 +304,38 @@ class Trainer:
                 return True
         return False
 
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def micro_batches(self, idx: Sequence[int]) -> list[tuple[dict[str, torch.Tensor], float]]:
+        """This rank's micro-batches of the global batch ``idx`` with their loss scales
+        n_m * world / n: summed over micro-batches and averaged over ranks by DDP, the gradient
+        is the mean over the whole global batch, as one process with that batch computes it.
+        An empty share runs one example with scale 0 (every rank must join the reduction)."""
+        out = []
+        for part in share(idx, self.rank, self.world, self.cfg.accumulate):
+            scale = len(part) * self.world / len(idx)
+            batch = self.collate([self.examples[k] for k in (part or list(idx[:1]))])
+            out.append((to_device(batch, self.device), scale))
+        return out
+
     def evaluate(self) -> dict | None:
-        """Dev metrics of the current weights (the EMA weights when EMA is on)."""
+        """Dev metrics of the current weights (the EMA weights when EMA is on). Under DDP each
+        rank predicts every world-th record; the predictions are gathered in order, so every
+        rank computes the same metrics as one process would."""
         if not self.dev_records:
             return None
+        from gpner.metrics import evaluate
+
         predictor = Predictor(self.config, self.featurizer, self.task,
                               TorchBackend(unwrap(self.model), self.device))
+        mine = [r["text"] for r in self.dev_records[self.rank::self.world]]
         if self.ema is not None:
             with self.ema.applied(self.model):
-                return predictor.evaluate(self.dev_records)
-        return predictor.evaluate(self.dev_records)
+                pred = predictor.predict(mine)
+        else:
+            pred = predictor.predict(mine)
+        return evaluate(self.dev_records, gather(pred, self.rank, self.world))
 
     def save_best(self, dev: dict | None = None) -> None:
         """The model directory, with the EMA weights when EMA is on; its model card gets the
@@ -286,8 +376,9 @@ class Trainer:
         state["batch"], state["loss_sum"], state["loss_n"] = 0, 0.0, 0
         if cfg.max_minutes and not out_of_time:
             fit_schedule(state, cfg, self.per_epoch, self.elapsed())
+        extra = {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
         self.run.save_checkpoint(self.model, self.opt, self.ema,
-                                 state | {"elapsed": self.elapsed()})
+                                 state | {"elapsed": self.elapsed()} | extra)
         self.run.write_history(state["history"])
         bar.set_postfix(loss=f"{row['loss']:.4f}", dev_f1=f"{f1 or 0:.4f}",
                         best_f1=f"{max(0.0, state['best_f1']):.4f}", epoch=epoch + 1)
@@ -310,6 +401,9 @@ class Trainer:
                    "minutes": round(self.elapsed() / 60, 2),
                    "skipped_steps": state["skipped_steps"], "labels": self.config.labels,
                    "decode": dataclasses.asdict(self.config.decode), "data": self.config.data,
+                   "world_size": self.world, "backend": backend(),
+                   "batch_size_per_rank": self.cfg.batch_size,
+                   "accumulate": self.cfg.accumulate, "global_batch_size": self.global_batch,
                    "config": self.cfg.to_dict()}
         self.run.write_summary(summary)
         return summary
