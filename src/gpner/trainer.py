@@ -27,7 +27,7 @@ from gpner.data import (Collator, Example, batches, has_overlaps, make_examples,
 from gpner.distributed import all_true, backend, barrier, gather, setup, share
 from gpner.losses import flood
 from gpner.model import build, unwrap
-from gpner.optim import fit_schedule, lr_factor, param_groups
+from gpner.optim import adamw, fit_schedule, lr_factor, param_groups
 from gpner.predict import Predictor, TorchBackend
 from gpner.records import Record, Report
 from gpner.regularizers import EMA, FGM, PGD, penalised_loss, rdrop_loss, vat_loss
@@ -155,7 +155,7 @@ class Trainer:
         self.run, self.device = run, device
         self.started = time.time() if started is None else started
         self.collate = Collator(featurizer, task)
-        self.opt = torch.optim.AdamW(param_groups(unwrap(model), cfg))
+        self.opt = adamw(param_groups(unwrap(model), cfg), device)
         self.ema = EMA(model, cfg.ema) if cfg.ema else None
         emb = unwrap(model).word_embeddings.weight
         self.fgm = FGM(emb, cfg.fgm) if cfg.fgm else None
