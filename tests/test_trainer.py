@@ -146,3 +146,19 @@ def test_fp16_trains_with_a_gradient_scaler_and_keeps_it_in_checkpoints(tmp_path
     assert all(torch.isfinite(v).all() for v in saved.values())
     with pytest.raises(ValueError, match="choose one"):
         tiny_config(bf16=True, fp16=True)
+
+
+@pytest.mark.slow
+def test_compile_trains_the_same_model(tmp_path):
+    """compile=true (torch.compile, dynamic shapes) gives the weights of eager training; the
+    saved model is the plain module (no compiled wrapper in its names). About a minute on 2
+    CPU cores, most of it compiling."""
+    records = tiny_data(32, seed=1)
+    cfg = tiny_config(epochs=1, dropout=0.0)
+    train(records, None, tmp_path / "eager", cfg, progress=False)
+    train(records, None, tmp_path / "compiled", cfg.update({"compile": True}, "t"),
+          progress=False)
+    a = load_file(str(tmp_path / "eager" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "compiled" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4

@@ -50,6 +50,7 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None: torch's default
     bf16: bool = False  # bfloat16 autocast for the forward pass
     fp16: bool = False  # float16 autocast with a gradient scaler (CUDA; works on CPU, slowly)
+    compile: bool = False  # torch.compile the model (dynamic shapes): pays off on long GPU runs
     max_minutes: float | None = None  # stop (after the current epoch's evaluation) past this
     # regularisers (0 = off)
     rdrop: float = 0.0  # weight of D(s1, s2) between two dropout passes

@@ -114,6 +114,8 @@ def train(train_data: str | Path | Sequence[Record] | None,
 
         model = DistributedDataParallel(model, device_ids=[device.index]
                                         if device.type == "cuda" else None)
+    if cfg.compile:  # after DDP, as torch recommends; lengths vary by batch: dynamic shapes
+        model = torch.compile(model, dynamic=True)
     trainer = Trainer(cfg, model, task, featurizer, config, examples, dev_records, run, device,
                       started, rank=rank, world=world)
     if resume:
