@@ -209,12 +209,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from gpner.serving import ServeSettings, serve
 
+    limits = {k: getattr(args, k) for k in ("max_texts", "max_text_chars", "max_body_bytes")
+              if getattr(args, k) is not None}
     settings = ServeSettings(model=args.model, backend=args.backend, threads=args.threads,
                              max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
                              max_queue=args.max_queue, concurrency=args.concurrency,
-                             batching=not args.no_batching, max_texts=args.max_texts,
-                             max_text_chars=args.max_text_chars,
-                             max_body_bytes=args.max_body_bytes)
+                             batching=not args.no_batching, **limits)
     serve(settings, host=args.host, port=args.port, workers=args.workers,
           log_level="warning" if args.quiet else "info")
     return 0
@@ -223,13 +223,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from gpner.render import render
 
-    flat = True if args.flat else False if args.nested else None
     out = render(args.source, args.output, args.data, compare_gold=args.compare,
-                 limit=args.limit, errors_only=args.errors_only, flat=flat,
+                 limit=args.limit, errors_only=args.errors_only, flat=_flat(args),
                  threshold=args.threshold)
     print(f"wrote {out['output']}: {out['records']} of {out['of']} records"
           + (f", {out['errors']} errors" if args.compare else ""), file=sys.stderr)
     return 0
+
+
+def _decoding_options(p: argparse.ArgumentParser) -> None:
+    """--flat/--nested and --threshold (read back with :func:`_flat`)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--flat", action="store_true", help="non-overlapping entities only")
+    g.add_argument("--nested", action="store_true", help="all spans above the threshold")
+    p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
 
 
 def _positive(value: str) -> int:
@@ -309,10 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a killed run writing -o")
     p.add_argument("--strict", action="store_true", help="stop at the first bad input line "
                    "(default: report it with its line number and skip it)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--flat", action="store_true", help="non-overlapping entities only")
-    g.add_argument("--nested", action="store_true", help="all spans above the threshold")
-    p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    _decoding_options(p)
     p.add_argument("--stride", type=_positive, help="tokens between window starts in long "
                    "texts (default: the model's, half a window)")
     p.add_argument("--batch-size", type=_positive, default=32)
@@ -337,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from gpner.batching import BatchSettings
 
-    b = BatchSettings()
+    b = BatchSettings()  # the defaults the service uses (gpner.serving.ServeSettings extends it)
     p = verbs.add_parser("serve", help="an HTTP service with micro-batching and a web page",
                          description="Serve a model over HTTP (FastAPI + uvicorn; the 'serve' "
                          "extra): POST /predict, GET /health, /info, /metrics, OpenAPI at /docs, "
@@ -359,10 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_positive, default=b.concurrency,
                    help="batches computed at once per worker")
     p.add_argument("--no-batching", action="store_true", help="one request per forward pass")
-    p.add_argument("--max-texts", type=_positive, default=64, help="texts per request")
-    p.add_argument("--max-text-chars", type=_positive, default=100_000,
+    # limits: None keeps ServeSettings' defaults (64 texts, 100,000 characters, 4 MiB)
+    p.add_argument("--max-texts", type=_positive, help="texts per request")
+    p.add_argument("--max-text-chars", type=_positive,
                    help="characters per text (longer texts within it are windowed)")
-    p.add_argument("--max-body-bytes", type=_positive, default=4 * 1024 * 1024)
+    p.add_argument("--max-body-bytes", type=_positive, help="request body size")
     p.set_defaults(func=_serve)
 
     p = verbs.add_parser("render", help="draw data or predictions as a standalone HTML page",
@@ -378,10 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errors-only", action="store_true", help="with --compare: only records "
                    "with a missing or spurious entity")
     p.add_argument("--limit", type=_positive, default=1000, help="records on the page")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--flat", action="store_true", help="non-overlapping entities only")
-    g.add_argument("--nested", action="store_true", help="all spans above the threshold")
-    p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+    _decoding_options(p)
     p.set_defaults(func=_render)
 
     p = verbs.add_parser("demo", help="generate a corpus, train, evaluate and tag (no download)")

@@ -67,6 +67,15 @@ class BuiltinEncoder(nn.Module):
         return self.dropout(out)  # (B, L, 2 * lstm_hidden)
 
 
+def hf_config(encoder_config: dict) -> Any:
+    """A transformers config from a Hugging Face encoder's ``config.to_dict()`` (as gpner's
+    config.json keeps it under ``encoder_config``)."""
+    from transformers import AutoConfig
+
+    cfg = dict(encoder_config)
+    return AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+
+
 class HFEncoder(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()

@@ -72,7 +72,7 @@ def export_onnx(directory: str | Path, int8: bool = False, opset: int = 17) -> d
     model.eval()
     if config.encoder.type == "hf":  # plain attention traces into portable ONNX ops
         model.encoder.model.set_attn_implementation("eager")
-    featurizer = load_featurizer(config.encoder.type, path)
+    featurizer = load_featurizer(config.encoder.type, path, encoder_config=config.encoder_config)
     windows = []
     for text in PROBE:
         enc = featurizer.encode(text)

@@ -203,9 +203,11 @@ class HFFeaturizer:
         atomic_write_text(Path(directory) / SPECIAL_FILE, json.dumps(self.special()))
 
     @classmethod
-    def load(cls, directory: Path, without_torch: bool = False) -> "HFFeaturizer":
+    def load(cls, directory: Path, without_torch: bool = False,
+             encoder_config: dict | None = None) -> "HFFeaturizer":
         """``without_torch``: read ``tokenizer.json`` with the ``tokenizers`` library alone
-        (``transformers`` imports torch)."""
+        (``transformers`` imports torch). ``encoder_config``: the encoder's config from the
+        model's config.json."""
         directory = Path(directory)
         if without_torch:
             if not (directory / SPECIAL_FILE).is_file():
@@ -215,18 +217,14 @@ class HFFeaturizer:
             return cls(RawHFTokenizer.load(directory / "tokenizer.json"), special)
         from transformers import AutoConfig, AutoTokenizer
 
+        from gpner.encoders import hf_config
+
         # the encoder's config, given so that AutoTokenizer does not read config.json: that is
         # gpner's, whose model_type and auto_map it would take for remote code to confirm
         kwargs: dict[str, Any] = {}
-        try:
-            encoder_config = json.loads((directory / "config.json").read_text(
-                encoding="utf-8")).get("encoder_config")
-        except (OSError, ValueError):
-            encoder_config = None
-        if isinstance(encoder_config, dict) and "model_type" in encoder_config:
-            cfg = dict(encoder_config)
-            kwargs["config"] = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-        elif (directory / "encoder" / "config.json").is_file():
+        if encoder_config:
+            kwargs["config"] = hf_config(encoder_config)
+        elif (directory / "encoder" / "config.json").is_file():  # older model directories
             kwargs["config"] = AutoConfig.from_pretrained(str(directory / "encoder"))
         return cls(AutoTokenizer.from_pretrained(str(directory), use_fast=True, **kwargs))
 
@@ -248,9 +246,10 @@ def special_tokens(tokenizer: Any) -> dict[str, Any]:
     return {"before": full[:at], "after": full[at + len(plain):], "pad_id": pad}
 
 
-def load_featurizer(kind: str, directory: Path, without_torch: bool = False
-                    ) -> BuiltinFeaturizer | HFFeaturizer:
-    """The featurizer saved in a model directory (``kind`` from its config: builtin or hf)."""
+def load_featurizer(kind: str, directory: Path, without_torch: bool = False,
+                    encoder_config: dict | None = None) -> BuiltinFeaturizer | HFFeaturizer:
+    """The featurizer saved in a model directory (``kind`` from its config: builtin or hf;
+    ``encoder_config`` from its config too)."""
     if kind == "builtin":
         return BuiltinFeaturizer.load(directory)
-    return HFFeaturizer.load(directory, without_torch)
+    return HFFeaturizer.load(directory, without_torch, encoder_config)

@@ -186,7 +186,8 @@ class GpnerNerPipeline(Pipeline):
         mc = self.model.config.to_gpner()
         directory = Path(self.model.name_or_path)
         self.model.eval()
-        self.predictor = Predictor(mc, load_featurizer(mc.encoder.type, directory),
+        self.predictor = Predictor(mc, load_featurizer(mc.encoder.type, directory,
+                                                   encoder_config=mc.encoder_config),
                                    self.model.task, _ModelBackend(self.model))
 
     def _sanitize_parameters(self, threshold: float | None = None, flat: bool | None = None,

@@ -74,11 +74,10 @@ def build_encoder(spec: EncoderSpec, directory: Path | None = None,
         return BuiltinEncoder(spec.sizes, **spec.params)
     from transformers import AutoConfig, AutoModel
 
-    from gpner.encoders import HFEncoder
+    from gpner.encoders import HFEncoder, hf_config as config_of
 
     if encoder_config:
-        cfg = dict(encoder_config)
-        hf_config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+        hf_config = config_of(encoder_config)
     elif directory is not None:
         hf_config = AutoConfig.from_pretrained(str(Path(directory) / "encoder"))
     else:

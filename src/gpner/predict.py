@@ -279,5 +279,5 @@ def load(directory: str | Path, device: str | None = None, backend: str = "torch
     load_weights(model, path, config)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
-    featurizer = load_featurizer(config.encoder.type, path)
+    featurizer = load_featurizer(config.encoder.type, path, encoder_config=config.encoder_config)
     return Predictor(config, featurizer, task, TorchBackend(model, dev))

@@ -56,6 +56,9 @@ class ServeSettings(BatchSettings):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
+    def model_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
+
     def batch(self) -> BatchSettings:
         return BatchSettings(**{f.name: getattr(self, f.name) for f in fields(BatchSettings)})
 
@@ -167,9 +170,8 @@ class State:
                 from gpner.predict import load
 
                 s = self.settings
-                threads = s.threads or max(1, (os.cpu_count() or 2) - 1)
                 self.predictor = await asyncio.to_thread(load, s.model, backend=s.backend,
-                                                         threads=threads)
+                                                         threads=s.model_threads())
             batcher = MicroBatcher(self.predictor, self.settings.batch(), self.metrics.on_batch)
             batcher.start()
             self.batcher = batcher
@@ -186,7 +188,7 @@ class State:
                 "max_length": cfg.max_length, "stride": cfg.decode.stride,
                 "threshold": cfg.decode.threshold, "flat": bool(cfg.decode.flat),
                 "backend": s.backend, "model": s.model,
-                "threads": s.threads or max(1, (os.cpu_count() or 2) - 1),
+                "threads": s.model_threads(),
                 "limits": {"max_texts": s.max_texts, "max_text_chars": s.max_text_chars,
                            "max_body_bytes": s.max_body_bytes, "max_queue": s.max_queue},
                 "batching": {"enabled": s.batching, "max_batch_tokens": s.max_batch_tokens,
