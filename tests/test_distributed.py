@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,14 +113,27 @@ def test_a_killed_torchrun_resumes_to_the_uninterrupted_weights(data, tmp_path):
         if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
             time.sleep(0.3)  # into epoch 2
             os.killpg(proc.pid, signal.SIGKILL)
+            # torchrun starts its workers in sessions of their own: kill them too, as a
+            # machine that goes down would
+            subprocess.run(["pkill", "-9", "-f", str(tmp_path / "run")])
             break
         time.sleep(0.02)
     proc.wait(30)
     assert proc.returncode != 0, "the run finished before it could be killed"
+    for _ in range(100):  # every worker gone before the resume starts
+        if subprocess.run(["pgrep", "-f", str(tmp_path / "run")],
+                          capture_output=True).returncode != 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("workers still running after the kill")
     summary = tmp_path / "run" / "summary.json"
     assert not summary.exists()
     res = torchrun("train", "-o", tmp_path / "run", "--resume", "--no-progress")
     assert res.returncode == 0, res.stderr[-3000:]
+    # it continued from the checkpoint (a fresh start would also reach the same weights)
+    assert re.search(r"resumed .* at epoch [23], batch 0", res.stderr), res.stderr[-2000:]
+    assert "epoch 1:" not in res.stderr
     assert max_diff(weights(tmp_path / "run"), weights(tmp_path / "ref")) == 0.0
     last_ref = load_file(str(tmp_path / "ref" / "last" / "model.safetensors"))
     last_run = load_file(str(tmp_path / "run" / "last" / "model.safetensors"))
