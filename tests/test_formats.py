@@ -156,7 +156,8 @@ def test_doccano_and_label_studio(tmp_path):
     assert detect_format(ls) == "label-studio"
     corpus = read(ls)
     assert spans(corpus) == [[(0, 8, "PER")]] and corpus[0]["id"] == 9
-    assert corpus.report.skipped == {"ignored relation result": 1}
+    # relations are read (tests/test_relation_formats.py); this one names no span: counted
+    assert corpus.report.skipped == {"bad relation": 1} and corpus[0]["relations"] == []
 
 
 @pytest.mark.parametrize("fmt,name", [("jsonl", "o.jsonl"), ("cluener", "o.json"),

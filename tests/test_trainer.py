@@ -120,7 +120,7 @@ def test_bad_settings_are_clear(tmp_path):
         TrainConfig().update({"head": "crf", "rdrop": 1.0}, "x")
     with pytest.raises(ValueError, match="divergence must be sum or mean"):
         TrainConfig().update({"divergence": "max"}, "x")
-    with pytest.raises(ValueError, match="task must be one of ner"):
+    with pytest.raises(ValueError, match="task must be auto or one of ner"):
         TrainConfig().update({"task": "qa"}, "x")
     # config.yaml of gpner 0.1.0 runs carries an empty `extra`: still readable
     assert TrainConfig().update({"extra": {}, "epochs": 3}, "old").epochs == 3

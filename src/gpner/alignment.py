@@ -73,11 +73,12 @@ class Alignment:
 
 def align_entities(text: str, entities: Iterable[Entity], encoding: Encoding,
                    report: Report | None = None, misaligned: str = "skip",
-                   line: int | None = None) -> list[TokenSpan]:
+                   line: int | None = None, keep_places: bool = False) -> list[TokenSpan]:
     """Token spans (label names) for gold entities; misaligned spans are counted in ``report``.
 
     ``misaligned``: ``"skip"`` leaves them out of the returned spans, ``"expand"`` snaps them to
     the enclosing tokens; both count them under ``"boundary inside a token"``.
+    ``keep_places``: a skipped entity gives None in its place (relations index the list).
     """
     if misaligned not in ("skip", "expand"):
         raise ValueError(f"misaligned must be 'skip' or 'expand', got {misaligned!r}")
@@ -94,6 +95,8 @@ def align_entities(text: str, entities: Iterable[Entity], encoding: Encoding,
                                f"{e['label']} [{e['start']}, {e['end']}) "
                                f"{text[e['start']:e['end']]!r}{shown}")
             if misaligned == "skip" or near is None:
+                if keep_places:
+                    out.append(None)  # type: ignore[arg-type]
                 continue
             span = near
         out.append(TokenSpan(span[0], span[1], e["label"]))

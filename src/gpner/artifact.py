@@ -64,6 +64,7 @@ class ModelConfig:
     train_config: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
     data: dict[str, Any] | None = None  # what the readers and the alignment skipped, and why
     encoder_config: dict[str, Any] | None = None  # a Hugging Face encoder's own config
+    relations: list[str] | None = None  # relation extraction: relation id p is relations[p]
     gpner_version: str = __version__
     format_version: int = FORMAT_VERSION  # the version it was read from; saving writes the latest
 
@@ -85,6 +86,7 @@ class ModelConfig:
                 "encoder": dataclasses.asdict(self.encoder), "tokenizer": self.tokenizer,
                 "decode": dataclasses.asdict(self.decode), "train_config": self.train_config,
                 "data": self.data,
+                **({"relations": self.relations} if self.relations is not None else {}),
                 **({"encoder_config": self.encoder_config} if self.encoder_config else {})}
 
     @classmethod
@@ -115,13 +117,19 @@ class ModelConfig:
             raise ValueError(f"{source}: id2label must map 0..C-1 to labels, found {id2label}")
         if "label2id" in d and d["label2id"] != {lab: k for k, lab in enumerate(labels)}:
             raise ValueError(f"{source}: label2id {d['label2id']} does not invert id2label")
+        relations = d.get("relations")
+        if d.get("task") == "relations" and not (
+                isinstance(relations, list) and relations
+                and all(isinstance(x, str) for x in relations)):
+            raise ValueError(f"{source}: a relations model needs 'relations', a list of relation "
+                             f"labels; found {relations!r:.80}")
         try:
             return cls(labels=labels, head=d["head"], head_size=d.get("head_size", 64),
                        task=d.get("task", "ner"), encoder=EncoderSpec(**d["encoder"]),
                        tokenizer=d["tokenizer"], max_length=int(d["max_length"]),
                        decode=DecodeSettings(**d.get("decode", {})),
                        train_config=d.get("train_config", {}), data=d.get("data"),
-                       encoder_config=d.get("encoder_config"),
+                       encoder_config=d.get("encoder_config"), relations=relations,
                        gpner_version=d.get("gpner_version", "unknown"), format_version=version)
         except TypeError as exc:  # an unknown key in encoder or decode
             raise ValueError(f"{source}: {exc}") from None

@@ -23,7 +23,8 @@ READ_CPUS = 0.1
 
 
 class GpnerPredictor:
-    """``GpnerPredictor(model_dir)(batch) -> batch`` with an ``entities`` column.
+    """``GpnerPredictor(model_dir)(batch) -> batch`` with an ``entities`` column (and a
+    ``relations`` column from a relation model).
 
     A batch is a dict of columns (Ray's ``numpy`` format), a pandas DataFrame, or a list of
     dicts; texts are read from ``text_field``. ``backend``: torch, onnx or onnx-int8;
@@ -51,24 +52,37 @@ class GpnerPredictor:
         return {**self.__dict__, "_model": None}  # the settings travel, not the weights
 
     def entities(self, texts: list[str]) -> list[list[dict[str, Any]]]:
-        records = self.model.predict_iter(texts, batch_size=self.batch_size,
-                                          **self.predict_kwargs)
-        return [r["entities"] for r in records]
+        return [r["entities"] for r in self.records(texts)]
+
+    def records(self, texts: list[str]) -> list[dict[str, Any]]:
+        return list(self.model.predict_iter(texts, batch_size=self.batch_size,
+                                            **self.predict_kwargs))
+
+    def _columns(self, texts: list[str]) -> dict[str, list]:
+        """``output_field`` (entities) and, for a relation model, ``relations`` (indexing
+        them)."""
+        records = self.records(texts)
+        cols = {self.output_field: [r["entities"] for r in records]}
+        if records and "relations" in records[0]:
+            cols["relations"] = [r["relations"] for r in records]
+        return cols
 
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, list):
-            found = self.entities([r[self.text_field] for r in batch])
-            return [{**r, self.output_field: e} for r, e in zip(batch, found)]
+            cols = self._columns([r[self.text_field] for r in batch])
+            return [{**r, **{k: v[n] for k, v in cols.items()}} for n, r in enumerate(batch)]
         if isinstance(batch, dict):
             import numpy as np
 
-            found = self.entities([str(t) for t in batch[self.text_field]])
-            column = np.empty(len(found), dtype=object)
-            column[:] = found
-            return {**batch, self.output_field: column}
+            cols = self._columns([str(t) for t in batch[self.text_field]])
+            out = dict(batch)
+            for k, found in cols.items():
+                column = np.empty(len(found), dtype=object)
+                column[:] = found
+                out[k] = column
+            return out
         # a pandas DataFrame
-        found = self.entities([str(t) for t in batch[self.text_field]])
-        return batch.assign(**{self.output_field: found})
+        return batch.assign(**self._columns([str(t) for t in batch[self.text_field]]))
 
 
 class _LinePredictor(GpnerPredictor):

@@ -37,7 +37,7 @@ def _train(args: argparse.Namespace) -> int:
         if not args.train:
             raise ValueError("--train is required (unless --resume)")
         overrides = list(args.overrides)
-        for key in ("encoder", "head"):
+        for key in ("encoder", "head", "task"):
             if getattr(args, key):
                 overrides.append(f"{key}={getattr(args, key)}")
         cfg = load_config(args.config, overrides)
@@ -69,7 +69,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     gold = corpus.records
     texts = [r["text"] for r in gold]
     opts = dict(flat=args.flat, threshold=args.threshold, progress=not args.no_progress)
-    pred = load(args.model).predict(texts, **opts)
+    model = load(args.model)
+    pred = model.predict(texts, **opts)
+    if getattr(model.task, "has_relations", False):
+        return _evaluate_relations(args, gold, pred, corpus.report)
     result = evaluate(gold, pred)
     result.update(schemas(gold, pred))
     result["data"] = corpus.report.as_dict()
@@ -95,6 +98,26 @@ def _evaluate(args: argparse.Namespace) -> int:
                   f" paired bootstrap over {c['records']} records, {c['samples']} samples: "
                   f"p = {c['p_value']:.4f})")
         print(corpus.report.summary(), file=sys.stderr)
+    return 0
+
+
+def _evaluate_relations(args: argparse.Namespace, gold: list, pred: list, report) -> int:
+    """``gpner evaluate`` for a relation model: triple metrics (strict and partial, per
+    relation, by overlap class and triples per sentence) and the entity metrics."""
+    import json
+
+    from gpner.metrics import evaluate_relations, format_relations
+
+    if args.errors or args.compare:
+        raise ValueError("--errors and --compare are for NER models; a relation model's "
+                         "evaluation has no error listing or comparison yet")
+    result = evaluate_relations(gold, pred)
+    result["data"] = report.as_dict()
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print(format_relations(result))
+        print(report.summary(), file=sys.stderr)
     return 0
 
 
@@ -180,17 +203,21 @@ def _demo(args: argparse.Namespace) -> int:
     import json
 
     from gpner.config import load_config
-    from gpner.demo import SAMPLES, write_corpus
+    from gpner.demo import RELATION_SAMPLES, SAMPLES, write_corpus
     from gpner.formats import read
-    from gpner.metrics import format_table
+    from gpner.metrics import format_relations, format_table
     from gpner.predict import load
     from gpner.trainer import train
 
     out = args.output
-    paths = write_corpus(f"{out}/data")
-    print(f"[1/4] demo corpus (Chinese + English, nested): {paths['train']}, {paths['dev']}, "
+    if args.relations:
+        paths, what = write_corpus(f"{out}/data", relations=True), "entities and relations"
+        samples, table = RELATION_SAMPLES, format_relations
+    else:
+        paths, what, samples, table = write_corpus(f"{out}/data"), "nested", SAMPLES, format_table
+    print(f"[1/4] demo corpus (Chinese + English, {what}): {paths['train']}, {paths['dev']}, "
           f"{paths['test']}", file=sys.stderr)
-    cfg = load_config(None, ["epochs=12", *args.overrides])
+    cfg = load_config(None, ["epochs=20" if args.relations else "epochs=12", *args.overrides])
     print(f"[2/4] gpner train --train {paths['train']} --dev {paths['dev']} --output {out}/run",
           file=sys.stderr)
     summary = train(paths["train"], paths["dev"], f"{out}/run", cfg, progress=not args.no_progress)
@@ -199,9 +226,9 @@ def _demo(args: argparse.Namespace) -> int:
     model = load(f"{out}/run")
     print(f"[3/4] gpner evaluate {out}/run {paths['test']}", file=sys.stderr)
     result = model.evaluate(read(paths["test"]).records)
-    print(format_table(result))
+    print(table(result))
     print("[4/4] gpner predict (sample sentences)", file=sys.stderr)
-    for record in model.predict(SAMPLES):
+    for record in model.predict(samples):
         print(json.dumps(record, ensure_ascii=False))
     return 0
 
@@ -248,7 +275,7 @@ def _positive(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from gpner import __version__
-    from gpner.tasks import HEADS
+    from gpner.tasks import HEADS, TASKS
 
     parser = argparse.ArgumentParser(prog="gpner", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gpner {__version__}")
@@ -282,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="builtin (default), a Hugging Face name or a local directory")
     p.add_argument("--head", choices=list(HEADS), help="default egp; "
                    + "; ".join(f"{k}: {v.about}" for k, v in HEADS.items()))
+    p.add_argument("--task", choices=["auto", *TASKS], help="ner, relations (GPLinker: entities "
+                   "and triples; gp or egp heads), or auto (default): relations when the "
+                   "training data has them")
     p.add_argument("--config", help="YAML file of settings")
     p.add_argument("--resume", action="store_true", help="continue the run in OUTPUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -388,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("demo", help="generate a corpus, train, evaluate and tag (no download)")
     p.add_argument("--output", "-o", default="runs/demo", help="where data and model go")
+    p.add_argument("--relations", action="store_true", help="the relation-extraction demo "
+                   "(entities and triples, GPLinker)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=_demo)

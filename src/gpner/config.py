@@ -15,7 +15,7 @@ from typing import Any
 @dataclass
 class TrainConfig:
     # model
-    task: str = "ner"
+    task: str = "auto"  # ner | relations | auto: relations when the training data has them
     encoder: str = "builtin"  # "builtin", a Hugging Face model name, or a local model directory
     head: str = "egp"  # gp | egp | crf | softmax (gpner.tasks.HEADS)
     head_size: int = 64
@@ -92,9 +92,11 @@ class TrainConfig:
     def validate(self) -> None:
         from gpner.tasks import HEADS, TASKS, head_info
 
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task != "auto" and self.task not in TASKS:
+            raise ValueError(f"task must be auto or one of {', '.join(TASKS)}, got {self.task!r}")
         info = head_info(self.head)
+        if self.task == "relations" and info.kind != "span":
+            raise ValueError(f"task=relations needs a span head (gp or egp), got {self.head!r}")
         if self.divergence not in ("sum", "mean"):
             raise ValueError(f"divergence must be sum or mean, got {self.divergence!r}")
         if self.flood < 0:

@@ -9,7 +9,7 @@ Everything that cannot be used is counted in a :class:`~gpner.records.Report`.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -25,6 +25,8 @@ from gpner.tokenization import Encoding
 class Example:
     window: Window
     spans: list[TokenSpan]  # window-local token indices, label ids
+    # relation data: (index of the subject in spans, index of the object, relation id)
+    relations: list[tuple[int, int, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.window)
@@ -32,13 +34,17 @@ class Example:
 
 def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[str],
                   max_length: int, report: Report, misaligned: str = "skip",
-                  flat_only: bool = False, stride: int | None = None) -> list[Example]:
+                  flat_only: bool = False, stride: int | None = None,
+                  relations: Sequence[str] | None = None) -> list[Example]:
     """Encode records into windows with gold spans; problems are counted in ``report``.
 
     ``flat_only`` (tag heads): overlapping gold spans keep the earliest, longest one and count the
-    rest as ``nested span (tag heads cannot represent it)``.
+    rest as ``nested span (tag heads cannot represent it)``. ``relations`` (relation labels, for
+    relation extraction): each window also gets the relations whose two entities it holds; a
+    relation that no window holds whole, or whose entity was skipped, is counted.
     """
     label_id = {lab: k for k, lab in enumerate(labels)}
+    rel_id = {lab: k for k, lab in enumerate(relations or ())}
     size = content_size(featurizer, max_length)
     examples: list[Example] = []
     for doc, rec in enumerate(records):
@@ -49,30 +55,72 @@ def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[s
             if e["label"] in label_id:
                 known.append(e)
             else:
+                known.append(None)
                 report.problem(None, "label not in training data",
                                f"record {doc}: {e['label']} {text[e['start']:e['end']]!r}")
-        spans = align_entities(text, known, enc, report, misaligned)
+        spans = align_entities(text, [e for e in known if e is not None], enc, report,
+                               misaligned, keep_places=relations is not None)
+        links: list[tuple[int, int, int]] = []
+        if relations is not None:
+            links = _relations(rec, known, spans, rel_id, report, doc)
+            spans = [sp if sp is not None else TokenSpan(-1, -1, "") for sp in spans]
         if flat_only:
             spans = _flatten(spans, report, doc, text, enc)
         report.records += 1
-        report.entities += len(spans)
-        placed = [False] * len(spans)
+        report.entities += sum(sp.start >= 0 for sp in spans)
+        report.relations += len(links)
+        placed = [sp.start < 0 for sp in spans]  # a skipped entity has no place to be in
+        linked = [False] * len(links)
         for start, end in window_bounds(len(enc), size, stride):
             win = featurizer.window(text, enc, start, end)
             shift = win.prefix - win.start  # content token -> window token
-            local = []
+            local, where = [], {}
             for k, sp in enumerate(spans):
-                if win.start <= sp.start and sp.end <= win.end:
+                if sp.start >= 0 and win.start <= sp.start and sp.end <= win.end:
+                    where[k] = len(local)
                     local.append(TokenSpan(sp.start + shift, sp.end + shift, label_id[sp.label]))
                     placed[k] = True
-            examples.append(Example(win, local))
+            inside = []
+            for n, (h, t, p) in enumerate(links):
+                if h in where and t in where:
+                    inside.append((where[h], where[t], p))
+                    linked[n] = True
+            examples.append(Example(win, local, inside))
         for k, ok in enumerate(placed):
             if not ok:
                 sp = spans[k]
                 report.problem(None, "entity wider than the window overlap",
                                f"record {doc}: {sp.label} of {sp.end - sp.start} tokens; "
                                "raise max_length")
+        for n, ok in enumerate(linked):
+            if not ok:
+                h, t, p = links[n]
+                report.problem(None, "relation wider than a window",
+                               f"record {doc}: {relations[p]} between tokens {spans[h].start} "
+                               f"and {spans[t].start}; raise max_length")
     return examples
+
+
+def _relations(rec: Record, known: list, spans: list, rel_id: dict[str, int], report: Report,
+               doc: int) -> list[tuple[int, int, int]]:
+    """The record's relations as (span index, span index, relation id); ``known`` has None for
+    entities of unknown labels, ``spans`` None for entities that did not align."""
+    span_of, k = {}, 0
+    for n, e in enumerate(known):  # record entity index -> index in spans
+        if e is not None:
+            span_of[n] = k
+            k += 1
+    out = []
+    for r in rec.get("relations", []):
+        h, t = span_of.get(r["head"]), span_of.get(r["tail"])
+        if r["label"] not in rel_id:
+            report.problem(None, "relation label not in training data", f"record {doc}: "
+                                                                        f"{r['label']}")
+        elif h is None or t is None or spans[h] is None or spans[t] is None:
+            report.problem(None, "relation on a skipped entity", f"record {doc}: {r['label']}")
+        else:
+            out.append((h, t, rel_id[r["label"]]))
+    return out
 
 
 def _flatten(spans: list[TokenSpan], report: Report, doc: int, text: str, enc: Encoding
@@ -121,7 +169,11 @@ class Collator:
 
     def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         batch = as_tensors(self.featurizer.collate([ex.window for ex in examples]))
-        batch.update(self.task.targets([ex.spans for ex in examples], batch))
+        if getattr(self.task, "has_relations", False):
+            batch.update(self.task.targets([ex.spans for ex in examples], batch,
+                                           [ex.relations for ex in examples]))
+        else:
+            batch.update(self.task.targets([ex.spans for ex in examples], batch))
         return batch
 
 

@@ -92,18 +92,96 @@ def generate(n: int, seed: int, held_out: bool = False) -> list[Record]:
     return out
 
 
-def write_corpus(directory: Path, n_train: int = 600, n_dev: int = 150, n_test: int = 150
-                 ) -> dict[str, Path]:
+def write_corpus(directory: Path, n_train: int = 600, n_dev: int = 150, n_test: int = 150,
+                 relations: bool = False) -> dict[str, Path]:
+    """train/dev/test JSON lines of :func:`generate` (or, with ``relations``,
+    :func:`generate_relations`); dev and test hold out names."""
     from gpner.formats import write
 
+    make = generate_relations if relations else generate
     directory = Path(directory)
     paths = {}
     for name, n, seed, held in (("train", n_train, 1, False), ("dev", n_dev, 2, True),
                                 ("test", n_test, 3, True)):
         paths[name] = directory / f"{name}.jsonl"
-        write(generate(n, seed, held), paths[name], "jsonl")
+        write(make(n, seed, held), paths[name], "jsonl")
     return paths
 
+
+# relation demo: slots are TYPE:name; each template lists its triples (subject, relation, object);
+# an ORG holds a LOC (located_in), and some templates put the object before its subject
+REL_TEMPLATES = {
+    "zh": [("{PER:a}在{ORG:b}工作。", [("a", "works_for", "b")]),
+           ("{PER:a}出生于{LOC:b}，现居{LOC:c}。", [("a", "born_in", "b"), ("a", "lives_in", "c")]),
+           ("{LOC:b}是{PER:a}的家乡。", [("a", "born_in", "b")]),
+           ("{PER:a}和{PER:c}都在{ORG:b}工作。",
+            [("a", "works_for", "b"), ("c", "works_for", "b")]),
+           ("{PER:a}昨天从{LOC:b}飞往{LOC:c}。", []),
+           ("{PER:a}住在{LOC:b}。", [("a", "lives_in", "b")])],
+    "en": [("{PER:a} works at the {ORG:b} .", [("a", "works_for", "b")]),
+           ("{PER:a} was born in {LOC:b} and lives in {LOC:c} .",
+            [("a", "born_in", "b"), ("a", "lives_in", "c")]),
+           ("{LOC:b} is the home town of {PER:a} .", [("a", "born_in", "b")]),
+           ("{PER:a} and {PER:c} work at the {ORG:b} .",
+            [("a", "works_for", "b"), ("c", "works_for", "b")]),
+           ("{PER:a} flew from {LOC:b} to {LOC:c} yesterday .", []),
+           ("{PER:a} lives in {LOC:b} .", [("a", "lives_in", "b")])],
+}
+
+
+def _fill_relations(template: str, triples: list, rng: random.Random, zh: bool, pools: dict
+                    ) -> Record:
+    text, entities, relations, slot_at, used = "", [], [], {}, set()
+    rest = template
+    while "{" in rest:
+        pre, rest = rest.split("{", 1)
+        slot, rest = rest.split("}", 1)
+        kind, name = slot.split(":")
+        text += pre
+        start = len(text)
+        if kind == "ORG":
+            loc = rng.choice(pools["loc"])
+            form = "{LOC}" + rng.choice(ZH_ORG_SUFFIX) if zh else rng.choice(EN_ORG)
+            at = start + form.index("{LOC}")
+            text += form.replace("{LOC}", loc)
+            entities.append({"start": at, "end": at + len(loc), "label": "LOC"})
+            relations.append({"head": len(entities), "tail": len(entities) - 1,
+                              "label": "located_in"})
+        else:  # two people of one sentence are two people
+            text += rng.choice([x for x in pools["per" if kind == "PER" else "loc"]
+                                if x not in used])
+            used.add(text[start:])
+        slot_at[name] = len(entities)
+        entities.append({"start": start, "end": len(text), "label": kind})
+    text += rest
+    relations += [{"head": slot_at[s], "tail": slot_at[o], "label": r} for s, r, o in triples]
+    return {"text": text, "entities": entities, "relations": relations}
+
+
+def generate_relations(n: int, seed: int, held_out: bool = False) -> list[Record]:
+    """``n`` relation records (half Chinese, half English) in gpner's record form, entities
+    in text order; names held out as in :func:`generate`."""
+    from gpner.records import Report, finish_record
+
+    rng = random.Random(seed)
+    out = []
+    for k in range(n):
+        zh = k % 2 == 0
+        per, loc = (ZH_PER, ZH_LOC) if zh else (EN_PER, EN_LOC)
+        if not (held_out and rng.random() < 1 / 3):
+            per, loc = per[:int(len(per) * 0.75)], loc[:int(len(loc) * 0.75)]
+        template, triples = rng.choice(REL_TEMPLATES["zh" if zh else "en"])
+        r = _fill_relations(template, triples, rng, zh, {"per": per, "loc": loc})
+        out.append(finish_record(r["text"], r["entities"], Report("demo"), None,
+                                 relations=r["relations"]))
+    return out
+
+
+RELATION_SAMPLES = [
+    "王芳在深圳银行工作。",
+    "Emma Brown was born in Paris and lives in Tokyo .",
+    "成都是赵磊的家乡。",
+]
 
 SAMPLES = [
     "张伟在上海大学工作，昨天从北京飞往深圳。",

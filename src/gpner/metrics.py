@@ -232,3 +232,140 @@ def format_schemas(result: dict) -> str:
     s = result["scenarios"]
     rows.append("errors: " + ", ".join(f"{k} {s[k]}" for k in SCENARIOS[1:]))
     return "\n".join(rows)
+
+
+# --- relation extraction: triples (subject, relation, object)
+
+OVERLAP_CLASSES = ("Normal", "EPO", "SEO")
+COUNT_BINS = ("0", "1", "2", "3", "4", ">=5")
+
+
+def triple_set(record: Record, partial: bool = False) -> set[tuple]:
+    """A record's triples. Strict: ``(s_start, s_end, relation, o_start, o_end)``, both entity
+    spans exact. Partial (WebNLG*): ``(last word of the subject, relation, last word of the
+    object)`` compared as text, as the WebNLG* papers score."""
+    text, ents = record["text"], record.get("entities", [])
+    out = set()
+    for r in record.get("relations", []):
+        s, o = ents[r["head"]], ents[r["tail"]]
+        if partial:
+            out.add((_last_word(text[s["start"]:s["end"]]), r["label"],
+                     _last_word(text[o["start"]:o["end"]])))
+        else:
+            out.add((s["start"], s["end"], r["label"], o["start"], o["end"]))
+    return out
+
+
+def _last_word(mention: str) -> str:
+    words = mention.split()
+    return words[-1] if words else mention
+
+
+def overlap_classes(record: Record) -> set[str]:
+    """The CopyRE/CasRel classes of a gold record, entities compared by their text: EPO when
+    an ordered (subject, object) pair has two or more relations, SEO when, pairs merged, an
+    entity takes part in two or more pairs, Normal when neither (a sentence can be EPO and SEO)."""
+    text, ents = record["text"], record.get("entities", [])
+    pairs: Counter = Counter()
+    for r in record.get("relations", []):
+        s, o = ents[r["head"]], ents[r["tail"]]
+        pairs[(text[s["start"]:s["end"]], text[o["start"]:o["end"]])] += 1
+    classes = set()
+    if any(n > 1 for n in pairs.values()):
+        classes.add("EPO")
+    seen: Counter = Counter(e for pair in pairs for e in set(pair))
+    if any(n > 1 for n in seen.values()):
+        classes.add("SEO")
+    return classes or {"Normal"}
+
+
+def _count_bin(n: int) -> str:
+    return str(n) if n < 5 else ">=5"
+
+
+def _triple_scores(gold: Sequence[Record], pred: Sequence[Record], partial: bool) -> dict:
+    tp: Counter = Counter()
+    fp: Counter = Counter()
+    fn: Counter = Counter()
+    groups: dict[str, Counter] = {}  # "overlap:EPO" / "count:2" -> tp, fp, fn
+
+    def add(name: str, t: int, f: int, n: int) -> None:
+        c = groups.setdefault(name, Counter())
+        c["tp"] += t
+        c["fp"] += f
+        c["fn"] += n
+
+    at = 1 if partial else 2  # where the relation label sits in a triple key
+    for g, p in zip(gold, pred):
+        gs, ps = triple_set(g, partial), triple_set(p, partial)
+        for x in gs & ps:
+            tp[x[at]] += 1
+        for x in ps - gs:
+            fp[x[at]] += 1
+        for x in gs - ps:
+            fn[x[at]] += 1
+        t, f, n = len(gs & ps), len(ps - gs), len(gs - ps)
+        for cls in overlap_classes(g):
+            add(f"overlap:{cls}", t, f, n)
+        add(f"count:{_count_bin(len(g.get('relations', [])))}", t, f, n)
+    names = sorted(set(tp) | set(fp) | set(fn))
+    per_label = {lab: _prf(tp[lab], fp[lab], fn[lab]) for lab in names}
+    result = _prf(sum(tp.values()), sum(fp.values()), sum(fn.values()))
+    result["macro_f1"] = sum(v["f1"] for v in per_label.values()) / len(names) if names else 0.0
+    result["per_label"] = per_label
+
+    def table(prefix: str, keys: Sequence[str]) -> dict:
+        out = {}
+        for k in keys:
+            c = groups.get(f"{prefix}:{k}")
+            if c is not None:
+                out[k] = _prf(c["tp"], c["fp"], c["fn"])
+                out[k]["sentences"] = 0
+        return out
+
+    result["by_overlap"] = table("overlap", OVERLAP_CLASSES)
+    result["by_count"] = table("count", COUNT_BINS)
+    for g in gold:  # sentences per breakdown row
+        for cls in overlap_classes(g):
+            result["by_overlap"][cls]["sentences"] += 1
+        result["by_count"][_count_bin(len(g.get("relations", [])))]["sentences"] += 1
+    return result
+
+
+def evaluate_relations(gold: Sequence[Record], pred: Sequence[Record]) -> dict:
+    """Triple-level micro P/R/F1 for aligned gold/predicted records with ``relations``.
+
+    Top level: strict triples (both entity spans and the relation exact), with ``macro_f1``,
+    ``per_label`` (per relation), ``by_overlap`` (Normal / EPO / SEO sentences, see
+    :func:`overlap_classes`) and ``by_count`` (sentences with 0, 1, 2, 3, 4, >= 5 gold triples),
+    each row with its ``sentences``. ``partial``: the same for last-word triples (WebNLG*).
+    ``entities``: the strict entity metrics of :func:`evaluate`. Duplicate triples count once.
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold records but {len(pred)} predictions")
+    for n, (g, p) in enumerate(zip(gold, pred)):
+        if g.get("text") is not None and p.get("text") is not None and g["text"] != p["text"]:
+            raise ValueError(f"record {n}: gold and prediction texts differ")
+    result = _triple_scores(gold, pred, partial=False)
+    result["partial"] = _triple_scores(gold, pred, partial=True)
+    result["entities"] = evaluate(gold, pred)
+    return result
+
+
+def format_relations(result: dict) -> str:
+    """Plain-text tables: per relation, micro and macro, then the partial-match line, the
+    breakdowns by overlap class and by triples per sentence, and the entity line."""
+    lines = [format_table(result), ""]
+    pm = result["partial"]
+    lines.append(f"{'partial match':<16}{pm['precision']:>10.4f}{pm['recall']:>10.4f}"
+                 f"{pm['f1']:>10.4f}{pm['support']:>9}  (last word of each entity)")
+    for name, key in (("overlap class", "by_overlap"), ("triples/sentence", "by_count")):
+        lines += ["", f"{name:<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"
+                      f"{'sentences':>11}"]
+        for k, v in result[key].items():
+            lines.append(f"{k:<16}{v['precision']:>10.4f}{v['recall']:>10.4f}{v['f1']:>10.4f}"
+                         f"{v['support']:>9}{v['sentences']:>11}")
+    e = result["entities"]
+    lines += ["", f"{'entities':<16}{e['precision']:>10.4f}{e['recall']:>10.4f}{e['f1']:>10.4f}"
+                  f"{e['support']:>9}"]
+    return "\n".join(lines)

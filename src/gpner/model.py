@@ -7,6 +7,8 @@ or decoding, so any runtime that produces the same named outputs can stand in fo
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +19,8 @@ from gpner.artifact import EncoderSpec, ModelConfig
 from gpner.config import TrainConfig
 from gpner.records import Record
 from gpner.tasks import task_for
+
+log = logging.getLogger("gpner")
 
 BUILTIN_PARAMS = ("word_dim", "bigram_dim", "char_dim", "char_channels", "lstm_hidden",
                   "lstm_layers", "dropout", "word_dropout")
@@ -93,13 +97,31 @@ def from_config(config: ModelConfig, directory: Path) -> tuple[TaskModel, Any]:
     return TaskModel(encoder, task.build_heads(encoder.hidden_size)), task
 
 
+def resolve_task(cfg: TrainConfig, records: Sequence[Record]) -> TrainConfig:
+    """``task=auto``: relations when any training record has relations, else ner."""
+    has = any(r.get("relations") for r in records)
+    if cfg.task == "auto":
+        cfg = dataclasses.replace(cfg, task="relations" if has else "ner")
+        log.info("task: %s (%s)", cfg.task, "the training data has relations" if has
+                 else "no relations in the training data")
+    elif cfg.task == "ner" and has:
+        log.info("task=ner: the training data's relations are not used")
+    return cfg
+
+
 def build(cfg: TrainConfig, train_records: Sequence[Record]
           ) -> tuple[TaskModel, Any, Any, ModelConfig]:
     """(model with fresh weights, featurizer, task, model config) for a training config and
     its training data; labels are the sorted labels of the data."""
+    cfg = resolve_task(cfg, train_records)
     labels = sorted({e["label"] for r in train_records for e in r["entities"]})
     if not labels:
         raise ValueError("the training data has no entities")
+    relations = None
+    if cfg.task == "relations":
+        relations = sorted({x["label"] for r in train_records for x in r.get("relations", [])})
+        if not relations:
+            raise ValueError("task=relations, but the training data has no relations")
     if cfg.encoder == "builtin":
         if cfg.encoder_max_length:
             raise ValueError("encoder_max_length extends a pretrained encoder's learned positions;"
@@ -134,7 +156,7 @@ def build(cfg: TrainConfig, train_records: Sequence[Record]
         max_length = min(cfg.max_length or encoder.max_length, encoder.max_length)
     config = ModelConfig(labels=labels, head=cfg.head, head_size=cfg.head_size, task=cfg.task,
                          encoder=spec, tokenizer=tokenizer, max_length=max_length,
-                         train_config=cfg.to_dict())
+                         train_config=cfg.to_dict(), relations=relations)
     config.decode.threshold, config.decode.flat = cfg.threshold, cfg.flat
     config.decode.max_width, config.decode.stride = cfg.max_width, cfg.stride
     task = task_for(config)

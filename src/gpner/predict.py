@@ -30,7 +30,8 @@ import numpy as np
 
 from gpner.alignment import TokenSpan
 from gpner.artifact import ModelConfig, resolve_dir
-from gpner.decoding import SpanKey, merge_best, select_flat_rows, spans_from_rows, to_entities
+from gpner.decoding import (SpanKey, merge_best, prob, select_flat_rows, spans_from_rows,
+                            to_entities)
 from gpner.features import Window, content_size, window_bounds
 from gpner.records import Record
 from gpner.tokenization import Encoding
@@ -78,6 +79,8 @@ class _Text:
     pending: int  # windows not yet decoded
     bounds: list[tuple[int, int]] = field(default_factory=list)  # its windows' token ranges
     found: dict[SpanKey, float] = field(default_factory=dict)
+    # relation extraction: (s_start, s_end, o_start, o_end, relation id) -> best score
+    links: dict[tuple[int, int, int, int, int], float] = field(default_factory=dict)
 
 
 def featurize(texts: Iterable[str], featurizer: Any, max_length: int,
@@ -200,10 +203,21 @@ class Predictor:
         """One forward pass over a chunk of (text, window) pairs: each window's spans are merged
         into its text; returns the texts whose last window this was, in chunk order."""
         finished = []
-        for (doc, win), spans in zip(chunk, self._decode([w for _, w in chunk], threshold)):
+        relations = getattr(self.task, "has_relations", False)
+        for (doc, win), out in zip(chunk, self._decode([w for _, w in chunk], threshold)):
+            spans, triples = out if relations else (out, ())
             shift = win.start - win.prefix  # window token -> text token
             spans = [sp._replace(start=sp.start + shift, end=sp.end + shift) for sp in spans]
-            merge_best(doc.found, uncut(spans, win, doc.bounds, len(doc.encoding)), 0)
+            kept = uncut(spans, win, doc.bounds, len(doc.encoding))
+            merge_best(doc.found, kept, 0)
+            if triples:  # a triple counts where both its entities do (not cut by an edge)
+                alive = {(sp.start, sp.end) for sp in kept}
+                for t in triples:
+                    key = (t.s_start + shift, t.s_end + shift, t.o_start + shift,
+                           t.o_end + shift, t.label)
+                    if key[:2] in alive and key[2:4] in alive and \
+                            t.score > doc.links.get(key, float("-inf")):
+                        doc.links[key] = t.score
             doc.pending -= 1
             if doc.pending == 0:
                 finished.append(doc)
@@ -226,16 +240,49 @@ class Predictor:
         v = np.fromiter(found.values(), dtype=np.float64, count=len(found))
         spans = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
         entities = to_entities(doc.text, doc.encoding, spans, self.labels)
-        if labels is not None:
+        if not getattr(self.task, "has_relations", False):
+            if labels is not None:
+                keep = set(labels)
+                entities = [e for e in entities if e["label"] in keep]
+            return {"text": doc.text, "entities": entities}
+        relations = self._relations(doc, spans, threshold)
+        if labels is not None:  # the entities kept, and the relations between them
             keep = set(labels)
+            new = {k: n for n, k in enumerate(k for k, e in enumerate(entities)
+                                               if e["label"] in keep)}
             entities = [e for e in entities if e["label"] in keep]
-        return {"text": doc.text, "entities": entities}
+            relations = [{**r, "head": new[r["head"]], "tail": new[r["tail"]]}
+                         for r in relations if r["head"] in new and r["tail"] in new]
+        return {"text": doc.text, "entities": entities, "relations": relations}
+
+    def _relations(self, doc: _Text, spans: Sequence[TokenSpan], threshold: float | None
+                   ) -> list[dict]:
+        """The text's triples as relations between its entities (``spans``, in record order):
+        an argument is the best-scoring entity at its position; a triple whose entity did not
+        make the record (flat selection, a higher threshold) is left out."""
+        at: dict[tuple[int, int], int] = {}
+        for k, sp in enumerate(spans):
+            old = at.get((sp.start, sp.end))
+            if old is None or sp.score > spans[old].score:
+                at[(sp.start, sp.end)] = k
+        out = []
+        for (ss, se, os_, oe, p), v in doc.links.items():
+            h, t = at.get((ss, se)), at.get((os_, oe))
+            if h is None or t is None or (threshold is not None and v <= threshold):
+                continue
+            out.append({"head": h, "tail": t, "label": self.task.relations[p],
+                        "score": round(v, 4), "prob": round(prob(v), 4)})
+        out.sort(key=lambda r: (r["head"], r["tail"], r["label"]))
+        return out
 
     def evaluate(self, records: Sequence[Record], **kwargs: Any) -> dict:
-        """Strict entity-level metrics of this model's predictions against ``records``."""
-        from gpner.metrics import evaluate
+        """Strict entity-level metrics of this model's predictions against ``records`` (for a
+        relation model, triple metrics with the entity metrics under ``"entities"``)."""
+        from gpner.metrics import evaluate, evaluate_relations
 
         pred = self.predict([r["text"] for r in records], **kwargs)
+        if getattr(self.task, "has_relations", False):
+            return evaluate_relations(records, pred)
         return evaluate(records, pred)
 
 

@@ -6,6 +6,10 @@ inclusive-end formats at their boundary; nothing downstream sees another convent
 
 Predicted spans add ``"score"`` (the raw GlobalPointer logit), ``"prob"`` (``sigmoid(2 * score)``)
 and ``"text"`` (the mention).
+
+A record of relation data adds ``"relations": [{"head": i, "tail": j, "label"}]``: ``head`` and
+``tail`` index the record's ``entities`` (subject and object of a triple). Predicted relations add
+``"score"`` and ``"prob"``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,18 @@ class Entity(TypedDict, total=False):
     text: str  # predictions (and optional on input): text[start:end]
 
 
+class Relation(TypedDict, total=False):
+    head: int  # index of the subject in the record's entities
+    tail: int  # index of the object
+    label: str
+    score: float  # predictions only: the smallest of the triple's four GPLinker scores
+    prob: float  # predictions only: sigmoid(2 * score)
+
+
 class Record(TypedDict, total=False):
     text: str
     entities: list[Entity]
+    relations: list[Relation]
     id: Any
 
 
@@ -48,7 +61,10 @@ class Report:
     source: str
     records: int = 0
     entities: int = 0
+    relations: int = 0
     skipped: Counter = field(default_factory=Counter)
+    # data kept but read by a rule (an entity located by its string): counted, never raised
+    notes: Counter = field(default_factory=Counter)
     messages: list[str] = field(default_factory=list)
     max_messages: int = 20
     strict: bool = False  # raise on the first problem instead of counting it
@@ -64,20 +80,35 @@ class Report:
             self.messages.append(msg)
             log.warning(msg)
 
+    def note(self, line: int | None, reason: str, detail: str) -> None:
+        """Count one item read by a rule (kept, not skipped) and keep its message."""
+        self.notes[reason] += 1
+        if len(self.messages) < self.max_messages:
+            where = f"{self.source}:{line}" if line is not None else self.source
+            self.messages.append(f"{where}: {reason}: {detail}")
+
     @property
     def total_skipped(self) -> int:
         return sum(self.skipped.values())
 
     def summary(self) -> str:
         text = f"{self.source}: {self.records} records, {self.entities} entities"
+        if self.relations:
+            text += f", {self.relations} relations"
         if self.skipped:
             parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
             text += f"; problems: {parts}"
+        if self.notes:
+            parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.notes.items()))
+            text += f"; read by rule: {parts}"
         return text
 
     def as_dict(self) -> dict:
         return {"source": self.source, "records": self.records, "entities": self.entities,
-                "skipped": dict(self.skipped), "messages": list(self.messages)}
+                **({"relations": self.relations} if self.relations else {}),
+                "skipped": dict(self.skipped),
+                **({"notes": dict(self.notes)} if self.notes else {}),
+                "messages": list(self.messages)}
 
 
 @dataclass
@@ -123,24 +154,76 @@ def check_entity(text: str, start: Any, end: Any, label: Any, mention: str | Non
     return {"start": start, "end": end, "label": label}
 
 
-def finish_record(text: str, entities: list[Entity], report: Report, line: int | None,
-                  **extra: Any) -> Record:
-    """Build a record: drop exact duplicate spans (counted), sort by position, update counts."""
-    seen: set[tuple[int, int, str]] = set()
+def finish_record(text: str, entities: list[Entity | None], report: Report, line: int | None,
+                  relations: list[Relation] | None = None, **extra: Any) -> Record:
+    """Build a record: drop exact duplicate spans (counted), sort by position, update counts.
+
+    ``relations`` (relation data) index ``entities`` as given, where a skipped entity may be left
+    as ``None``: a relation on one is counted and dropped, indices follow the sort, a duplicate
+    entity's relations move to the copy that is kept, and duplicate relations are counted once.
+    The record has ``relations`` whenever ``relations`` is not None.
+    """
+    seen: dict[tuple[int, int, str], int] = {}
     kept: list[Entity] = []
+    where: list[int | None] = []  # given index -> index in kept
     for e in entities:
+        if e is None:
+            where.append(None)
+            continue
         key = (e["start"], e["end"], e["label"])
         if key in seen:
             report.problem(line, "duplicate entity", f"{e['label']} [{e['start']}, {e['end']})")
+            where.append(seen[key])
             continue
-        seen.add(key)
+        seen[key] = len(kept)
+        where.append(len(kept))
         kept.append(e)
-    kept.sort(key=lambda e: (e["start"], e["end"], e["label"]))
+    order = sorted(range(len(kept)), key=lambda k: (kept[k]["start"], kept[k]["end"],
+                                                   kept[k]["label"]))
+    rank = {old: new for new, old in enumerate(order)}
+    kept = [kept[k] for k in order]
     report.records += 1
     report.entities += len(kept)
     record: Record = {"text": text, "entities": kept}
+    if relations is not None:
+        record["relations"] = _remap_relations(relations, where, rank, kept, text, report, line)
+        report.relations += len(record["relations"])
     record.update(extra)  # type: ignore[typeddict-item]
     return record
+
+
+def _remap_relations(relations: list[Relation], where: list[int | None], rank: dict[int, int],
+                     kept: list[Entity], text: str, report: Report, line: int | None
+                     ) -> list[Relation]:
+    out: list[Relation] = []
+    seen: set[tuple[int, int, str]] = set()
+    for r in relations:
+        label, ends = r.get("label"), (r.get("head"), r.get("tail"))
+        if not isinstance(label, str) or not label:
+            report.problem(line, "bad relation", f"label {label!r} is not a non-empty string")
+            continue
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in ends):
+            report.problem(line, "bad relation", f"{label}: head/tail {ends!r} are not integers")
+            continue
+        if not all(0 <= x < len(where) for x in ends):
+            report.problem(line, "bad relation",
+                           f"{label}: head/tail {ends} outside the {len(where)} entities")
+            continue
+        head, tail = where[ends[0]], where[ends[1]]
+        if head is None or tail is None:
+            report.problem(line, "relation on a skipped entity",
+                           f"{label} ({ends[0]} -> {ends[1]})")
+            continue
+        key = (rank[head], rank[tail], label)
+        if key in seen:
+            h, t = kept[key[0]], kept[key[1]]
+            report.problem(line, "duplicate relation",
+                           f"{text[h['start']:h['end']]!r} {label} {text[t['start']:t['end']]!r}")
+            continue
+        seen.add(key)
+        out.append({"head": key[0], "tail": key[1], "label": label})
+    out.sort(key=lambda r: (r["head"], r["tail"], r["label"]))
+    return out
 
 
 def is_nested(record: Record) -> bool:

@@ -78,7 +78,8 @@ class PredictRequest(BaseModel):
     texts: list[str] | None = Field(None, description="several texts (or give text)")
     threshold: float | None = Field(None, description="span score threshold (0 = prob 0.5)")
     flat: bool | None = Field(None, description="true: no overlapping spans; false: nested")
-    labels: list[str] | None = Field(None, description="keep only entities of these labels")
+    labels: list[str] | None = Field(None, description="keep only entities of these labels "
+                                     "(and the relations between them)")
 
 
 class Entity(BaseModel):
@@ -90,9 +91,18 @@ class Entity(BaseModel):
     text: str = Field(description="text[start:end]")
 
 
+class Relation(BaseModel):
+    head: int = Field(description="index of the subject in entities")
+    tail: int = Field(description="index of the object in entities")
+    label: str
+    score: float = Field(description="the smallest of the triple's four GPLinker scores")
+    prob: float = Field(description="sigmoid(2 * score)")
+
+
 class Result(BaseModel):
     text: str
     entities: list[Entity]
+    relations: list[Relation] | None = Field(None, description="relation models only")
 
 
 class PredictResponse(BaseModel):

@@ -213,10 +213,16 @@ def _split_lines(stream: IO[str], source: str) -> Iterator[str]:
 
 def output_record(item: Item, record: dict[str, Any]) -> dict[str, Any]:
     """The record written for an input: a JSON line's fields pass through unchanged, with
-    ``entities`` (the prediction) added or replacing the input's."""
+    ``entities`` (and, from a relation model, ``relations``: the prediction) added or replacing
+    the input's."""
     if item.fields is None:
         return record
-    return {**item.fields, "entities": record["entities"]}
+    out = {**item.fields, "entities": record["entities"]}
+    if "relations" in record:
+        out["relations"] = record["relations"]
+    else:
+        out.pop("relations", None)  # the input's would index entities that were replaced
+    return out
 
 
 class ResumableOutput:

@@ -26,7 +26,7 @@ from gpner.data import (Collator, Example, batches, has_overlaps, make_examples,
                         to_device)
 from gpner.distributed import all_true, backend, barrier, gather, setup, share
 from gpner.losses import flood
-from gpner.model import build, unwrap
+from gpner.model import build, resolve_task, unwrap
 from gpner.optim import adamw, fit_schedule, lr_factor, param_groups
 from gpner.predict import Predictor, TorchBackend
 from gpner.records import Record, Report
@@ -89,14 +89,15 @@ def train(train_data: str | Path | Sequence[Record] | None,
 
     train_records, train_report = read_data(train_data)
     dev_records, dev_report = read_data(dev_data) if dev_data is not None else ([], None)
+    cfg = resolve_task(cfg, train_records)
     model, featurizer, task, config = build(cfg, train_records)
     model.to(device)
     align_report = Report(f"{train_report.source} (tokens)")
     examples = make_examples(train_records, featurizer, config.labels, config.max_length,
                              align_report, cfg.misaligned, flat_only=not task.span_head,
-                             stride=cfg.stride)
-    if config.decode.flat is None:
-        config.decode.flat = not has_overlaps(train_records)
+                             stride=cfg.stride, relations=config.relations)
+    if config.decode.flat is None:  # a triple needs both its entities: relations decode nested
+        config.decode.flat = not task.has_relations and not has_overlaps(train_records)
     if config.decode.max_width is None and task.span_head:
         config.decode.max_width = max_span_width(examples)
     config.data = {"train": train_report.as_dict(), "train_alignment": align_report.as_dict(),
@@ -327,7 +328,7 @@ class Trainer:
         rank computes the same metrics as one process would."""
         if not self.dev_records:
             return None
-        from gpner.metrics import evaluate
+        from gpner.metrics import evaluate, evaluate_relations
 
         predictor = Predictor(self.config, self.featurizer, self.task,
                               TorchBackend(unwrap(self.model), self.device))
@@ -337,7 +338,10 @@ class Trainer:
                 pred = predictor.predict(mine)
         else:
             pred = predictor.predict(mine)
-        return evaluate(self.dev_records, gather(pred, self.rank, self.world))
+        pred = gather(pred, self.rank, self.world)
+        if self.task.has_relations:  # triple F1 selects the model; entity scores alongside
+            return evaluate_relations(self.dev_records, pred)
+        return evaluate(self.dev_records, pred)
 
     def save_best(self, dev: dict | None = None) -> None:
         """The model directory, with the EMA weights when EMA is on; its model card gets the

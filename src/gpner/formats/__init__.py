@@ -5,7 +5,9 @@
 >>> write(corpus, "train.bio", "conll")
 
 Formats: ``jsonl`` (ours), ``cluener``, ``cmeee``, ``conll`` (any column file, any tag scheme),
-``brat``, ``doccano``, ``label-studio``.
+``brat``, ``doccano``, ``label-studio``; relation data: ``casrel`` (WebNLG/NYT triple lists) and
+``spo`` (DuIE/CMeIE ``spo_list``), whose entities are located by string (``formats.triples``),
+and the relations of ``jsonl``, ``brat``, ``doccano`` and ``label-studio``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Any, Iterable
 
 from gpner.records import Corpus, FormatError, Record, Report
 
-READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio")
-WRITERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio")
+READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
+           "spo")
+WRITERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel")
 ALIASES = {"json": "jsonl", "columns": "conll", "column": "conll", "bio": "conll",
-           "labelstudio": "label-studio", "ls": "label-studio"}
+           "labelstudio": "label-studio", "ls": "label-studio", "webnlg": "casrel",
+           "nyt": "casrel", "duie": "spo", "cmeie": "spo"}
 
 
 # format -> (module under gpner.formats, reader, writer); modules load on first use
@@ -31,6 +35,8 @@ _IMPL = {
     "brat": ("brat", "read", "write"),
     "doccano": ("doccano", "read_doccano", "write_doccano"),
     "label-studio": ("doccano", "read_label_studio", "write_label_studio"),
+    "casrel": ("triples", "read_casrel", "write_casrel"),
+    "spo": ("triples", "read_spo", None),
 }
 
 
@@ -51,6 +57,10 @@ def canonical(fmt: str) -> str:
 def _sniff_json_object(obj: Any) -> str | None:
     if not isinstance(obj, dict):
         return None
+    from gpner.formats.triples import sniff
+
+    if sniff(obj):
+        return sniff(obj)
     if isinstance(obj.get("label"), dict):
         return "cluener"
     if isinstance(obj.get("label"), list):
@@ -84,6 +94,8 @@ def detect_format(path: str | Path) -> str:
             return "label-studio"
         for obj in items:
             kind = _sniff_json_object(obj)
+            if kind == "casrel":
+                return "casrel"
             if kind in ("cmeee", "jsonl"):
                 return "cmeee" if kind == "cmeee" else "jsonl-array"
         if items and all(isinstance(o, dict) and "text" in o for o in items):
@@ -148,6 +160,8 @@ def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | No
     """
     path = Path(path)
     fmt = canonical(format) if format else output_format(path)
+    if fmt not in WRITERS:
+        raise ValueError(f"gpner reads {fmt} but does not write it; writers: {', '.join(WRITERS)}")
     records = list(records)
     writer = _impl(fmt, "write")
     writer(records, path, **options)

@@ -1,7 +1,8 @@
 """BRAT standoff: ``DOC.txt`` + ``DOC.ann`` with ``T1<TAB>Type start end<TAB>surface`` lines.
 
 One record per document. Discontinuous spans (``Type 0 5;16 23``) cannot be a GlobalPointer span:
-they are reported and skipped. Relations, events, attributes and notes are counted and ignored.
+they are reported and skipped. Relations ``R1<TAB>Label Arg1:T1 Arg2:T2`` become the record's
+``relations`` (Arg1 the head); events, attributes, equivalences and notes are counted and ignored.
 """
 
 from __future__ import annotations
@@ -37,16 +38,23 @@ def read(path: Path, report: Report) -> list[Record]:
         # newline="" keeps \r\n as two characters: BRAT offsets count them
         with open(txt, encoding="utf-8", newline="") as f:
             text = f.read()
-        entities = []
+        entities: list = []  # None where a T line was skipped: relations index this list
+        ids: dict[str, int] = {}
+        r_lines: list[tuple[str, int]] = []  # resolved once every T line is known
         with open(ann, encoding="utf-8", newline="") as f:
             for lineno, raw in enumerate(f, 1):
                 line = raw.rstrip("\r\n")
                 if not line.strip():
                     continue
+                if line.startswith("R"):
+                    r_lines.append((line, lineno))
+                    continue
                 if not line.startswith("T"):
                     report.skipped[f"ignored {line[0]} annotation"] += 1
                     continue
                 parts = line.split("\t")
+                ids[parts[0]] = len(entities)
+                entities.append(None)
                 if len(parts) < 2:
                     report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
                     continue
@@ -66,11 +74,29 @@ def read(path: Path, report: Report) -> list[Record]:
                 surface = parts[2] if len(parts) > 2 else None
                 if surface is not None and "\n" in text[start:end]:
                     surface = None  # BRAT writes newlines inside a span as spaces
-                e = check_entity(text, start, end, label, surface, report, lineno)
-                if e is not None:
-                    entities.append(e)
-        records.append(finish_record(text, entities, report, None, id=ann.stem))
+                entities[-1] = check_entity(text, start, end, label, surface, report, lineno)
+        relations = [rel for rel in (_relation(x, ids, report, n, ann.name) for x, n in r_lines)
+                     if rel is not None] if r_lines else None
+        records.append(finish_record(text, entities, report, None, relations=relations,
+                                     id=ann.stem))
     return records
+
+
+def _relation(line: str, ids: dict[str, int], report: Report, lineno: int, name: str
+              ) -> dict | None:
+    """``R1<TAB>Label Arg1:T1 Arg2:T2`` -> ``{"head", "tail", "label"}`` (indices into the
+    document's T lines), or None for a bad line (counted)."""
+    parts = line.split("\t")
+    fields = parts[1].split() if len(parts) > 1 else []
+    args = dict(f.split(":", 1) for f in fields[1:] if ":" in f)
+    if len(fields) != 3 or not {"Arg1", "Arg2"} <= set(args):
+        report.problem(lineno, "bad relation", f"{name}: {line!r}")
+        return None
+    missing = [args[a] for a in ("Arg1", "Arg2") if args[a] not in ids]
+    if missing:
+        report.problem(lineno, "bad relation", f"{name}: {line!r} names unknown {missing}")
+        return None
+    return {"head": ids[args["Arg1"]], "tail": ids[args["Arg2"]], "label": fields[0]}
 
 
 def write(records: Iterable[Record], path: Path) -> None:
@@ -78,9 +104,14 @@ def write(records: Iterable[Record], path: Path) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for n, r in enumerate(records):
+        bad = [x["label"] for x in r.get("relations", []) if any(c.isspace() for c in x["label"])]
+        if bad:
+            raise ValueError(f"BRAT relation types cannot contain spaces: {bad[0]!r} (record {n})")
         stem = str(r.get("id", f"doc{n:05d}"))
         atomic_write_text(path / f"{stem}.txt", r["text"])
         lines = [f"T{k}\t{e['label']} {e['start']} {e['end']}\t"
                  f"{r['text'][e['start']:e['end']].replace(chr(10), ' ')}\n"
                  for k, e in enumerate(r["entities"], 1)]
+        lines += [f"R{k}\t{x['label']} Arg1:T{x['head'] + 1} Arg2:T{x['tail'] + 1}\n"
+                  for k, x in enumerate(r.get("relations", []), 1)]
         atomic_write_text(path / f"{stem}.ann", "".join(lines))

@@ -1,10 +1,14 @@
 """doccano and Label Studio exports (character offsets, end exclusive).
 
 * doccano (JSON lines): ``{"text", "label": [[start, end, "LABEL"], ...]}`` (sequence labelling
-  export) or ``{"text", "entities": [{"start_offset", "end_offset", "label"}]}`` (newer export).
+  export) or ``{"text", "entities": [{"start_offset", "end_offset", "label"}]}`` (newer export);
+  the relation export adds ``"relations": [{"from_id", "to_id", "type"}]`` on the entities' ids.
 * Label Studio (JSON array): ``[{"data": {"text"}, "annotations": [{"result": [{"value":
   {"start", "end", "text", "labels": [...]}}]}]}]``. The first annotation that is not cancelled
-  is used; a task without one falls back to its ``predictions``.
+  is used; a task without one falls back to its ``predictions``. Relation results
+  ``{"type": "relation", "from_id", "to_id", "direction", "labels"}`` link the span results'
+  ``id``s (``direction`` ``left`` swaps them, ``bi`` gives both directions; a relation without a
+  label is counted and skipped: a triple needs one).
 """
 
 from __future__ import annotations
@@ -31,16 +35,30 @@ def read_doccano(path: Path, report: Report) -> list[Record]:
                 e = None
             if e is not None:
                 entities.append(e)
+        ids: dict = {}
         for item in obj.get("entities") or []:
             if not isinstance(item, dict):
                 report.problem(line, "bad entity", f"{item!r:.60} is not an object")
                 continue
-            e = check_entity(text, item.get("start_offset"), item.get("end_offset"),
-                             item.get("label"), None, report, line)
-            if e is not None:
-                entities.append(e)
+            if "id" in item:
+                ids[item["id"]] = len(entities)
+            entities.append(check_entity(text, item.get("start_offset"), item.get("end_offset"),
+                                         item.get("label"), None, report, line))
+        relations = None
+        if "relations" in obj:
+            relations = []
+            for item in obj.get("relations") or []:
+                ok = isinstance(item, dict) and item.get("from_id") in ids \
+                    and item.get("to_id") in ids
+                if not ok:
+                    report.problem(line, "bad relation", f"{item!r:.80}: from_id/to_id name no "
+                                                         "entity of this record")
+                    continue
+                relations.append({"head": ids[item["from_id"]], "tail": ids[item["to_id"]],
+                                  "label": item.get("type")})
         extra = {"id": obj["id"]} if "id" in obj else {}
-        records.append(finish_record(text, entities, report, line, **extra))
+        records.append(finish_record(text, entities, report, line, relations=relations,
+                                     **extra))
     return records
 
 
@@ -63,21 +81,48 @@ def read_label_studio(path: Path, report: Report) -> list[Record]:
             report.skipped["extra annotations ignored"] += len(chosen) - 1
         results = (chosen[0] if chosen else
                    (task.get("predictions") or [{}])[0]).get("result") or []
-        entities = []
+        entities: list = []
+        ids: dict = {}  # result id -> indices of its entities (one per label)
+        links = []
         for res in results:
+            if isinstance(res, dict) and res.get("type") == "relation":
+                links.append(res)
+                continue
             value = res.get("value") if isinstance(res, dict) else None
             if not isinstance(value, dict) or "start" not in value:
                 report.skipped[f"ignored {res.get('type', '?') if isinstance(res, dict) else '?'}"
                                " result"] += 1
                 continue
             for label in value.get("labels") or value.get("hypertextlabels") or [None]:
-                e = check_entity(text, value.get("start"), value.get("end"), label,
-                                 value.get("text"), report, line)
-                if e is not None:
-                    entities.append(e)
+                ids.setdefault(res.get("id"), []).append(len(entities))
+                entities.append(check_entity(text, value.get("start"), value.get("end"), label,
+                                             value.get("text"), report, line))
+        relations = _ls_relations(links, ids, report, line) if links else None
         extra = {"id": task["id"]} if "id" in task else {}
-        records.append(finish_record(text, entities, report, line, **extra))
+        records.append(finish_record(text, entities, report, line, relations=relations,
+                                     **extra))
     return records
+
+
+def _ls_relations(links: list[dict], ids: dict, report: Report, line: int) -> list[dict]:
+    out = []
+    for res in links:
+        a, b = res.get("from_id"), res.get("to_id")
+        if a not in ids or b not in ids:
+            report.problem(line, "bad relation", f"from_id/to_id {a!r}/{b!r} name no span result")
+            continue
+        labels = res.get("labels") or []
+        if not labels:
+            report.problem(line, "relation without a label", f"{a} -> {b}")
+            continue
+        direction = res.get("direction", "right")
+        pairs = {"right": [(a, b)], "left": [(b, a)], "bi": [(a, b), (b, a)]}.get(direction)
+        if pairs is None:
+            report.problem(line, "bad relation", f"direction {direction!r}")
+            continue
+        out += [{"head": h, "tail": t, "label": lab} for x, y in pairs for lab in labels
+                for h in ids[x] for t in ids[y]]
+    return out
 
 
 def write_label_studio(records: Iterable[Record], path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Our own format: one JSON record per line, ``{"text", "entities": [{"start", "end", "label"}]}``.
+"""Our own format: one JSON record per line, ``{"text", "entities": [{"start", "end", "label"}]}``,
+and for relation data ``"relations": [{"head", "tail", "label"}]`` indexing ``entities``.
 
 A line without ``entities`` is an unlabelled text (input for prediction). An entity may carry
 ``"text"``; it must then equal ``text[start:end]``.
@@ -24,17 +25,23 @@ def read(path: Path, report: Report) -> list[Record]:
         raw = obj.get("entities", [])
         if not isinstance(raw, list):
             raise FormatError(f"{path}:{line}: 'entities' should be a list, found {raw!r:.60}")
-        entities = []
+        entities = []  # one per given entity, None where skipped: relations index this list
         for ent in raw:
             if not isinstance(ent, dict):
                 report.problem(line, "bad entity", f"{ent!r} is not an object")
+                entities.append(None)
                 continue
-            e = check_entity(text, ent.get("start"), ent.get("end"), ent.get("label"),
-                             ent.get("text"), report, line)
-            if e is not None:
-                entities.append(e)
+            entities.append(check_entity(text, ent.get("start"), ent.get("end"),
+                                         ent.get("label"), ent.get("text"), report, line))
+        relations = obj.get("relations")
+        if relations is not None and not isinstance(relations, list):
+            raise FormatError(f"{path}:{line}: 'relations' should be a list, found "
+                              f"{relations!r:.60}")
+        if relations is not None:
+            relations = [r if isinstance(r, dict) else {"label": None} for r in relations]
         extra = {k: obj[k] for k in EXTRA_KEYS if k in obj}
-        records.append(finish_record(text, entities, report, line, **extra))
+        records.append(finish_record(text, entities, report, line, relations=relations,
+                                     **extra))
     return records
 
 

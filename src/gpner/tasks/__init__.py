@@ -33,6 +33,7 @@ HEADS: dict[str, HeadInfo] = {
 
 TASKS: dict[str, str] = {
     "ner": "gpner.tasks.ner:NerTask",
+    "relations": "gpner.tasks.relations:RelationTask",
 }
 
 
@@ -55,4 +56,5 @@ def head_info(name: str) -> HeadInfo:
 
 def task_for(config: Any) -> Any:
     """The task object of a :class:`~gpner.artifact.ModelConfig` (no torch import)."""
-    return task_class(config.task)(config.labels, config.head, config.head_size)
+    extra = {"relations": config.relations} if config.task == "relations" else {}
+    return task_class(config.task)(config.labels, config.head, config.head_size, **extra)

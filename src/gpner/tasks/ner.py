@@ -41,6 +41,8 @@ class NerTask:
 
     # ------------------------------------------------------------ training
 
+    has_relations = False
+
     def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: dict[str, Any]
                 ) -> dict[str, "torch.Tensor"]:
         """Per-example gold spans (window tokens, label ids) -> target tensors on the CPU."""

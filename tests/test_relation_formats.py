@@ -1,0 +1,164 @@
+"""Relation data in and out: triple lists whose entities are located by string (the rule and
+its counts), DuIE/CMeIE spo lists, BRAT R lines, doccano and Label Studio relation exports, and
+our JSON lines; relation indices survive the sort and de-duplication of entities."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gpner.formats import detect_format, read, write
+from gpner.formats.triples import occurrences
+
+
+def triples(record):
+    e, t = record["entities"], record["text"]
+    return sorted((t[e[r["head"]]["start"]:e[r["head"]]["end"]], r["label"],
+                   t[e[r["tail"]]["start"]:e[r["tail"]]["end"]]) for r in record["relations"])
+
+
+def test_occurrences_whole_words_case_and_inside_words():
+    text = "Texas and Texas Tech ; Texasville ; TEXAS"
+    assert occurrences(text, "Texas") == ([0, 10], "exact")  # not inside Texasville
+    assert occurrences("Texasville", "Texas") == ([0], "inside a word")
+    assert occurrences("java程序设计 Java", "JAVA") == ([0, 9], "case-insensitive")
+    assert occurrences("铅脑病患者铅脑病", "铅脑病") == ([0, 5], "exact")  # CJK: no word boundary
+    assert occurrences("abc", "x") == ([], "missing")
+
+
+def test_casrel_locates_entities_and_counts_every_rule(tmp_path):
+    path = tmp_path / "train.json"
+    data = [
+        {"text": "Alan Bean , who was part of Apollo 12 , was born in Wheeler , Texas .",
+         "triple_list": [["Bean", "was a crew member of", "12"], ["Bean", "birthPlace", "Texas"],
+                         ["Bean", "birthPlace", "Texas"]]},
+        # Pennsylvania twice: the nearest occurrences pair; the object may precede the subject
+        {"text": "Pennsylvania is home to Adams County , Pennsylvania .",
+         "triple_list": [["County", "isPartOf", "Pennsylvania"], ["Nowhere", "x", "County"],
+                         ["County", "bad"]]},
+    ]
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    assert detect_format(path) == "casrel"
+    c = read(path)
+    a, b = c.records
+    assert triples(a) == [("Bean", "birthPlace", "Texas"), ("Bean", "was a crew member of", "12")]
+    assert [e["start"] for e in a["entities"]] == [5, 35, 62]
+    assert triples(b) == [("County", "isPartOf", "Pennsylvania")]
+    county = b["entities"][b["relations"][0]["head"]]
+    pa = b["entities"][b["relations"][0]["tail"]]
+    assert (county["start"], pa["start"]) == (30, 39)  # the second Pennsylvania, next to it
+    rep = c.report
+    assert (rep.records, rep.entities, rep.relations) == (2, 5, 3)
+    assert rep.skipped == {"duplicate relation": 1, "entity string not in text": 1,
+                           "bad triple": 1}
+    assert rep.notes == {"ambiguous entity string (nearest occurrences used)": 1}
+    assert any(f"{path}:" in m and "'Nowhere'" in m for m in rep.messages)
+
+
+def test_spo_reads_duie_and_cmeie_objects_with_types(tmp_path):
+    path = tmp_path / "spo.json"
+    lines = [{"text": "《端脑》改编自同名漫画《端脑》", "spo_list": [
+                {"predicate": "改编自", "subject": "端脑", "object": "端脑",
+                 "subject_type": "影视作品", "object_type": "作品"}]},
+             {"text": "铅中毒@铅脑病患者可能出现癫痫发作。", "spo_list": [
+                 {"Combined": False, "predicate": "并发症", "subject": "铅脑病",
+                  "subject_type": "疾病", "object": {"@value": "癫痫"},
+                  "object_type": {"@value": "疾病"}}]},
+             {"text": "我在角落观察ABC", "spo_list": [
+                 {"predicate": "作者", "subject": "我在角落观察abc", "object": "我",
+                  "subject_type": "图书作品", "object_type": "人物"}]}]
+    path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), "utf-8")
+    assert detect_format(path) == "spo"
+    c = read(path, "duie")
+    first, second, third = c.records
+    # subject == object string: the same occurrence, two labels (types), one relation
+    assert [(e["start"], e["label"]) for e in first["entities"]] == [(1, "作品"), (1, "影视作品")]
+    assert triples(second) == [("铅脑病", "并发症", "癫痫")]
+    assert {e["label"] for e in second["entities"]} == {"疾病"}
+    assert triples(third) == [("我在角落观察ABC", "作者", "我")]  # the text's own spelling
+    assert c.report.notes["entity located case-insensitive"] == 1
+
+
+def test_brat_relations_round_trip(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "d.txt").write_text("Alice works at Acme in Paris.", encoding="utf-8")
+    (tmp_path / "in" / "d.ann").write_text(
+        "R1\tworks_for Arg1:T1 Arg2:T2\n"  # before the T lines it names
+        "T1\tPER 0 5\tAlice\nT2\tORG 15 19\tAcme\nT3\tLOC 23 28\tParis\n"
+        "T4\tLOC 23 29\tParis!\n"  # mention mismatch: skipped, and so is R3 on it
+        "R2\tlocated_in Arg1:T2 Arg2:T3\nR3\tlocated_in Arg1:T2 Arg2:T4\n"
+        "R4\tlocated_in Arg1:T2 Arg2:T9\nE1\tX:T1\n", encoding="utf-8")
+    c = read(tmp_path / "in")
+    (r,) = c.records
+    assert triples(r) == [("Acme", "located_in", "Paris"), ("Alice", "works_for", "Acme")]
+    assert c.report.skipped["relation on a skipped entity"] == 1
+    assert c.report.skipped["bad relation"] == 1 and c.report.skipped["mention mismatch"] == 1
+    write(c, tmp_path / "out", "brat")
+    again = read(tmp_path / "out").records[0]
+    assert again["entities"] == r["entities"] and again["relations"] == r["relations"]
+    with pytest.raises(ValueError, match="spaces"):
+        write([{**r, "relations": [{"head": 0, "tail": 1, "label": "works for"}]}],
+              tmp_path / "bad", "brat")
+
+
+def test_jsonl_relations_follow_sorted_and_merged_entities(tmp_path):
+    path = tmp_path / "r.jsonl"
+    rec = {"text": "Paris is in France", "id": 7,
+           "entities": [{"start": 12, "end": 18, "label": "LOC"},
+                        {"start": 0, "end": 5, "label": "LOC"},
+                        {"start": 0, "end": 5, "label": "LOC"},  # a duplicate of entity 1
+                        {"start": 0, "end": 99, "label": "LOC"}],  # out of range
+           "relations": [{"head": 2, "tail": 0, "label": "in"}, {"head": 1, "tail": 0,
+                                                                  "label": "in"},
+                         {"head": 3, "tail": 0, "label": "in"}, {"head": 0, "tail": 5,
+                                                                  "label": "in"}]}
+    path.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    c = read(path)
+    (r,) = c.records
+    assert r["entities"] == [{"start": 0, "end": 5, "label": "LOC"},
+                             {"start": 12, "end": 18, "label": "LOC"}]
+    assert r["relations"] == [{"head": 0, "tail": 1, "label": "in"}] and r["id"] == 7
+    assert c.report.skipped == {"duplicate entity": 1, "duplicate relation": 1,
+                                "offsets out of range": 1, "relation on a skipped entity": 1,
+                                "bad relation": 1}
+    write(c, tmp_path / "out.jsonl")
+    assert read(tmp_path / "out.jsonl").records == c.records
+
+
+def test_doccano_and_label_studio_relation_exports(tmp_path):
+    doc = tmp_path / "doccano.jsonl"
+    doc.write_text(json.dumps({
+        "id": 1, "text": "Alice works at Acme",
+        "entities": [{"id": 10, "label": "PER", "start_offset": 0, "end_offset": 5},
+                     {"id": 11, "label": "ORG", "start_offset": 15, "end_offset": 19}],
+        "relations": [{"id": 3, "from_id": 10, "to_id": 11, "type": "works_for"},
+                      {"id": 4, "from_id": 10, "to_id": 99, "type": "x"}]}) + "\n", "utf-8")
+    c = read(doc, "doccano")
+    assert triples(c.records[0]) == [("Alice", "works_for", "Acme")]
+    assert c.report.skipped == {"bad relation": 1}
+    ls = tmp_path / "ls.json"
+
+    def span(rid, s, e, lab, text):
+        return {"id": rid, "type": "labels", "from_name": "label", "to_name": "text",
+                "value": {"start": s, "end": e, "text": text, "labels": [lab]}}
+
+    ls.write_text(json.dumps([{"id": 5, "data": {"text": "Alice works at Acme"},
+                               "annotations": [{"result": [
+                                   span("a", 0, 5, "PER", "Alice"),
+                                   span("b", 15, 19, "ORG", "Acme"),
+                                   {"type": "relation", "from_id": "b", "to_id": "a",
+                                    "direction": "left", "labels": ["works_for"]},
+                                   {"type": "relation", "from_id": "a", "to_id": "b",
+                                    "direction": "bi", "labels": ["knows"]},
+                                   {"type": "relation", "from_id": "a", "to_id": "b",
+                                    "direction": "right", "labels": []}]}]}]), "utf-8")
+    c = read(ls)
+    assert triples(c.records[0]) == [("Acme", "knows", "Alice"), ("Alice", "knows", "Acme"),
+                                     ("Alice", "works_for", "Acme")]
+    assert c.report.skipped == {"relation without a label": 1}
+
+
+def test_relation_readers_are_not_writers(tmp_path):
+    with pytest.raises(ValueError, match="does not write"):
+        write([], tmp_path / "x.json", "spo")
