@@ -162,3 +162,30 @@ def test_doccano_and_label_studio_relation_exports(tmp_path):
 def test_relation_readers_are_not_writers(tmp_path):
     with pytest.raises(ValueError, match="does not write"):
         write([], tmp_path / "x.json", "spo")
+
+
+# ../shared/data/RELATIONS.md: sentences, triples as given, duplicates; every triple located
+# (DuIE: 10 by the case-insensitive rule; one pair of its train triples differs only in case)
+SHARED = [("webnlg/train_triples.json", 5019, 11776, 89, 0),
+          ("webnlg/val_triples.json", 500, 1118, 5, 0),
+          ("webnlg/test_triples.json", 703, 1591, 10, 0),
+          ("duie/train_data.json", 2000, 4299, 1, 10), ("duie/dev_data.json", 200, 448, 0, 0),
+          ("cmeie/CMeIE_train.json", 500, 1517, 4, 0), ("cmeie/CMeIE_dev.json", 108, 340, 1, 0)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rel,n_sent,n_triples,dups,folded", SHARED)
+def test_shared_relation_data_is_read_whole(rel, n_sent, n_triples, dups, folded):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / rel
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    c = read(path)
+    assert (len(c), c.report.relations + dups) == (n_sent, n_triples)
+    assert dict(c.report.skipped) == ({"duplicate relation": dups} if dups else {})
+    assert c.report.notes.get("entity located case-insensitive", 0) == folded
+    for r in c:  # every relation's strings are where the record says
+        for x in r["relations"]:
+            for e in (r["entities"][x["head"]], r["entities"][x["tail"]]):
+                assert 0 <= e["start"] < e["end"] <= len(r["text"])

@@ -143,8 +143,10 @@ class Predictor:
                 threshold: float | None = None, batch_size: int = 32,
                 stride: int | None = None, progress: bool = False) -> Any:
         """Records ``{"text", "entities": [{"start", "end", "label", "score", "prob", "text"}]}``
-        for a list of texts (one record for a single string). ``flat``/``threshold``/``stride``
-        default to the values saved with the model; ``progress`` shows a bar (texts/s)."""
+        for a list of texts (one record for a single string); a relation model adds
+        ``"relations": [{"head", "tail", "label", "score", "prob"}]`` indexing the entities.
+        ``flat``/``threshold``/``stride`` default to the values saved with the model;
+        ``progress`` shows a bar (texts/s)."""
         if isinstance(texts, str):
             return next(self.predict_iter([texts], batch_size, flat, threshold, stride=stride))
         if isinstance(texts, dict) or not isinstance(texts, Iterable):
