@@ -242,20 +242,20 @@ class Predictor:
         v = np.fromiter(found.values(), dtype=np.float64, count=len(found))
         spans = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
         entities = to_entities(doc.text, doc.encoding, spans, self.labels)
-        if not getattr(self.task, "has_relations", False):
-            if labels is not None:
-                keep = set(labels)
-                entities = [e for e in entities if e["label"] in keep]
-            return {"text": doc.text, "entities": entities}
-        relations = self._relations(doc, spans, threshold)
+        relations = (self._relations(doc, spans, threshold)
+                     if getattr(self.task, "has_relations", False) else None)
         if labels is not None:  # the entities kept, and the relations between them
             keep = set(labels)
             new = {k: n for n, k in enumerate(k for k, e in enumerate(entities)
                                                if e["label"] in keep)}
             entities = [e for e in entities if e["label"] in keep]
-            relations = [{**r, "head": new[r["head"]], "tail": new[r["tail"]]}
-                         for r in relations if r["head"] in new and r["tail"] in new]
-        return {"text": doc.text, "entities": entities, "relations": relations}
+            if relations is not None:
+                relations = [{**r, "head": new[r["head"]], "tail": new[r["tail"]]}
+                             for r in relations if r["head"] in new and r["tail"] in new]
+        record: Record = {"text": doc.text, "entities": entities}
+        if relations is not None:
+            record["relations"] = relations
+        return record
 
     def _relations(self, doc: _Text, spans: Sequence[TokenSpan], threshold: float | None
                    ) -> list[dict]:

@@ -59,8 +59,9 @@ def _sniff_json_object(obj: Any) -> str | None:
         return None
     from gpner.formats.triples import sniff
 
-    if sniff(obj):
-        return sniff(obj)
+    triples = sniff(obj)
+    if triples:
+        return triples
     if isinstance(obj.get("label"), dict):
         return "cluener"
     if isinstance(obj.get("label"), list):
