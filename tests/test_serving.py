@@ -165,7 +165,7 @@ def test_health_says_when_the_model_failed_to_load(tmp_path):
                 break
             time.sleep(0.01)
         assert r.status_code == 503 and r.json()["status"] == "failed"
-        assert "not a gpner model directory" in r.json()["error"]
+        assert "E201" in r.json()["error"] and "no such model directory" in r.json()["error"]
         r = c.post("/predict", json={"text": "a"})
         assert (r.status_code, r.json()["error_type"]) == (503, "not_ready")
 

@@ -143,12 +143,23 @@ def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path)
     assert out.read_bytes() == full.read_bytes()
 
 
-def test_lines_longer_than_a_read_chunk_stay_whole():
+def test_lines_longer_than_a_read_chunk_stay_whole_and_bad_bytes_name_line_and_offset():
     import io
 
-    from gpner.stream import _split_lines
+    from gpner.errors import DataEncodingError
+    from gpner.stream import _decoded_lines
 
-    long = "长" * 200_000  # several 64k-character reads
-    got = list(_split_lines(io.StringIO(f"a\nbb\r\n{long}\n\nlast"), "t"))
+    long = "长" * 200_000  # far past any read buffer
+    raw = f"a\nbb\r\n{long}\n\nlast".encode()
+    got = list(_decoded_lines(io.BytesIO(raw), "t", None))
     assert got == ["a\n", "bb\r\n", long + "\n", "\n", "last"]
-    assert list(_split_lines(io.StringIO(""), "t")) == []
+    assert list(_decoded_lines(io.BytesIO(b""), "t", None)) == []
+    # GBK bytes on line 3: the byte offset counts every byte before them
+    bad = "a\n\u00e9\n".encode() + "张三".encode("gbk") + b"\n"
+    with pytest.raises(DataEncodingError, match=r"\[E103\] t:3: byte 0xd5 at byte offset 5 "
+                       r"\(byte 1 of the line\).*--encoding"):
+        list(_decoded_lines(io.BytesIO(bad), "t", None))
+    assert list(_decoded_lines(io.BytesIO(bad), "t", "gb18030"))[2] == "张三\n"
+    # UTF-16 cannot be cut at b"\n": decoded as a stream
+    assert list(_decoded_lines(io.BytesIO("x\ny".encode("utf-16")), "t", "utf-16")) == \
+        ["x\n", "y"]

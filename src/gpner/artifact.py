@@ -19,6 +19,7 @@ from typing import Any
 
 from gpner import __version__
 from gpner.atomic import old_copy, staged_dir
+from gpner.errors import ModelFileError, ModelNotFound
 
 FORMAT_VERSION = 2
 MODEL_TYPE = "gpner"
@@ -93,36 +94,38 @@ class ModelConfig:
     def from_dict(cls, d: Any, source: str = "config.json") -> "ModelConfig":
         """Parse (and migrate) a config.json object; errors name ``source`` and the key."""
         if not isinstance(d, dict):
-            raise ValueError(f"{source}: expected a JSON object, found {type(d).__name__}")
+            raise ModelFileError(f"{source}: expected a JSON object, found {type(d).__name__}")
         if d.get("format") == "gpner-model" and "model_type" not in d:
             d = _from_v1(d, source)
         if d.get("model_type") != MODEL_TYPE:
-            raise ValueError(f"{source} is not a gpner model config (model_type "
-                             f"{d.get('model_type')!r}, expected {MODEL_TYPE!r})")
+            raise ModelFileError(f"{source} is not a gpner model config (model_type "
+                                 f"{d.get('model_type')!r}, expected {MODEL_TYPE!r})")
         version = d.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(f"{source}: format_version {version!r}; this gpner "
-                             f"({__version__}) reads up to {FORMAT_VERSION}: upgrade gpner")
+            raise ModelFileError(f"{source}: format_version {version!r}; this gpner "
+                                 f"({__version__}) reads up to {FORMAT_VERSION}: upgrade gpner",
+                                 code="E204")
         missing = [k for k in ("head", "id2label", "encoder", "tokenizer", "max_length")
                    if k not in d]
         if missing:
-            raise ValueError(f"{source}: missing key(s) {missing}")
+            raise ModelFileError(f"{source}: missing key(s) {missing}")
         try:
             id2label = {int(k): v for k, v in d["id2label"].items()}
         except (AttributeError, ValueError):
-            raise ValueError(f"{source}: id2label must map 0..C-1 to labels, found "
-                             f"{d['id2label']!r}") from None
+            raise ModelFileError(f"{source}: id2label must map 0..C-1 to labels, found "
+                                 f"{d['id2label']!r}") from None
         labels = [id2label.get(k) for k in range(len(id2label))]
         if None in labels or not all(isinstance(x, str) for x in labels):
-            raise ValueError(f"{source}: id2label must map 0..C-1 to labels, found {id2label}")
+            raise ModelFileError(f"{source}: id2label must map 0..C-1 to labels, found {id2label}")
         if "label2id" in d and d["label2id"] != {lab: k for k, lab in enumerate(labels)}:
-            raise ValueError(f"{source}: label2id {d['label2id']} does not invert id2label")
+            raise ModelFileError(f"{source}: label2id {d['label2id']} does not invert id2label")
         relations = d.get("relations")
         if d.get("task") == "relations" and not (
                 isinstance(relations, list) and relations
                 and all(isinstance(x, str) for x in relations)):
-            raise ValueError(f"{source}: a relations model needs 'relations', a list of relation "
-                             f"labels; found {relations!r:.80}")
+            raise ModelFileError(f"{source}: a relations model needs 'relations', a list of "
+                                 f"relation labels; found {relations!r:.80}")
+        _check_encoder(d["encoder"], source)
         try:
             return cls(labels=labels, head=d["head"], head_size=d.get("head_size", 64),
                        task=d.get("task", "ner"), encoder=EncoderSpec(**d["encoder"]),
@@ -131,8 +134,8 @@ class ModelConfig:
                        train_config=d.get("train_config", {}), data=d.get("data"),
                        encoder_config=d.get("encoder_config"), relations=relations,
                        gpner_version=d.get("gpner_version", "unknown"), format_version=version)
-        except TypeError as exc:  # an unknown key in encoder or decode
-            raise ValueError(f"{source}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # an unknown key in encoder or decode, a bad number
+            raise ModelFileError(f"{source}: {exc}") from None
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
         """``config.json``; ``extra`` keys (the transformers fields) are written beside."""
@@ -143,17 +146,59 @@ class ModelConfig:
     @classmethod
     def load(cls, directory: Path) -> "ModelConfig":
         path = Path(directory) / "config.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_model_json(path), str(path))
+
+
+def read_model_json(path: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object of a model directory; a missing file (E207), bad JSON or bytes (E202) or a
+    missing key (E203) is a :class:`ModelFileError` naming the file."""
+    from gpner.errors import GpnerError
+
+    if not path.is_file():
+        raise ModelNotFound(f"{path}: missing from the model directory", code="E207")
+    try:
+        from gpner.formats._io import parse_json, read_text
+
+        data = parse_json(read_text(path), str(path))
+    except GpnerError as exc:
+        raise ModelFileError(exc.message, code="E202") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: expected a JSON object, found {type(data).__name__}",
+                             code="E202")
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ModelFileError(f"{path}: missing key(s) {missing}", code="E203")
+    return data
+
+
+def _check_encoder(enc: Any, source: str) -> None:
+    """The encoder description must say how to build the encoder (E203 naming the key)."""
+    if not isinstance(enc, dict):
+        raise ModelFileError(f"{source}: 'encoder' should be an object, found {enc!r:.60}")
+    kind = enc.get("type")
+    if kind == "builtin":
+        sizes, params = enc.get("sizes"), enc.get("params")
+        if not (isinstance(sizes, dict) and all(
+                isinstance(sizes.get(k), int) and sizes[k] > 0 for k in ("words", "bigrams",
+                                                                         "chars"))):
+            raise ModelFileError(f"{source}: encoder.sizes should map words, bigrams and chars "
+                                 f"to vocabulary sizes, found {sizes!r:.80}")
+        if not isinstance(params, dict):
+            raise ModelFileError(f"{source}: encoder.params should be an object of layer "
+                                 f"sizes, found {params!r:.80}")
+    elif kind == "hf":
+        if not isinstance(enc.get("name"), str):
+            raise ModelFileError(f"{source}: encoder.name should be the encoder's name, found "
+                                 f"{enc.get('name')!r:.80}")
+    else:
+        raise ModelFileError(f"{source}: encoder.type should be builtin or hf, found {kind!r}")
 
 
 def _from_v1(d: dict[str, Any], source: str) -> dict[str, Any]:
     """A format-1 config.json (gpner 0.1.0) in the format-2 layout."""
     if d.get("version", 1) != 1:
-        raise ValueError(f"{source}: unknown gpner format version {d.get('version')!r}")
+        raise ModelFileError(f"{source}: unknown gpner format version {d.get('version')!r}",
+                             code="E204")
     rest = {k: v for k, v in d.items() if k not in ("format", "version", "labels")}
     labels = d.get("labels") or []
     return {**rest, "model_type": MODEL_TYPE, "format_version": 1, "task": "ner",
@@ -180,8 +225,12 @@ def resolve_dir(directory: str | Path) -> Path:
                  old_copy(directory)):
         if is_model_dir(cand):
             return cand
-    raise FileNotFoundError(f"{directory}: not a gpner model directory (no config.json and "
-                            "model.safetensors, nor a model/ folder holding them)")
+    if not directory.exists():
+        raise ModelNotFound(f"{directory}: no such model directory")
+    have = [p.name for p in directory.iterdir()][:8] if directory.is_dir() else []
+    raise ModelNotFound(f"{directory}: not a gpner model directory (no config.json and "
+                         "model.safetensors, nor a model/ folder holding them"
+                         + (f"; it holds {have}" if have else "") + ")", code="E201")
 
 
 def save_model(model: Any, featurizer: Any, config: ModelConfig, directory: str | Path,
@@ -240,8 +289,47 @@ def model_card(config: ModelConfig, card: dict[str, Any]) -> str:
 
 def load_weights(model: Any, directory: Path, config: ModelConfig) -> None:
     """Load ``model.safetensors`` into ``model`` (names migrated from the config's format)."""
+    path = Path(directory) / "model.safetensors"
+    state = migrate_weights(read_safetensors(path), config.format_version)
+    check_weights(model, state, path, config)
+    model.load_state_dict(state, strict=True)
+
+
+def read_safetensors(path: Path) -> dict[str, Any]:
+    """Tensors of a safetensors file; a truncated or corrupt one is E205 naming the file."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    state = migrate_weights(load_file(str(Path(directory) / "model.safetensors")),
-                            config.format_version)
-    model.load_state_dict(state, strict=True)
+    if not path.is_file():
+        raise ModelNotFound(f"{path}: missing", code="E207")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        size = path.stat().st_size
+        raise ModelFileError(f"{path}: truncated or corrupt ({size} bytes; safetensors says: "
+                             f"{exc}); copy the model directory again", code="E205") from None
+
+
+def check_weights(model: Any, state: dict[str, Any], path: Path, config: ModelConfig) -> None:
+    """The file's tensors must be the model's, with the same shapes (E206): a config.json whose
+    label count was edited, or weights from another model, say so here."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+    if not (missing or extra or shapes):
+        return
+    parts = []
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} tensor(s) of another shape (first: {k} is {got[k]} in the "
+                     f"file, {expected[k]} for config.json)")
+    if missing:
+        parts.append(f"{len(missing)} missing (first: {missing[0]})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (first: {extra[0]})")
+    raise ModelFileError(f"{path}: the weights do not match {path.parent / 'config.json'} "
+                         f"({len(config.labels)} labels, head {config.head}): "
+                         + "; ".join(parts) + ". Was config.json edited, or the weights copied "
+                         "from another model?", code="E206")

@@ -1,25 +1,74 @@
 """Atomic writes: a file or a directory appears whole or not at all.
 
 Every file gpner writes (data, model directories, checkpoints, logs) goes through here, so a kill
-at any moment leaves either the old copy or the new one, never half of one.
+at any moment leaves either the old copy or the new one, never half of one. Temporary names
+carry the writer's process id, so that the next writer removes what a killed one left
+(:func:`clean_stale`); files get the permissions the umask gives, as ``open`` would.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import re
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+_umask_lock = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode ``open`` gives a new file: 0o666 less the process umask (which can only be
+    read by setting it, hence the lock)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale(folder: Path, name: str) -> list[Path]:
+    """Remove the temporary files and directories that writers of ``folder/name`` killed before
+    their rename left behind (their process is gone); return what was removed."""
+    pattern = re.compile(rf"^\.{re.escape(name)}\.(?:tmp-)?(\d+)(?:\..*\.tmp)?$")
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        m = pattern.match(entry.name)
+        if m and not _alive(int(m.group(1))):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    clean_stale(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600 files whatever the umask
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
@@ -50,6 +99,7 @@ def staged_dir(target: str | Path) -> Iterator[Path]:
     on error the half-built directory is removed and ``target`` is untouched."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(target.parent, target.name)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -14,6 +14,7 @@ order, through the same atomic output as the single-process path (so the output 
 
 from __future__ import annotations
 
+from gpner.errors import ConfigError
 import json
 import logging
 from typing import Any
@@ -130,8 +131,8 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
     if kind == "auto" and path not in (None, "-"):
         kind = detect_kind(path)
     if path in (None, "-") or kind not in ("text", "jsonl"):
-        raise ValueError("--ray reads a plain-text or JSON-lines file (not stdin, not "
-                         f"{kind!r}): convert other formats with gpner convert first")
+        raise ConfigError("--ray reads a plain-text or JSON-lines file (not stdin, not "
+                         f"{kind!r}): convert other formats with gpner convert first", code="E305")
     predict_kwargs = {k: v for k, v in predict_kwargs.items() if v is not None}
     if not ray.is_initialized():
         ray.init(log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from gpner.artifact import migrate_weights
+from gpner.artifact import migrate_weights, read_model_json, read_safetensors
 from gpner.atomic import old_copy, staged_dir
 from gpner.model import unwrap
 from gpner.regularizers import EMA
@@ -50,15 +50,13 @@ def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
 def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
                     ema: EMA | None) -> dict:
     """Restore weights, optimizer, EMA and RNG states; return the counters and history."""
-    from safetensors.torch import load_file
-
     if not (path / "state.json").exists() and (old_copy(path) / "state.json").exists():
         path = old_copy(path)  # killed between the two renames of a checkpoint swap
-    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    state = read_model_json(path / "state.json", ("opt_scalars", "param_groups"))
     version = state.get("checkpoint_version", 1)
     unwrap(model).load_state_dict(
-        migrate_weights(load_file(str(path / "model.safetensors")), version))
-    tensors = load_file(str(path / "state.safetensors"))
+        migrate_weights(read_safetensors(path / "model.safetensors"), version))
+    tensors = read_safetensors(path / "state.safetensors")
     opt_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):

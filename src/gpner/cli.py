@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gpner.errors import ConfigError
 import argparse
 import logging
 import os
@@ -10,16 +11,23 @@ from collections import deque
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from gpner.formats import read, write
+    from gpner.formats import canonical, detect_format, preview, read, write
 
-    reader_opts = {}
-    if args.scheme_in:
-        reader_opts["scheme"] = args.scheme_in
-    if args.token_sep is not None:
-        reader_opts["token_sep"] = args.token_sep
-    if args.documents:
-        reader_opts["documents"] = True
-    corpus = read(args.input, args.format, strict=args.strict, **reader_opts)
+    reader_opts: dict = {}
+    for key, value in (("scheme", args.scheme_in), ("token_sep", args.token_sep),
+                       ("documents", args.documents or None),
+                       ("token_pattern", args.token_pattern), ("tags", args.tags),
+                       ("inclusive_end", args.inclusive_end or None)):
+        if value is not None:
+            reader_opts[key] = value
+    fmt = canonical(args.format) if args.format else detect_format(args.input, args.encoding)
+    corpus = read(args.input, fmt, strict=args.strict, encoding=args.encoding, **reader_opts)
+    # what was understood, at a glance: a wrong reading shows here, before anyone trains on it
+    print(f"format: {fmt}" + (" (given)" if args.format else " (detected; --format to "
+                              "override)"), file=sys.stderr)
+    shown = preview(corpus.records)
+    if shown:
+        print(f"first record: {shown}", file=sys.stderr)
     writer_opts = {"scheme": args.scheme} if args.scheme else {}
     write(corpus, args.output, args.to, **writer_opts)
     print(corpus.report.summary(), file=sys.stderr)
@@ -32,17 +40,28 @@ def _train(args: argparse.Namespace) -> int:
     from gpner.trainer import train
 
     if args.resume:
-        cfg = None  # the run's own config.yaml; data paths from its data.json unless given
+        # the run's own config.yaml; data paths from its data.json unless given
+        given = [f"--{k}" for k in ("encoder", "head", "task", "config") if getattr(args, k)]
+        given += list(args.overrides) + (["--overwrite"] if args.overwrite else [])
+        if given:
+            from gpner.errors import RunDirError
+
+            raise RunDirError(f"{args.output}: --resume continues the run with its saved "
+                              f"settings ({args.output}/config.yaml), so {', '.join(given)} "
+                              "would be ignored; resume without them, or start a new run "
+                              "(another --output, or --overwrite)", code="E403")
+        cfg = None
     else:
         if not args.train:
-            raise ValueError("--train is required (unless --resume)")
+            raise ConfigError("--train is required (unless --resume)", code="E305")
         overrides = list(args.overrides)
         for key in ("encoder", "head", "task"):
             if getattr(args, key):
                 overrides.append(f"{key}={getattr(args, key)}")
         cfg = load_config(args.config, overrides)
     summary = train(args.train, args.dev, args.output, cfg, resume=args.resume,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, overwrite=args.overwrite,
+                    encoding=args.encoding)
     from gpner.distributed import cleanup
     from gpner.runlog import is_main_process
 
@@ -65,7 +84,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                                schemas)
     from gpner.predict import load
 
-    corpus = read(args.data)
+    corpus = read(args.data, encoding=args.encoding)
     gold = corpus.records
     texts = [r["text"] for r in gold]
     opts = dict(flat=args.flat, threshold=args.threshold, progress=not args.no_progress)
@@ -109,8 +128,8 @@ def _evaluate_relations(args: argparse.Namespace, gold: list, pred: list, report
     from gpner.metrics import evaluate_relations, format_relations
 
     if args.errors or args.compare:
-        raise ValueError("--errors and --compare are for NER models; a relation model's "
-                         "evaluation has no error listing or comparison yet")
+        raise ConfigError("--errors and --compare are for NER models; a relation model's "
+                         "evaluation has no error listing or comparison yet", code="E305")
     result = evaluate_relations(gold, pred)
     result["data"] = report.as_dict()
     if args.json:
@@ -127,13 +146,14 @@ def _predict(args: argparse.Namespace) -> int:
     from gpner.stream import InputReport, ResumableOutput, detect_kind, output_record, read_inputs
 
     if args.resume and not args.output:
-        raise ValueError("--resume needs -o/--output (the file a killed run was writing)")
-    kind = detect_kind(args.input, args.format)
+        raise ConfigError("--resume needs -o/--output (the file a killed run was writing)",
+                          code="E305")
+    kind = detect_kind(args.input, args.format, args.encoding)
     if args.ray:
         from gpner.batch import predict_with_ray
 
         if not args.output:
-            raise ValueError("--ray needs -o/--output")
+            raise ConfigError("--ray needs -o/--output", code="E305")
         n = predict_with_ray(args.model, args.input, args.output, kind=kind, backend=args.backend,
                              batch_size=args.batch_size, flat=_flat(args), threshold=args.threshold,
                              stride=args.stride, strict=args.strict, actors=args.ray_actors)
@@ -150,7 +170,8 @@ def _predict(args: argparse.Namespace) -> int:
     out = ResumableOutput(args.output, args.resume) if args.output else None
     skip = out.done if out else 0
     report = InputReport("<stdin>" if args.input in (None, "-") else args.input)
-    items = read_inputs(args.input, kind, report, strict=args.strict, skip=skip)
+    items = read_inputs(args.input, kind, report, strict=args.strict, skip=skip,
+                        encoding=args.encoding)
     pending: deque = deque()  # items whose record has not come out yet (a bounded look-ahead)
 
     def texts():
@@ -190,7 +211,7 @@ def _export(args: argparse.Namespace) -> int:
     from gpner.export import export_onnx
 
     if not args.onnx:
-        raise ValueError("say which format: --onnx (the only one so far)")
+        raise ConfigError("say which format: --onnx (the only one so far)", code="E305")
     spec = export_onnx(args.model, int8=args.int8, opset=args.opset)
     print(f"wrote {spec['directory']}: model.onnx" + (", model.int8.onnx" if spec["int8"] else "")
           + f" (largest difference from PyTorch {spec['max_abs_diff_fp32']:.2g}); predict with "
@@ -252,7 +273,7 @@ def _render(args: argparse.Namespace) -> int:
 
     out = render(args.source, args.output, args.data, compare_gold=args.compare,
                  limit=args.limit, errors_only=args.errors_only, flat=_flat(args),
-                 threshold=args.threshold)
+                 threshold=args.threshold, encoding=args.encoding)
     print(f"wrote {out['output']}: {out['records']} of {out['of']} records"
           + (f", {out['errors']} errors" if args.compare else ""), file=sys.stderr)
     return 0
@@ -264,6 +285,11 @@ def _decoding_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flat", action="store_true", help="non-overlapping entities only")
     g.add_argument("--nested", action="store_true", help="all spans above the threshold")
     p.add_argument("--threshold", type=float, help="score threshold (default: the model's)")
+
+
+def _encoding_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoding", help="text encoding of the input files (default utf-8, a BOM "
+                   "dropped), e.g. gbk, gb18030, big5, utf-16, latin-1")
 
 
 def _positive(value: str) -> int:
@@ -280,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpner", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gpner {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an "
+                        "error (by default a user error prints one line with its code)")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("convert", help="convert annotations between formats",
@@ -296,7 +324,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "CJK, ' ' otherwise)")
     p.add_argument("--documents", action="store_true", help="column files: one record per "
                    "-DOCSTART- document (sentences joined by newlines), not per sentence")
+    p.add_argument("--token-pattern", help="column files: a regular expression whose first "
+                   "group is the token text, for tokens with an annotation glued on (Weibo NER: "
+                   "'(.+?)\\d+$')")
+    p.add_argument("--tags", help="wordtag files: word tags to entity types (default "
+                   "nr=PER,ns=LOC,nt=ORG)")
+    p.add_argument("--inclusive-end", action="store_true", help="tsv files: span ends are the "
+                   "last character, not one past it")
     p.add_argument("--strict", action="store_true", help="fail on the first malformed entity")
+    _encoding_option(p)
     p.set_defaults(func=_convert)
 
     p = verbs.add_parser("train", help="train a model",
@@ -313,8 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "and triples; gp or egp heads), or auto (default): relations when the "
                    "training data has them")
     p.add_argument("--config", help="YAML file of settings")
-    p.add_argument("--resume", action="store_true", help="continue the run in OUTPUT")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUTPUT, with its "
+                   "saved settings (other settings given with it are refused)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in OUTPUT "
+                   "(refused without it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _encoding_option(p)
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="settings, e.g. epochs=10 lr=1e-3 rdrop=1 fgm=1 ema=0.999 bf16=true")
     p.set_defaults(func=_train)
@@ -331,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "same data, with a paired bootstrap estimate of the difference")
     p.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _encoding_option(p)
     p.set_defaults(func=_evaluate)
 
     p = verbs.add_parser("predict", help="tag texts; JSON lines out",
@@ -357,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", action="store_true", help="run on Ray (a local instance, or the "
                    "cluster at RAY_ADDRESS); needs -o and the 'ray' extra")
     p.add_argument("--ray-actors", type=_positive, default=2, help="model replicas on Ray")
+    _encoding_option(p)
     p.set_defaults(func=_predict)
 
     p = verbs.add_parser("export", help="export a model for another runtime (ONNX)",
@@ -413,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errors-only", action="store_true", help="with --compare: only records "
                    "with a missing or spurious entity")
     p.add_argument("--limit", type=_positive, default=1000, help="records on the page")
+    _encoding_option(p)
     _decoding_options(p)
     p.set_defaults(func=_render)
 
@@ -431,14 +474,44 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO,
                         format="%(levelname)s %(message)s")
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    from gpner.records import FormatError
-
     try:
         return args.func(args)
-    except (FormatError, FileNotFoundError, ValueError, OSError, ImportError, RuntimeError
-            ) as exc:
-        print(f"gpner {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"gpner {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"gpner {args.verb}: {describe(exc)}", file=sys.stderr)
+        return 3 if unexpected(exc) else 2
+
+
+def describe(exc: BaseException) -> str:
+    """The one line the CLI prints for an error."""
+    import errno
+
+    from gpner.errors import GpnerError
+
+    if isinstance(exc, GpnerError):
+        return f"error {exc} (see docs/errors.md, {exc.code})"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"error [E601] no space left on the device writing {exc.filename or 'a file'}; "
+                "the files written before are intact (see docs/errors.md, E601)")
+    if isinstance(exc, PermissionError):
+        return f"error [E601] permission denied: {exc.filename} (see docs/errors.md, E601)"
+    if unexpected(exc):
+        return (f"unexpected error ({type(exc).__name__}: {exc}); this is a gpner bug or an "
+                "input it does not check yet: rerun with --debug for the traceback and report it")
+    return f"error: {exc}"
+
+
+def unexpected(exc: BaseException) -> bool:
+    """Not one of the errors gpner raises for bad input (those exit 2)."""
+    from gpner.errors import GpnerError
+
+    return not isinstance(exc, (GpnerError, ValueError, OSError, ImportError))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ Sources, later ones winning: the defaults below, a YAML file (``--config run.yam
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gpner.errors import ConfigError
 
 
 @dataclass
@@ -81,8 +84,8 @@ class TrainConfig:
             values = {k: v for k, v in values.items() if k != "extra"}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {unknown}; known: "
-                             f"{', '.join(sorted(known))}")
+            raise ConfigError(f"{source}: unknown setting(s) {unknown}; known: "
+                              f"{', '.join(sorted(known))}", code="E301")
         types = {f.name: str(f.type) for f in dataclasses.fields(self)}
         values = {k: _coerce(k, v, types[k], source) for k, v in values.items()}
         cfg = dataclasses.replace(self, **values)
@@ -93,36 +96,74 @@ class TrainConfig:
         from gpner.tasks import HEADS, TASKS, head_info
 
         if self.task != "auto" and self.task not in TASKS:
-            raise ValueError(f"task must be auto or one of {', '.join(TASKS)}, got {self.task!r}")
+            raise ConfigError(f"task must be auto or one of {', '.join(TASKS)}, got {self.task!r}")
         info = head_info(self.head)
         if self.task == "relations" and info.kind != "span":
-            raise ValueError(f"task=relations needs a span head (gp or egp), got {self.head!r}")
+            raise ConfigError(f"task=relations needs a span head (gp or egp), got {self.head!r}")
+        self._check_ranges()
         if self.divergence not in ("sum", "mean"):
-            raise ValueError(f"divergence must be sum or mean, got {self.divergence!r}")
+            raise ConfigError(f"divergence must be sum or mean, got {self.divergence!r}")
         if self.flood < 0:
-            raise ValueError(f"flood must be >= 0, got {self.flood}")
+            raise ConfigError(f"flood must be >= 0, got {self.flood}")
         if self.bf16 and self.fp16:
-            raise ValueError("bf16 and fp16 are two precisions: choose one")
+            raise ConfigError("bf16 and fp16 are two precisions: choose one", code="E305")
         if self.schedule not in ("linear", "constant"):
-            raise ValueError(f"schedule must be linear or constant, got {self.schedule!r}")
+            raise ConfigError(f"schedule must be linear or constant, got {self.schedule!r}")
         if self.misaligned not in ("skip", "expand"):
-            raise ValueError(f"misaligned must be skip or expand, got {self.misaligned!r}")
+            raise ConfigError(f"misaligned must be skip or expand, got {self.misaligned!r}")
         for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps",
                      "accumulate"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_length", "stride", "encoder_max_length"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.stride and self.max_length and self.stride > self.max_length:
-            raise ValueError(f"stride {self.stride} is longer than the window (max_length "
-                             f"{self.max_length}): text between windows would be skipped")
+            raise ConfigError(f"stride {self.stride} is longer than the window (max_length "
+                              f"{self.max_length}): text between windows would be skipped")
         if self.head_size % 2:
-            raise ValueError(f"head_size must be even (RoPE rotates pairs), got {self.head_size}")
+            raise ConfigError(f"head_size must be even (RoPE rotates pairs), got {self.head_size}")
         if info.kind != "span" and (self.rdrop or self.vat):
             spans = ", ".join(k for k, v in HEADS.items() if v.kind == "span")
-            raise ValueError(f"rdrop and vat use the GlobalPointer divergence: heads {spans} "
-                             f"only, not {self.head}")
+            raise ConfigError(f"rdrop and vat use the GlobalPointer divergence: heads {spans} "
+                              f"only, not {self.head}")
+
+    def _check_ranges(self) -> None:
+        """Every number in its range, finite (a NaN learning rate would train a NaN model)."""
+        def check(name: str, low: float, high: float = math.inf, low_open: bool = False,
+                  high_open: bool = False, none_ok: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and none_ok:
+                return
+            ok = (isinstance(value, (int, float)) and math.isfinite(value)
+                  and (value > low if low_open else value >= low)
+                  and (value < high if high_open else value <= high))
+            if not ok:
+                span = (("(" if low_open else "[") + f"{low:g}, "
+                        + (f"{high:g}" if high != math.inf else "inf")
+                        + (")" if high_open or high == math.inf else "]"))
+                raise ConfigError(f"{name}={value!r} is out of range: a finite number in {span}"
+                                  + (" or empty" if none_ok else ""), code="E303")
+
+        check("lr", 0, low_open=True)
+        check("encoder_lr", 0, low_open=True, none_ok=True)
+        check("weight_decay", 0)
+        check("warmup", 0, 1, high_open=True)
+        check("dropout", 0, 1, high_open=True)
+        check("word_dropout", 0, 1, high_open=True)
+        check("ema", 0, 1, high_open=True)
+        check("grad_clip", 0)  # 0: no clipping
+        check("patience", 0)
+        check("threads", 1, none_ok=True)
+        check("max_minutes", 0, low_open=True, none_ok=True)
+        for name in ("rdrop", "fgm", "pgd", "vat", "grad_penalty", "flood"):
+            check(name, 0)
+        check("vat_eps", 0, low_open=True)
+        check("threshold", -math.inf)
+        for name in ("word_dim", "bigram_dim", "char_dim", "char_channels", "lstm_hidden",
+                     "min_bigram_freq"):
+            check(name, 1)
+        check("max_width", 1, none_ok=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,7 +175,7 @@ def _coerce(key: str, value: Any, kind: str, source: str) -> Any:
     if value is None:
         if "None" in kind:
             return None
-        raise ValueError(f"{source}: {key} cannot be empty")
+        raise ConfigError(f"{source}: {key} cannot be empty", code="E302")
     try:
         if kind.startswith("bool"):
             if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
@@ -153,7 +194,8 @@ def _coerce(key: str, value: Any, kind: str, source: str) -> Any:
         if kind.startswith("str"):
             return str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{source}: {key}={value!r} is not a valid {kind}") from None
+        raise ConfigError(f"{source}: {key}={value!r} is not a valid {kind}",
+                          code="E302") from None
     return value
 
 
@@ -164,23 +206,44 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValueError(f"override {pair!r} is not key=value")
+            raise ConfigError(f"command line: {pair!r} is not key=value", code="E302")
         key, value = pair.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"command line: {pair!r}: the value is not valid YAML "
+                              f"({getattr(exc, 'problem', None) or exc})", code="E304") from None
     return out
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 base: TrainConfig | None = None) -> TrainConfig:
-    import yaml
 
     cfg = base or TrainConfig()
     if path:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = load_yaml(path) or {}
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of settings")
+            raise ConfigError(f"{path}: expected a mapping of settings (key: value lines), "
+                              f"found {type(data).__name__}", code="E304")
         cfg = cfg.update(data, str(path))
     if overrides:
         cfg = cfg.update(parse_overrides(overrides), "command line")
     cfg.validate()
     return cfg
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file through ``safe_load`` (tags that build objects are refused); errors name the
+    file, line and column."""
+    import yaml
+
+    from gpner.formats._io import read_text
+
+    text = read_text(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML ({what})", code="E304") from None

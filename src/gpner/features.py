@@ -151,7 +151,9 @@ class BuiltinFeaturizer:
 
     @classmethod
     def load(cls, directory: Path) -> "BuiltinFeaturizer":
-        data = json.loads((Path(directory) / "features.json").read_text(encoding="utf-8"))
+        from gpner.artifact import read_model_json
+
+        data = read_model_json(Path(directory) / "features.json", ("bigrams", "chars"))
         return cls(CharWordTokenizer.load(directory), data["bigrams"], data["chars"])
 
 
@@ -213,7 +215,9 @@ class HFFeaturizer:
             if not (directory / SPECIAL_FILE).is_file():
                 raise FileNotFoundError(f"{directory / SPECIAL_FILE}: missing (model saved by "
                                         "an older gpner: run `gpner export` on it again)")
-            special = json.loads((directory / SPECIAL_FILE).read_text(encoding="utf-8"))
+            from gpner.artifact import read_model_json
+
+            special = read_model_json(directory / SPECIAL_FILE)
             return cls(RawHFTokenizer.load(directory / "tokenizer.json"), special)
         from transformers import AutoConfig, AutoTokenizer
 

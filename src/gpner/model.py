@@ -17,6 +17,7 @@ from torch import nn
 
 from gpner.artifact import EncoderSpec, ModelConfig
 from gpner.config import TrainConfig
+from gpner.errors import DataError
 from gpner.records import Record
 from gpner.tasks import task_for
 
@@ -116,12 +117,14 @@ def build(cfg: TrainConfig, train_records: Sequence[Record]
     cfg = resolve_task(cfg, train_records)
     labels = sorted({e["label"] for r in train_records for e in r["entities"]})
     if not labels:
-        raise ValueError("the training data has no entities")
+        raise DataError("the training data has no entities (every record is unlabelled)",
+                        code="E112")
     relations = None
     if cfg.task == "relations":
         relations = sorted({x["label"] for r in train_records for x in r.get("relations", [])})
         if not relations:
-            raise ValueError("task=relations, but the training data has no relations")
+            raise DataError("task=relations, but the training data has no relations",
+                            code="E112")
     if cfg.encoder == "builtin":
         if cfg.encoder_max_length:
             raise ValueError("encoder_max_length extends a pretrained encoder's learned positions;"

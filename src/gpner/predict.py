@@ -28,8 +28,10 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from gpner.errors import ArgumentTypeError, InputError
 from gpner.alignment import TokenSpan
 from gpner.artifact import ModelConfig, resolve_dir
+from gpner.errors import GpnerError, ModelFileError
 from gpner.decoding import (SpanKey, merge_best, prob, select_flat_rows, spans_from_rows,
                             to_entities)
 from gpner.features import Window, content_size, window_bounds
@@ -89,7 +91,8 @@ def featurize(texts: Iterable[str], featurizer: Any, max_length: int,
     size = content_size(featurizer, max_length)
     for n, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"text {n} is a {type(text).__name__}, not a str: {text!r:.60}")
+            raise ArgumentTypeError(f"text {n} is a {type(text).__name__}, not a str: "
+                                    f"{text!r:.60}", code="E502")
         enc = featurizer.encode(text)
         bounds = window_bounds(len(enc), size, stride) if any(enc.spannable) else []
         item = _Text(n, text, enc, pending=len(bounds), bounds=bounds)
@@ -150,9 +153,10 @@ class Predictor:
         if isinstance(texts, str):
             return next(self.predict_iter([texts], batch_size, flat, threshold, stride=stride))
         if isinstance(texts, dict) or not isinstance(texts, Iterable):
-            raise TypeError(f"predict takes a text or a list of texts, not a "
+            raise ArgumentTypeError(f"predict takes a text or a list of texts, not a "
                             f"{type(texts).__name__}" + (" (pass record['text'])"
-                                                         if isinstance(texts, dict) else ""))
+                                                         if isinstance(texts, dict) else ""),
+                                    code="E502")
         return list(self.predict_iter(texts, batch_size, flat, threshold, stride=stride,
                                       progress=progress))
 
@@ -163,12 +167,12 @@ class Predictor:
         default 16 batches) bounds what is held in memory; ``stride`` (tokens between window
         starts) defaults to the model's, half a window."""
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}", code="E502")
         dec = self.config.decode
         flat = bool(dec.flat) if flat is None else flat
         threshold = dec.threshold if threshold is None else threshold
         if not isinstance(threshold, (int, float)) or threshold != threshold:
-            raise ValueError(f"threshold must be a number, got {threshold!r}")
+            raise InputError(f"threshold must be a number, got {threshold!r}", code="E502")
         stride = dec.stride if stride is None else stride
         if progress:
             texts = _progress(texts)
@@ -305,7 +309,8 @@ def load(directory: str | Path, device: str | None = None, backend: str = "torch
     (default: the runtime's own choice).
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}",
+                         code="E502")
     from gpner.features import load_featurizer
     from gpner.tasks import task_for
 
@@ -324,9 +329,17 @@ def load(directory: str | Path, device: str | None = None, backend: str = "torch
 
     if threads:
         torch.set_num_threads(threads)
-    model, task = from_config(config, path)
-    load_weights(model, path, config)
+    try:
+        model, task = from_config(config, path)
+        load_weights(model, path, config)
+        featurizer = load_featurizer(config.encoder.type, path,
+                                     encoder_config=config.encoder_config)
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+        if isinstance(exc, GpnerError):
+            raise
+        # what config.json describes cannot be built: name the directory and the problem
+        raise ModelFileError(f"{path}: the model described by config.json cannot be built "
+                             f"({type(exc).__name__}: {exc})", code="E203") from exc
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
-    featurizer = load_featurizer(config.encoder.type, path, encoder_config=config.encoder_config)
     return Predictor(config, featurizer, task, TorchBackend(model, dev))

@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, TypedDict
 
+from gpner.errors import DataError
+
 log = logging.getLogger("gpner")
 
 
@@ -46,8 +48,8 @@ class Record(TypedDict, total=False):
     id: Any
 
 
-class FormatError(ValueError):
-    """Input that cannot be read at all; the message names file, line and value."""
+# input that cannot be read at all (the message names file, line and value); the old name
+FormatError = DataError
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Report:
     messages: list[str] = field(default_factory=list)
     max_messages: int = 20
     strict: bool = False  # raise on the first problem instead of counting it
+    encoding: str | None = None  # of the files read (None: UTF-8, a BOM dropped)
 
     def problem(self, line: int | None, reason: str, detail: str) -> None:
         """Count one skipped/repaired item under ``reason`` and keep its message."""
@@ -75,7 +78,7 @@ class Report:
         where = f"{self.source}:{line}" if line is not None else self.source
         msg = f"{where}: {reason}: {detail}"
         if self.strict:
-            raise FormatError(msg)
+            raise DataError(msg, code="E108")
         if len(self.messages) < self.max_messages:
             self.messages.append(msg)
             log.warning(msg)

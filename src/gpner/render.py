@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from gpner.errors import ConfigError, InputError
 from gpner.atomic import atomic_write_text
 from gpner.records import Entity
 
@@ -66,7 +67,8 @@ def _with_text(text: str, entities: Iterable[Entity]) -> list[dict]:
 
 def render(source: str | Path, output: str | Path, data: str | Path | None = None,
            compare_gold: bool = False, limit: int = DEFAULT_LIMIT, errors_only: bool = False,
-           flat: bool | None = None, threshold: float | None = None) -> dict:
+           flat: bool | None = None, threshold: float | None = None,
+           encoding: str | None = None) -> dict:
     """Write a standalone HTML page and return a summary.
 
     ``source`` a data file (any format gpner reads, predictions included): its entities. A
@@ -76,15 +78,15 @@ def render(source: str | Path, output: str | Path, data: str | Path | None = Non
     from gpner.formats import read
 
     if limit < 1:
-        raise ValueError(f"limit must be >= 1, got {limit}")
+        raise InputError(f"limit must be >= 1, got {limit}", code="E502")
     source = Path(source)
     if source.is_dir():
         from gpner.predict import load
 
         if data is None:
-            raise ValueError(f"{source} is a model: give the data file whose texts it should "
-                             "tag (gpner render MODEL DATA -o page.html)")
-        corpus = read(data)
+            raise ConfigError(f"{source} is a model: give the data file whose texts it should "
+                             "tag (gpner render MODEL DATA -o page.html)", code="E305")
+        corpus = read(data, encoding=encoding)
         model = load(source)
         labels = model.labels
         gold = corpus.records
@@ -93,12 +95,12 @@ def render(source: str | Path, output: str | Path, data: str | Path | None = Non
         title = f"{source} on {Path(data).name}"
     else:
         if compare_gold:
-            raise ValueError("--compare needs a model directory first: gpner render MODEL "
-                             "DATA --compare -o page.html")
+            raise ConfigError("--compare needs a model directory first: gpner render MODEL "
+                             "DATA --compare -o page.html", code="E305")
         if data is not None:
-            raise ValueError(f"{source} is a data file; a second file is only taken after a "
-                             "model directory")
-        corpus = read(source)
+            raise ConfigError(f"{source} is a data file; a second file is only taken after a "
+                             "model directory", code="E305")
+        corpus = read(source, encoding=encoding)
         gold, preds = corpus.records, None
         labels = sorted({e["label"] for r in gold for e in r["entities"]})
         title = source.name

@@ -8,7 +8,6 @@ builds a predictor on it; nothing on that path imports torch.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,21 @@ class OnnxBackend:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise ImportError("the onnx backend needs the 'onnx' extra: "
-                              "pip install 'gpner[onnx]'") from exc
+            from gpner.errors import MissingDependency
+
+            raise MissingDependency("the onnx backend needs the 'onnx' extra: "
+                                    "pip install 'gpner[onnx]'") from exc
         model_dir = Path(model_dir)
         file = model_dir / ONNX_DIR / (INT8 if int8 else FP32)
         if not file.is_file():
-            raise FileNotFoundError(f"{file}: no ONNX export here; run: gpner export "
-                                    f"{model_dir} --onnx" + (" --int8" if int8 else ""))
-        spec = json.loads((model_dir / ONNX_DIR / SPEC).read_text(encoding="utf-8"))
+            from gpner.errors import ModelNotFound
+
+            raise ModelNotFound(f"{file}: no ONNX export here; run: gpner export "
+                                 f"{model_dir} --onnx" + (" --int8" if int8 else ""),
+                                 code="E207")
+        from gpner.artifact import read_model_json
+
+        spec = read_model_json(model_dir / ONNX_DIR / SPEC)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads

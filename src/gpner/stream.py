@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from gpner.errors import InputError
+
 COLUMN_SUFFIXES = (".conll", ".bio", ".bioes", ".bmes", ".iob", ".iob2", ".tsv")
 
 
-class BadInput(ValueError):
+class BadInput(InputError):
     """A line that cannot be read, under ``strict``."""
 
 
@@ -72,7 +74,7 @@ def parse_line(line: str, kind: str) -> Item:
     return Item(obj["text"], obj)
 
 
-def detect_kind(path: str | None, fmt: str | None = None) -> str:
+def detect_kind(path: str | None, fmt: str | None = None, encoding: str | None = None) -> str:
     """``text``, ``jsonl`` (both streamed) or a gpner reader format."""
     if fmt:
         from gpner.formats import canonical
@@ -91,8 +93,8 @@ def detect_kind(path: str | None, fmt: str | None = None) -> str:
     if first == "[":
         from gpner.formats import detect_format
 
-        return detect_format(str(p))
-    if p.suffix.lower() == ".txt" and _looks_like_columns(p):
+        return detect_format(str(p), encoding)
+    if p.suffix.lower() == ".txt" and _looks_like_columns(p, encoding):
         return "conll"
     return "text"
 
@@ -105,61 +107,56 @@ def _first_visible(path: Path) -> str:
     return ""
 
 
-def _looks_like_columns(path: Path, lines: int = 50) -> bool:
-    """A .txt file is a column file (CoNLL) only if each of its first non-blank lines is
-    ``token ... TAG`` with a valid tag, and a ``-DOCSTART-`` line or a blank line separates
-    sentences; plain text whose lines happen to end in ``O`` is not."""
-    from gpner.tagging import split_tag
+def _looks_like_columns(path: Path, encoding: str | None = None) -> bool:
+    """A .txt file is a column file (CoNLL) only if the whole file is one (see
+    :func:`gpner.formats.columns.not_columns`); plain text whose lines end in ``O`` is not."""
+    from gpner.formats._io import text_lines
+    from gpner.formats.columns import not_columns
+    from gpner.errors import DataEncodingError
 
-    seen, blank = 0, False
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        for line in f:
-            if line.startswith("-DOCSTART-") or not line.strip():
-                blank = blank or seen > 0 or line.startswith("-DOCSTART-")
-                continue
-            parts = line.split()
-            if len(parts) < 2:
-                return False
-            try:
-                split_tag(parts[-1])
-            except ValueError:
-                return False
-            seen += 1
-            if seen >= lines:
-                break
-    return seen > 0 and blank
+    try:
+        return not_columns(text_lines(path, encoding)) is None
+    except DataEncodingError:
+        return False  # read as text, where the encoding error is reported with its line
 
 
 def read_inputs(path: str | None, kind: str, report: InputReport, strict: bool = False,
-                skip: int = 0) -> Iterator[Item]:
+                skip: int = 0, encoding: str | None = None) -> Iterator[Item]:
     """Items of the input, lazily; the first ``skip`` items are read but not yielded
-    (``--resume``)."""
+    (``--resume``). ``encoding``: of the input (default UTF-8; a BOM is dropped)."""
     if kind in ("text", "jsonl", "auto"):
-        stream: IO[str]
+        from gpner.formats._io import decode
+
+        decode(b"", report.source, encoding)  # an unknown encoding name fails here, clearly
+        stream: IO[bytes]
         if path is None or path == "-":
-            stream = open(sys.stdin.fileno(), encoding="utf-8-sig", errors="strict",
-                          newline="", closefd=False)
+            stream = open(sys.stdin.fileno(), "rb", closefd=False)
         else:
-            stream = open(path, encoding="utf-8-sig", newline="")
+            if not Path(path).is_file():
+                from gpner.errors import MissingFile
+
+                raise MissingFile(f"{path}: no such file")
+            stream = open(path, "rb")
         with stream:
-            yield from _lines(stream, kind, report, strict, skip)
+            yield from _lines(_decoded_lines(stream, report.source, encoding), kind, report,
+                              strict, skip)
         return
     from gpner.formats import read
 
-    corpus = read(path, kind, strict=strict)
+    corpus = read(path, kind, strict=strict, encoding=encoding)
     for k, rec in enumerate(corpus.records):
         report.read += 1
         if k >= skip:
             yield Item(rec["text"])
 
 
-def _lines(stream: IO[str], kind: str, report: InputReport, strict: bool, skip: int
+def _lines(lines: Iterator[str], kind: str, report: InputReport, strict: bool, skip: int
            ) -> Iterator[Item]:
     import logging
 
     log = logging.getLogger("gpner")
     n = 0
-    for number, line in enumerate(_split_lines(stream, report.source), 1):
+    for number, line in enumerate(lines, 1):
         if kind == "auto":
             if not line.strip():
                 kind_here = "text"
@@ -176,7 +173,7 @@ def _lines(stream: IO[str], kind: str, report: InputReport, strict: bool, skip: 
             item = parse_line(line, kind_here)
         except ValueError as exc:
             if strict:
-                raise BadInput(f"{report.source}:{number}: {exc}") from None
+                raise BadInput(f"{report.source}:{number}: {exc}", code="E501") from None
             report.bad.append((number, str(exc)))
             if len(report.bad) <= 10:
                 log.warning("%s:%d: %s (skipped)", report.source, number, exc)
@@ -187,28 +184,32 @@ def _lines(stream: IO[str], kind: str, report: InputReport, strict: bool, skip: 
             yield item
 
 
-def _split_lines(stream: IO[str], source: str) -> Iterator[str]:
-    """Lines ending in ``\\n`` (``\\r\\n`` kept whole: newline="" leaves it to us); a lone
-    ``\\r`` inside a line is text, not a line break."""
-    try:
-        parts: list[str] = []  # the current line's pieces: a line may span many chunks
-        for chunk in iter(lambda: stream.read(1 << 16), ""):
-            pieces = chunk.split("\n")
-            if len(pieces) == 1:
-                parts.append(chunk)
-                continue
-            parts.append(pieces[0])
-            yield "".join(parts) + "\n"
-            for piece in pieces[1:-1]:
-                yield piece + "\n"
-            parts = [pieces[-1]]
-        rest = "".join(parts)
-        if rest:
-            yield rest
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{source}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
-                         f"offset {exc.start} of a block); convert it, e.g. iconv -f GBK "
-                         "-t UTF-8") from None
+def _decoded_lines(stream: IO[bytes], source: str, encoding: str | None) -> Iterator[str]:
+    """Lines of a byte stream as text, each with its ``\\n`` (a lone ``\\r`` inside a line is
+    text). Undecodable bytes stop the run with file, line and byte offset
+    (:class:`~gpner.errors.DataEncodingError`)."""
+    from gpner.errors import DataEncodingError
+
+    name = encoding or "utf-8"
+    if "\n".encode(name) != b"\n":  # UTF-16/32: lines cannot be cut as bytes
+        import io
+
+        for line in io.TextIOWrapper(stream, encoding=name, newline="\n"):
+            yield line
+        return
+    offset = 0
+    for number, raw in enumerate(stream, 1):  # a binary file iterates lines cut at b"\n"
+        try:
+            line = raw.decode(name)
+        except UnicodeDecodeError as exc:
+            hint = ("; pass --encoding (e.g. --encoding gbk) or convert the file to UTF-8"
+                    if encoding is None else "; check --encoding")
+            raise DataEncodingError(
+                f"{source}:{number}: byte {raw[exc.start]:#04x} at byte offset "
+                f"{offset + exc.start} (byte {exc.start + 1} of the line) is not valid "
+                f"{name}{hint}") from None
+        offset += len(raw)
+        yield line
 
 
 def output_record(item: Item, record: dict[str, Any]) -> dict[str, Any]:

@@ -155,7 +155,9 @@ class CharWordTokenizer:
 
     @classmethod
     def load(cls, directory: Path) -> "CharWordTokenizer":
-        data = json.loads((Path(directory) / "vocab.json").read_text(encoding="utf-8"))
+        from gpner.artifact import read_model_json
+
+        data = read_model_json(Path(directory) / "vocab.json", ("vocab", "lowercase"))
         return cls(data["vocab"], data["lowercase"])
 
 

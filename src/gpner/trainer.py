@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from gpner.losses import flood
 from gpner.model import build, resolve_task, unwrap
 from gpner.optim import adamw, fit_schedule, lr_factor, param_groups
 from gpner.predict import Predictor, TorchBackend
+from gpner.errors import ArgumentTypeError, DataError, RunDirError
 from gpner.records import Record, Report
 from gpner.regularizers import EMA, FGM, PGD, penalised_loss, rdrop_loss, vat_loss
 from gpner.runlog import RunDir, is_main_process
@@ -36,45 +36,79 @@ from gpner.runlog import RunDir, is_main_process
 log = logging.getLogger("gpner")
 
 
-def read_data(source: str | Path | Sequence[Record]) -> tuple[list[Record], Report]:
+def read_data(source: str | Path | Sequence[Record], encoding: str | None = None
+              ) -> tuple[list[Record], Report]:
     """Records from a path in any supported format, or a list of records as is."""
     if isinstance(source, (str, Path)):
         from gpner.formats import read
 
-        corpus = read(source)
+        corpus = read(source, encoding=encoding)
+        if not corpus.records:
+            raise DataError(f"{source}: no records to train or evaluate on "
+                            f"({corpus.report.summary()})", code="E112")
         return corpus.records, corpus.report
+    if isinstance(source, dict) or not hasattr(source, "__len__"):
+        raise ArgumentTypeError(f"training data should be a path or a list of records, got "
+                                f"{type(source).__name__}")
     return list(source), Report("<records>", records=len(source))
 
 
-def resume_settings(output: Path, train_data: Any, dev_data: Any) -> tuple[TrainConfig, Any, Any]:
-    """The run's own config and (unless given) data paths, for ``--resume``."""
-    import yaml
+def resume_settings(output: Path, train_data: Any, dev_data: Any
+                    ) -> tuple[TrainConfig, Any, Any, str | None]:
+    """The run's own config, (unless given) data paths and their encoding, for ``--resume``."""
+    from gpner.config import load_yaml
 
     if not has_checkpoint(output / "last"):
-        raise FileNotFoundError(f"{output}: no checkpoint to resume (last/state.json)")
+        raise RunDirError(f"{output}: no checkpoint to resume (no last/state.json); train "
+                          "without --resume to start this run", code="E402")
     saved = output / "config.yaml"
-    cfg = TrainConfig().update(yaml.safe_load(saved.read_text(encoding="utf-8")), str(saved))
-    paths = json.loads((output / "data.json").read_text(encoding="utf-8")) \
-        if (output / "data.json").exists() else {}
+    if not saved.is_file():
+        raise RunDirError(f"{saved}: missing; the run's settings are needed to resume it",
+                          code="E402")
+    cfg = TrainConfig().update(load_yaml(saved) or {}, str(saved))
+    paths: dict[str, Any] = {}
+    if (output / "data.json").exists():
+        from gpner.formats._io import parse_json, read_text
+
+        paths = parse_json(read_text(output / "data.json"), str(output / "data.json"))
     train_data = train_data if train_data is not None else paths.get("train")
     dev_data = dev_data if dev_data is not None else paths.get("dev")
     if train_data is None:
-        raise ValueError(f"{output}: the training data is not recorded; pass --train")
-    return cfg, train_data, dev_data
+        raise RunDirError(f"{output}: the training data is not recorded; pass --train",
+                          code="E402")
+    return cfg, train_data, dev_data, paths.get("encoding")
 
 
 def train(train_data: str | Path | Sequence[Record] | None,
           dev_data: str | Path | Sequence[Record] | None, output: str | Path,
           cfg: TrainConfig | None = None, resume: bool = False, progress: bool = True,
-          on_step: Callable[[int, float], None] | None = None) -> dict:
+          on_step: Callable[[int, float], None] | None = None, overwrite: bool = False,
+          encoding: str | None = None) -> dict:
     """Train a model into the run directory ``output``; return the summary (also summary.json).
 
     ``resume=True`` continues from ``output/last`` and reaches the same weights as a run that was
-    never interrupted. ``on_step(step, loss)`` is called after every optimizer step.
+    never interrupted; a ``cfg`` that differs from the run's saved one is refused (E403).
+    Without it, an ``output`` that holds a run is refused (E401) unless ``overwrite``, which
+    removes that run's files before anything new is written, so the two never mix.
+    ``encoding``: of the data files (default UTF-8). ``on_step(step, loss)`` is called after
+    every optimizer step.
     """
     output = Path(output)
+    if cfg is not None and not isinstance(cfg, TrainConfig):
+        raise ArgumentTypeError(f"cfg should be a TrainConfig (gpner.config.load_config), got "
+                                f"{type(cfg).__name__}")
     if resume:
-        cfg, train_data, dev_data = resume_settings(output, train_data, dev_data)
+        saved, train_data, dev_data, saved_encoding = resume_settings(output, train_data,
+                                                                      dev_data)
+        if cfg is not None and cfg.to_dict() != saved.to_dict():
+            changed = sorted(k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v)
+            raise RunDirError(f"{output}: resume continues the run with its saved settings "
+                              f"(config.yaml); these differ and would be ignored: "
+                              f"{', '.join(f'{k}={getattr(cfg, k)!r}' for k in changed)}. "
+                              "Resume without them, or start a new run", code="E403")
+        cfg, encoding = saved, encoding or saved_encoding
+    else:
+        prepare_output(output, overwrite, main=is_main_process())
     cfg = cfg or TrainConfig()
     cfg.validate()
     if cfg.threads:
@@ -87,8 +121,9 @@ def train(train_data: str | Path | Sequence[Record] | None,
     torch.manual_seed(cfg.seed)
     started = time.time()
 
-    train_records, train_report = read_data(train_data)
-    dev_records, dev_report = read_data(dev_data) if dev_data is not None else ([], None)
+    train_records, train_report = read_data(train_data, encoding)
+    dev_records, dev_report = read_data(dev_data, encoding) if dev_data is not None \
+        else ([], None)
     cfg = resolve_task(cfg, train_records)
     model, featurizer, task, config = build(cfg, train_records)
     model.to(device)
@@ -107,9 +142,9 @@ def train(train_data: str | Path | Sequence[Record] | None,
             (log.warning if rep.total_skipped else log.info)(rep.summary())
 
     run = RunDir(output, main=is_main_process())
-    run.write_setup(cfg.to_dict(), {k: str(Path(v).resolve()) for k, v in
-                                    (("train", train_data), ("dev", dev_data))
-                                    if isinstance(v, (str, Path))})
+    paths = {k: str(Path(v).resolve()) for k, v in (("train", train_data), ("dev", dev_data))
+             if isinstance(v, (str, Path))}
+    run.write_setup(cfg.to_dict(), {**paths, **({"encoding": encoding} if encoding else {})})
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -125,6 +160,42 @@ def train(train_data: str | Path | Sequence[Record] | None,
     summary = trainer.finish()
     barrier()  # rank 0 has written the model and summary before anyone leaves
     return summary
+
+
+# a run directory's files, in the order --overwrite removes them: summary first (the run is no
+# longer finished), the checkpoint next (nothing left to resume), then the rest
+RUN_FILES = ("summary.json", "last", "model", "config.yaml", "data.json", "metrics.jsonl",
+             "curve.png")
+
+
+def prepare_output(output: Path, overwrite: bool, main: bool = True) -> None:
+    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``; then (main process
+    only) remove the old run's files, so that a new run never mixes with them."""
+    import shutil
+
+    from gpner.atomic import old_copy
+
+    if output.exists() and not output.is_dir():
+        raise RunDirError(f"{output}: a file, where the run directory goes; choose another "
+                          "--output", code="E404")
+    present = [n for n in RUN_FILES if (output / n).exists() or old_copy(output / n).exists()]
+    if not present:
+        return
+    if not overwrite:
+        state = ("a finished run (summary.json, model/)" if "summary.json" in present else
+                 "an unfinished run (" + ", ".join(present) + ")")
+        raise RunDirError(f"{output}: holds {state}; pass --overwrite to replace it"
+                          + ("" if "summary.json" in present else ", --resume to continue it")
+                          + ", or choose another --output", code="E401")
+    if not main:
+        return
+    for name in RUN_FILES:
+        for path in (output / name, old_copy(output / name)):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    log.info("%s: removed the previous run (--overwrite)", output)
 
 
 def refuse_under_ddp(cfg: TrainConfig) -> None:

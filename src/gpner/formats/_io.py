@@ -3,39 +3,97 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from gpner.errors import ConfigError, DataEncodingError, DataError, MissingFile
 from gpner.records import FormatError
 
 
-def iter_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+DEFAULT_ENCODING = "utf-8"
+
+
+def decode(raw: bytes, source: str | Path, encoding: str | None = None) -> str:
+    """``raw`` as text in ``encoding`` (default UTF-8); a leading byte-order mark is dropped.
+
+    Undecodable bytes are a :class:`DataEncodingError` naming file, line and byte offset and
+    suggesting ``--encoding``; an unknown encoding name is an error that names it.
+    """
+    import codecs
+
+    name = encoding or DEFAULT_ENCODING
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ConfigError(f"--encoding {name!r} is not an encoding Python knows (e.g. utf-8, "
+                          "gbk, gb18030, big5, utf-16, latin-1)", code="E303") from None
+    if name.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig"):
+        name = "utf-8-sig"  # the BOM some editors write is not text
+    try:
+        text = raw.decode(name)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        hint = ("; pass --encoding (e.g. --encoding gbk for Chinese text from Windows) or "
+                "convert the file to UTF-8" if encoding is None else "; check --encoding")
+        raise DataEncodingError(
+            f"{source}:{line}: byte {raw[exc.start]:#04x} at byte offset {exc.start} (byte "
+            f"{column} of the line) is not valid {name.replace('-sig', '')}{hint}") from None
+    return text.lstrip("\ufeff") if text.startswith("\ufeff") else text
+
+
+def read_text(path: str | Path, encoding: str | None = None) -> str:
+    """The whole file as text (see :func:`decode`); a missing file is a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingFile(f"{path}: no such file or directory")
+    if path.is_dir():
+        raise DataError(f"{path}: a directory, where a data file is expected", code="E104")
+    return decode(path.read_bytes(), path, encoding)
+
+
+def text_lines(path: str | Path, encoding: str | None = None) -> list[str]:
+    """Lines without their ``\\n``/``\\r\\n``; numbering as an editor shows it (only
+    ``\\n`` breaks a line)."""
+    lines = read_text(path, encoding).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [x[:-1] if x.endswith("\r") else x for x in lines]
+
+
+def parse_json(text: str, source: str, line: int | None = None) -> Any:
+    """``json.loads`` whose errors name the place: E101 for bad JSON, E113 for deep nesting."""
+    where = f"{source}:{line}" if line is not None else str(source)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f"{source}:{exc.lineno}" if line is None else where
+        snippet = f": {text.strip()[:80]!r}" if line is not None else ""
+        raise DataError(f"{at}: invalid JSON ({exc.msg} at column {exc.colno}){snippet}",
+                        code="E101") from None
+    except RecursionError:
+        raise DataError(f"{where}: JSON nested too deeply to read (more than about "
+                        f"{sys.getrecursionlimit()} levels)", code="E113") from None
+
+
+def iter_json_lines(path: Path, encoding: str | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, object)`` for each non-blank line; bad JSON names file and line."""
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column "
-                                  f"{exc.colno}): {line.strip()[:80]!r}") from None
+    for lineno, line in enumerate(text_lines(path, encoding), 1):
+        if line.strip():
+            yield lineno, parse_json(line, str(path), lineno)
 
 
-def load_json_array(path: Path) -> list[tuple[int, Any]]:
+def load_json_array(path: Path, encoding: str | None = None) -> list[tuple[int, Any]]:
     """Load a JSON array; return ``(line_number, item)`` pairs, the line where each item starts.
 
     Line numbers come from a raw_decode walk so that a problem in item 5,000 of a pretty-printed
     file can be found by line.
     """
-    text = Path(path).read_text(encoding="utf-8-sig")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column "
-                          f"{exc.colno})") from None
+    text = read_text(path, encoding)
+    data = parse_json(text, str(path))
     if not isinstance(data, list):
-        raise FormatError(f"{path}:1: expected a JSON array, found {type(data).__name__}")
+        raise DataError(f"{path}:1: expected a JSON array, found {type(data).__name__}")
     decoder = json.JSONDecoder()
     pos, lines, out = text.index("[") + 1, 1 + text[: text.index("[")].count("\n"), []
     line_at = lines
@@ -63,3 +121,61 @@ def expect(obj: Any, key: str, kind: type | tuple[type, ...], path: Path, line: 
         raise FormatError(f"{path}:{line}: {key!r} should be {getattr(kind, '__name__', kind)}, "
                           f"found {type(value).__name__}: {str(value)[:60]!r}")
     return value
+
+
+def json_records(path: Path, encoding: str | None = None) -> list[tuple[int, Any]]:
+    """A JSON array or JSON lines, whichever the file is: ``(line_number, item)`` pairs."""
+    first = read_text(path, encoding).lstrip()[:1]
+    return load_json_array(path, encoding) if first == "[" else list(
+        iter_json_lines(path, encoding))
+
+
+def join_tokens(tokens: list[str], sep: str | None = None) -> tuple[str, list[int]]:
+    """Tokens -> (text, start offset of each token).
+
+    ``sep=None`` joins by script: no space where either neighbouring character is CJK (Chinese
+    and Japanese are written without spaces), one space elsewhere; a given ``sep`` is used
+    everywhere.
+    """
+    from gpner.tokenization import is_cjk
+
+    parts: list[str] = []
+    starts: list[int] = []
+    pos = 0
+    for k, tok in enumerate(tokens):
+        if k:
+            glue = sep if sep is not None else (
+                "" if (tokens[k - 1] and tok and (is_cjk(tokens[k - 1][-1]) or is_cjk(tok[0])))
+                else " ")
+            parts.append(glue)
+            pos += len(glue)
+        starts.append(pos)
+        parts.append(tok)
+        pos += len(tok)
+    return "".join(parts), starts
+
+
+def is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def span_like(value: Any) -> bool:
+    """A non-empty list of objects (or lists) holding two or more integers: what spans look
+    like under whatever key a data set uses."""
+    if not isinstance(value, list) or not value:
+        return False
+    first = value[0]
+    items = first.values() if isinstance(first, dict) else (
+        first if isinstance(first, (list, tuple)) else ())
+    return sum(is_int(v) for v in items) >= 2
+
+
+def refuse_unknown_spans(obj: dict, known: tuple[str, ...], path: Path, line: int,
+                         reads: str) -> None:
+    """A key outside ``known`` that holds span-like data is an error naming it (E106): the
+    record's entities would otherwise be read as none."""
+    for key, value in obj.items():
+        if key not in known and span_like(value):
+            raise DataError(f"{path}:{line}: key {key!r} holds span-like data ({value[0]!r:.80}) "
+                            f"that this format does not read (it reads {reads}); rename the key "
+                            "or pass --format for the data's own format", code="E106")

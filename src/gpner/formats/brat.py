@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from gpner.errors import DataError
 from gpner.atomic import atomic_write_text
+from gpner.formats._io import read_text, text_lines
 from gpner.records import FormatError, Record, Report, check_entity, finish_record
 
 
@@ -35,46 +37,43 @@ def read(path: Path, report: Report) -> list[Record]:
         txt = ann.with_suffix(".txt")
         if not txt.exists():
             raise FormatError(f"{ann}: the matching text file {txt.name} is missing")
-        # newline="" keeps \r\n as two characters: BRAT offsets count them
-        with open(txt, encoding="utf-8", newline="") as f:
-            text = f.read()
+        # \r\n stays two characters: BRAT offsets count them
+        text = read_text(txt, report.encoding)
         entities: list = []  # None where a T line was skipped: relations index this list
         ids: dict[str, int] = {}
         r_lines: list[tuple[str, int]] = []  # resolved once every T line is known
-        with open(ann, encoding="utf-8", newline="") as f:
-            for lineno, raw in enumerate(f, 1):
-                line = raw.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                if line.startswith("R"):
-                    r_lines.append((line, lineno))
-                    continue
-                if not line.startswith("T"):
-                    report.skipped[f"ignored {line[0]} annotation"] += 1
-                    continue
-                parts = line.split("\t")
-                ids[parts[0]] = len(entities)
-                entities.append(None)
-                if len(parts) < 2:
-                    report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
-                    continue
-                head = parts[1].split(" ", 1)
-                if len(head) != 2:
-                    report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
-                    continue
-                label, offsets = head
-                if ";" in offsets:
-                    report.problem(lineno, "discontinuous span", f"{ann.name}: {label} {offsets}")
-                    continue
-                try:
-                    start, end = (int(x) for x in offsets.split())
-                except ValueError:
-                    report.problem(lineno, "bad offsets", f"{ann.name}: {label} {offsets!r}")
-                    continue
-                surface = parts[2] if len(parts) > 2 else None
-                if surface is not None and "\n" in text[start:end]:
-                    surface = None  # BRAT writes newlines inside a span as spaces
-                entities[-1] = check_entity(text, start, end, label, surface, report, lineno)
+        for lineno, line in enumerate(text_lines(ann, report.encoding), 1):
+            if not line.strip():
+                continue
+            if line.startswith("R"):
+                r_lines.append((line, lineno))
+                continue
+            if not line.startswith("T"):
+                report.skipped[f"ignored {line[0]} annotation"] += 1
+                continue
+            parts = line.split("\t")
+            ids[parts[0]] = len(entities)
+            entities.append(None)
+            if len(parts) < 2:
+                report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
+                continue
+            head = parts[1].split(" ", 1)
+            if len(head) != 2:
+                report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
+                continue
+            label, offsets = head
+            if ";" in offsets:
+                report.problem(lineno, "discontinuous span", f"{ann.name}: {label} {offsets}")
+                continue
+            try:
+                start, end = (int(x) for x in offsets.split())
+            except ValueError:
+                report.problem(lineno, "bad offsets", f"{ann.name}: {label} {offsets!r}")
+                continue
+            surface = parts[2] if len(parts) > 2 else None
+            if surface is not None and "\n" in text[start:end]:
+                surface = None  # BRAT writes newlines inside a span as spaces
+            entities[-1] = check_entity(text, start, end, label, surface, report, lineno)
         relations = [rel for rel in (_relation(x, ids, report, n, ann.name) for x, n in r_lines)
                      if rel is not None] if r_lines else None
         records.append(finish_record(text, entities, report, None, relations=relations,
@@ -106,7 +105,8 @@ def write(records: Iterable[Record], path: Path) -> None:
     for n, r in enumerate(records):
         bad = [x["label"] for x in r.get("relations", []) if any(c.isspace() for c in x["label"])]
         if bad:
-            raise ValueError(f"BRAT relation types cannot contain spaces: {bad[0]!r} (record {n})")
+            raise DataError(f"BRAT relation types cannot contain spaces: {bad[0]!r} (record {n})",
+                            code="E110")
         stem = str(r.get("id", f"doc{n:05d}"))
         atomic_write_text(path / f"{stem}.txt", r["text"])
         lines = [f"T{k}\t{e['label']} {e['start']} {e['end']}\t"

@@ -16,7 +16,7 @@ from gpner.records import Record, Report, check_entity, finish_record
 
 def read(path: Path, report: Report) -> list[Record]:
     records = []
-    for line, obj in iter_json_lines(path):
+    for line, obj in iter_json_lines(path, report.encoding):
         text = expect(obj, "text", str, path, line)
         labels = obj.get("label") or {}
         entities = []

@@ -14,7 +14,7 @@ from gpner.records import Record, Report, check_entity, finish_record
 
 def read(path: Path, report: Report) -> list[Record]:
     records = []
-    for line, obj in load_json_array(path):
+    for line, obj in load_json_array(path, report.encoding):
         text = expect(obj, "text", str, path, line)
         entities = []
         for ent in obj.get("entities") or []:

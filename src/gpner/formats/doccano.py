@@ -24,7 +24,7 @@ from gpner.records import Record, Report, check_entity, finish_record
 
 def read_doccano(path: Path, report: Report) -> list[Record]:
     records = []
-    for line, obj in iter_json_lines(path):
+    for line, obj in iter_json_lines(path, report.encoding):
         text = expect(obj, "text", str, path, line)
         entities = []
         for item in obj.get("label") or []:
@@ -71,7 +71,7 @@ def write_doccano(records: Iterable[Record], path: Path) -> None:
 
 def read_label_studio(path: Path, report: Report) -> list[Record]:
     records = []
-    for line, task in load_json_array(path):
+    for line, task in load_json_array(path, report.encoding):
         data = expect(task, "data", dict, path, line)
         text_key = "text" if "text" in data else next(
             (k for k, v in data.items() if isinstance(v, str)), "text")

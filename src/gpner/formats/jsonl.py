@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Iterable
 
 from gpner.atomic import atomic_write_text
-from gpner.formats._io import expect, iter_json_lines
+from gpner.formats._io import expect, iter_json_lines, refuse_unknown_spans
 from gpner.records import Corpus, FormatError, Record, Report, check_entity, finish_record
 
 EXTRA_KEYS = ("id", "meta")
+KNOWN = ("text", "entities", "relations", *EXTRA_KEYS)
 
 
 def read(path: Path, report: Report) -> list[Record]:
     records = []
-    for line, obj in iter_json_lines(path):
+    for line, obj in iter_json_lines(path, report.encoding):
         text = expect(obj, "text", str, path, line)
+        refuse_unknown_spans(obj, KNOWN, path, line, "entities and relations")
         raw = obj.get("entities", [])
         if not isinstance(raw, list):
             raise FormatError(f"{path}:{line}: 'entities' should be a list, found {raw!r:.60}")
@@ -31,6 +33,10 @@ def read(path: Path, report: Report) -> list[Record]:
                 report.problem(line, "bad entity", f"{ent!r} is not an object")
                 entities.append(None)
                 continue
+            if not {"start", "end", "label"} & set(ent):
+                raise FormatError(f"{path}:{line}: an entity with keys {sorted(ent)}; gpner's "
+                                  "JSON lines entities have start, end (character offsets, end "
+                                  "exclusive) and label", code="E106")
             entities.append(check_entity(text, ent.get("start"), ent.get("end"),
                                          ent.get("label"), ent.get("text"), report, line))
         relations = obj.get("relations")

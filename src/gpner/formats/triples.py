@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gpner.formats._io import expect, iter_json_lines, load_json_array
+from gpner.formats._io import expect, iter_json_lines, json_records
 from gpner.records import Entity, FormatError, Record, Relation, Report, finish_record
 
 ENTITY_LABEL = "ENTITY"
@@ -111,15 +111,9 @@ class Locator:
                              relations=self.relations, **extra)
 
 
-def _items(path: Path) -> list[tuple[int, Any]]:
-    with open(path, encoding="utf-8-sig") as f:
-        first = f.read(4096).lstrip()[:1]
-    return load_json_array(path) if first == "[" else list(iter_json_lines(path))
-
-
 def read_casrel(path: Path, report: Report, entity_label: str = ENTITY_LABEL) -> list[Record]:
     records = []
-    for line, obj in _items(path):
+    for line, obj in json_records(path, report.encoding):
         text = expect(obj, "text", str, path, line)
         triples = obj.get("triple_list", [])
         if not isinstance(triples, list):
@@ -148,7 +142,7 @@ def _value(x: Any, report: Report, line: int, what: str) -> Any:
 
 def read_spo(path: Path, report: Report, entity_label: str = ENTITY_LABEL) -> list[Record]:
     records = []
-    for line, obj in iter_json_lines(path):
+    for line, obj in iter_json_lines(path, report.encoding):
         text = expect(obj, "text", str, path, line)
         spo = obj.get("spo_list", [])
         if not isinstance(spo, list):
