@@ -63,7 +63,8 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str],
     name = row["name"] + ("+" + "+".join(extra) if tried and extra else "")
     out_dir = runs / name
     cmd = [gpner_exe(), "train", "--train", str(data_root / train), "--dev",
-           str(data_root / dev), "--output", str(out_dir), "--head", row["head"], "--no-progress"]
+           str(data_root / dev), "--output", str(out_dir), "--head", row["head"], "--no-progress",
+           "--overwrite"]
     if row.get("encoder"):
         cmd += ["--encoder", row["encoder"]]
     cmd += _merged(["max_minutes=28", *row["settings"], *extra])

@@ -71,7 +71,8 @@ def main() -> None:
         out = args.runs / f"{name}-{args.minutes:g}min"
         cmd = [gpner_exe(), "train", "--train", str(args.data_root / "cluener/train.json"),
                "--dev", str(args.data_root / "cluener/dev.json"), "--output", str(out),
-               "--no-progress", f"max_minutes={args.minutes:g}", "epochs=100", "patience=0",
+               "--no-progress", "--overwrite", f"max_minutes={args.minutes:g}", "epochs=100",
+               "patience=0",
                *VARIANTS[name]]
         run(cmd)
         s = json.loads((out / "summary.json").read_text(encoding="utf-8"))

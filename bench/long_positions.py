@@ -42,7 +42,7 @@ def main() -> None:
         [f"max_minutes={args.minutes}"] if args.minutes else [])
     cmd = [gpner_exe(), "train", "--train", str(work / "train.jsonl"), "--dev",
            str(work / "valid.jsonl"), "--output", str(work / "run"), "--encoder", args.minilm,
-           "--no-progress", *settings]
+           "--no-progress", "--overwrite", *settings]
     started = time.time()
     res = run(cmd, work / "train.log")
     if res.returncode:

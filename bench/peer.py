@@ -68,7 +68,7 @@ def gpner_side(bert: Path, train: list, dev: list, head: str, epochs: int, work:
     torch.manual_seed(42)
     run = work / f"gpner-{head}"
     t = time.perf_counter()
-    fit(train, None, run, cfg, progress=False)
+    fit(train, None, run, cfg, progress=False, overwrite=True)
     out = {"train_seconds": time.perf_counter() - t, "train_sents": len(train) * epochs}
     export_onnx(run, int8=True)
     texts = [r["text"] for r in dev]

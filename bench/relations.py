@@ -50,7 +50,7 @@ def measure(row: dict, data_root: Path, runs: Path, extra: list[str]) -> dict:
     out_dir = runs / row["name"]
     cmd = [gpner_exe(), "train", "--train", str(data_root / train), "--dev",
            str(data_root / dev), "--output", str(out_dir), "--head", row["head"], "--task",
-           "relations", "--no-progress"]
+           "relations", "--no-progress", "--overwrite"]
     if row.get("encoder"):
         cmd += ["--encoder", row["encoder"]]
     settings = list({s.split("=", 1)[0]: s for s in

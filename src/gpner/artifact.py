@@ -126,6 +126,7 @@ class ModelConfig:
             raise ModelFileError(f"{source}: a relations model needs 'relations', a list of "
                                  f"relation labels; found {relations!r:.80}")
         _check_encoder(d["encoder"], source)
+        _check_decode(d.get("decode", {}), source)
         try:
             return cls(labels=labels, head=d["head"], head_size=d.get("head_size", 64),
                        task=d.get("task", "ner"), encoder=EncoderSpec(**d["encoder"]),
@@ -169,6 +170,25 @@ def read_model_json(path: Path, keys: tuple[str, ...] = ()) -> dict[str, Any]:
     if missing:
         raise ModelFileError(f"{path}: missing key(s) {missing}", code="E203")
     return data
+
+
+def _check_decode(dec: Any, source: str) -> None:
+    """Decoding defaults of the right types (E203 naming the key)."""
+    import math
+
+    if not isinstance(dec, dict):
+        raise ModelFileError(f"{source}: 'decode' should be an object, found {dec!r:.60}")
+    t = dec.get("threshold", 0.0)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise ModelFileError(f"{source}: decode.threshold should be a finite number, found {t!r}")
+    if dec.get("flat") not in (None, True, False):
+        raise ModelFileError(f"{source}: decode.flat should be true, false or null, found "
+                             f"{dec.get('flat')!r}")
+    for key in ("max_width", "stride"):
+        v = dec.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ModelFileError(f"{source}: decode.{key} should be a positive integer or null, "
+                                 f"found {v!r}")
 
 
 def _check_encoder(enc: Any, source: str) -> None:

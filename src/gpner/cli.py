@@ -241,7 +241,9 @@ def _demo(args: argparse.Namespace) -> int:
     cfg = load_config(None, ["epochs=20" if args.relations else "epochs=12", *args.overrides])
     print(f"[2/4] gpner train --train {paths['train']} --dev {paths['dev']} --output {out}/run",
           file=sys.stderr)
-    summary = train(paths["train"], paths["dev"], f"{out}/run", cfg, progress=not args.no_progress)
+    # the demo regenerates its data, so it replaces its own previous run
+    summary = train(paths["train"], paths["dev"], f"{out}/run", cfg, progress=not args.no_progress,
+                    overwrite=True)
     print(f"      best dev F1 {summary['best_dev_f1']:.4f} at epoch {summary['best_epoch']} "
           f"({summary['minutes']} min)", file=sys.stderr)
     model = load(f"{out}/run")

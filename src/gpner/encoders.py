@@ -17,11 +17,15 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from gpner.errors import GpnerError
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
-class EncoderNotFound(OSError):
+class EncoderNotFound(GpnerError, OSError):
     """The named encoder could not be loaded (offline, or no such local directory)."""
+
+    code = "E111"
 
 
 class BuiltinEncoder(nn.Module):

@@ -57,7 +57,7 @@ CODES: dict[str, str] = {
 class GpnerError(Exception):
     """Base of every gpner refusal; ``code`` is stable, ``message`` names place and value."""
 
-    code = "E000"
+    code = ""  # each subclass and raise site names its code
 
     def __init__(self, message: str, code: str | None = None):
         if code is not None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
+import math
+
 import numpy as np
 
 from gpner.errors import ArgumentTypeError, InputError
@@ -171,8 +173,10 @@ class Predictor:
         dec = self.config.decode
         flat = bool(dec.flat) if flat is None else flat
         threshold = dec.threshold if threshold is None else threshold
-        if not isinstance(threshold, (int, float)) or threshold != threshold:
-            raise InputError(f"threshold must be a number, got {threshold!r}", code="E502")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+                or not math.isfinite(threshold):
+            raise InputError(f"threshold must be a finite number, got {threshold!r}",
+                             code="E502")
         stride = dec.stride if stride is None else stride
         if progress:
             texts = _progress(texts)

@@ -83,6 +83,10 @@ def detect_kind(path: str | None, fmt: str | None = None, encoding: str | None =
     if path is None or path == "-":
         return "auto"  # decided on the first line of stdin
     p = Path(path)
+    if not p.exists():
+        from gpner.errors import MissingFile
+
+        raise MissingFile(f"{path}: no such file or directory")
     if p.is_dir():
         return "brat"
     if p.suffix.lower() in COLUMN_SUFFIXES:

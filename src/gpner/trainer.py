@@ -108,7 +108,7 @@ def train(train_data: str | Path | Sequence[Record] | None,
                               "Resume without them, or start a new run", code="E403")
         cfg, encoding = saved, encoding or saved_encoding
     else:
-        prepare_output(output, overwrite, main=is_main_process())
+        check_output(output, overwrite)  # refused at once, before any data is read
     cfg = cfg or TrainConfig()
     cfg.validate()
     if cfg.threads:
@@ -142,6 +142,9 @@ def train(train_data: str | Path | Sequence[Record] | None,
             (log.warning if rep.total_skipped else log.info)(rep.summary())
 
     run = RunDir(output, main=is_main_process())
+    if not resume and overwrite and run.main:
+        # only now, with the data read and the model built, is the old run removed
+        remove_run(output)
     paths = {k: str(Path(v).resolve()) for k, v in (("train", train_data), ("dev", dev_data))
              if isinstance(v, (str, Path))}
     run.write_setup(cfg.to_dict(), {**paths, **({"encoding": encoding} if encoding else {})})
@@ -168,11 +171,8 @@ RUN_FILES = ("summary.json", "last", "model", "config.yaml", "data.json", "metri
              "curve.png")
 
 
-def prepare_output(output: Path, overwrite: bool, main: bool = True) -> None:
-    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``; then (main process
-    only) remove the old run's files, so that a new run never mixes with them."""
-    import shutil
-
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``, or is a file (E404)."""
     from gpner.atomic import old_copy
 
     if output.exists() and not output.is_dir():
@@ -187,7 +187,17 @@ def prepare_output(output: Path, overwrite: bool, main: bool = True) -> None:
         raise RunDirError(f"{output}: holds {state}; pass --overwrite to replace it"
                           + ("" if "summary.json" in present else ", --resume to continue it")
                           + ", or choose another --output", code="E401")
-    if not main:
+
+
+def remove_run(output: Path) -> None:
+    """Remove a run's files (``RUN_FILES``, in that order) so that a new run never mixes with
+    them; other files in the directory stay."""
+    import shutil
+
+    from gpner.atomic import old_copy
+
+    present = [n for n in RUN_FILES if (output / n).exists() or old_copy(output / n).exists()]
+    if not present:
         return
     for name in RUN_FILES:
         for path in (output / name, old_copy(output / name)):

@@ -207,7 +207,8 @@ def _check_forced(path: Path, fmt: str, encoding: str | None, n: int) -> None:
 
 def mark(record: Record, limit: int = 160) -> str:
     """The record's text with its entities marked, ``[北京]LOC大学``; nested ones nest:
-    ``[[北京]LOC大学]ORG``. Cut after ``limit`` characters of text."""
+    ``[[北京]LOC大学]ORG`` (at an end, inner spans close first). Cut after ``limit`` characters
+    of text."""
     text = record["text"]
     opens: dict[int, list[dict]] = {}
     closes: dict[int, list[dict]] = {}
@@ -217,13 +218,11 @@ def mark(record: Record, limit: int = 160) -> str:
     out = []
     cut = min(len(text), limit)
     for i in range(cut + 1):
-        # inner spans close first, outer ones open first
         for e in sorted(closes.get(i, []), key=lambda e: e["start"], reverse=True):
             out.append(f"]{e['label']}")
         if i == cut:
             break
-        for e in sorted(opens.get(i, []), key=lambda e: -e["end"]):
-            out.append("[")
+        out.append("[" * len(opens.get(i, [])))
         out.append(text[i])
     return "".join(out).replace("\n", "\\n") + (" ..." if cut < len(text) else "")
 

@@ -50,7 +50,9 @@ def task_class(name: str) -> Any:
 
 def head_info(name: str) -> HeadInfo:
     if name not in HEADS:
-        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {name!r}")
+        from gpner.errors import ConfigError
+
+        raise ConfigError(f"head must be one of {', '.join(HEADS)}, got {name!r}", code="E303")
     return HEADS[name]
 
 
