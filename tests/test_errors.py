@@ -301,6 +301,21 @@ def test_predict_refusals_and_the_python_api(nested_model_dir, tmp_path, capsys)
         gpner.formats.read(123)
 
 
+def test_evaluate_and_render_refusals(nested_model_dir, tmp_path, capsys):
+    gold = w(tmp_path / "gold.jsonl", jl({"text": "北京大学", "entities": [
+        {"start": 0, "end": 4, "label": "ORG"}]}).encode("gbk"))
+    rc, err = run(["evaluate", nested_model_dir, gold, "--no-progress"], capsys)
+    assert rc == 2 and "[E103]" in err and "gold.jsonl:1:" in err
+    rc, err = run(["evaluate", nested_model_dir, gold, "--no-progress", "--encoding", "gbk",
+                   "--json"], capsys)
+    assert rc == 0, err
+    rc, err = run(["evaluate", tmp_path / "no-model", gold, "--encoding", "gbk"], capsys)
+    assert rc == 2 and "[E201]" in err and "no-model" in err
+    rc, err = run(["render", gold, "-o", tmp_path / "p.html"], capsys)
+    assert rc == 2 and "[E103]" in err
+    assert not (tmp_path / "p.html").exists()
+
+
 # ---- model directories: tampering ----------------------------------------------------------
 
 def tamper_truncated(d: Path):

@@ -59,7 +59,12 @@ def test_plain_text_ending_in_tag_like_words_is_not_a_column_file(tmp_path):
     cols = tmp_path / "train.txt"
     cols.write_text("-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n")
     assert detect_kind(str(cols)) == "conll"
-    assert detect_kind(str(tmp_path / "x.conll")) == "conll"
+    (tmp_path / "x.conll").write_text("a O\n")
+    assert detect_kind(str(tmp_path / "x.conll")) == "conll"  # the suffix says so
+    # consistent two-column lines but no sentence break: lines of text, one output line each
+    two = tmp_path / "two.txt"
+    two.write_text("hello O\nworld O\n")
+    assert detect_kind(str(two)) == "text"
 
 
 def test_resumable_output_cuts_a_half_written_line(tmp_path):

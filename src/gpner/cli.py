@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from gpner.errors import ConfigError
 import argparse
 import logging
 import os
 import sys
 from collections import deque
+
+from gpner.errors import ConfigError
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -129,7 +130,7 @@ def _evaluate_relations(args: argparse.Namespace, gold: list, pred: list, report
 
     if args.errors or args.compare:
         raise ConfigError("--errors and --compare are for NER models; a relation model's "
-                         "evaluation has no error listing or comparison yet", code="E305")
+                          "evaluation has no error listing or comparison yet", code="E305")
     result = evaluate_relations(gold, pred)
     result["data"] = report.as_dict()
     if args.json:
@@ -314,8 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("convert", help="convert annotations between formats",
                          description="Read any supported format (detected unless --format) and "
-                         "write another (from the output extension unless --to). Formats: jsonl, "
-                         "cluener, cmeee, conll, brat, doccano, label-studio.")
+                         "write another (from the output extension unless --to), printing the "
+                         "format and the first record as read. Reads: jsonl, cluener, cmeee, "
+                         "conll, brat, doccano, label-studio, casrel, spo, tokens, tsv, wordtag, "
+                         "prodigy, spacy; writes: jsonl, cluener, cmeee, conll, brat, doccano, "
+                         "label-studio, casrel (docs/formats.md).")
     p.add_argument("input", help="input file, or a BRAT directory")
     p.add_argument("-o", "--output", required=True, help="output file or BRAT directory")
     p.add_argument("--format", help="input format (default: detected)")

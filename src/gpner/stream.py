@@ -113,15 +113,22 @@ def _first_visible(path: Path) -> str:
 
 def _looks_like_columns(path: Path, encoding: str | None = None) -> bool:
     """A .txt file is a column file (CoNLL) only if the whole file is one (see
-    :func:`gpner.formats.columns.not_columns`); plain text whose lines end in ``O`` is not."""
-    from gpner.formats._io import text_lines
+    :func:`gpner.formats.columns.not_columns`) with a blank or ``-DOCSTART-`` line between
+    sentences; plain text whose lines end in ``O`` is not. Streamed: plain text fails on its
+    first lines, and a file of any size is read in bounded memory."""
     from gpner.formats.columns import not_columns
-    from gpner.errors import DataEncodingError
 
-    try:
-        return not_columns(text_lines(path, encoding)) is None
-    except DataEncodingError:
-        return False  # read as text, where the encoding error is reported with its line
+    with open(path, encoding=encoding or "utf-8-sig", errors="replace", newline="") as f:
+        lines = (line.rstrip("\r\n") for line in f)
+        separated = False
+
+        def watch(lines):
+            nonlocal separated
+            for line in lines:
+                separated = separated or not line.strip() or line.startswith("-DOCSTART-")
+                yield line
+
+        return not_columns(watch(lines)) is None and separated
 
 
 def read_inputs(path: str | None, kind: str, report: InputReport, strict: bool = False,

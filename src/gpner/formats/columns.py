@@ -34,7 +34,7 @@ def _columns(line: str) -> list[str]:
     return line.split("\t") if "\t" in line else line.split()
 
 
-def not_columns(lines: list[str]) -> str | None:
+def not_columns(lines: Iterable[str]) -> str | None:
     """None if every non-blank line is ``token ... TAG`` with the same number of columns and
     a valid tag in the last; else why not (with the line number). Detection asks this of the
     whole file, so a few lines of plain text ending in ``O`` never make a column file."""
