@@ -462,3 +462,15 @@ def test_a_full_disk_is_e601(monkeypatch, tmp_path, capsys):
     rc, err = run(["convert", w(tmp_path / "a.jsonl", jl({"text": "a"})), "-o",
                    tmp_path / "o.jsonl"], capsys)
     assert rc == 2 and "[E601] no space left" in err and "o.jsonl" in err
+
+
+def test_ray_checks_the_encoding_before_starting_ray(nested_model_dir, tmp_path):
+    ray = pytest.importorskip("ray")
+    from gpner.batch import predict_with_ray
+    from gpner.errors import DataEncodingError
+
+    gbk = w(tmp_path / "in.txt", "ok\n".encode() + "张三\n".encode("gbk"))
+    with pytest.raises(DataEncodingError, match=r"\[E103\] .*in\.txt:2: byte 0xd5 at byte "
+                       r"offset 3"):
+        predict_with_ray(str(nested_model_dir), str(gbk), str(tmp_path / "o.jsonl"))
+    assert not ray.is_initialized() and not (tmp_path / "o.jsonl").exists()

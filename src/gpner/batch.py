@@ -119,9 +119,12 @@ class _LinePredictor(GpnerPredictor):
 
 def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = "auto",
                      backend: str = "torch", batch_size: int = 32, actors: int = 2,
-                     strict: bool = False, **predict_kwargs: Any) -> int:
+                     strict: bool = False, encoding: str | None = None,
+                     **predict_kwargs: Any) -> int:
     """Predict a text or JSON-lines file on Ray (``RAY_ADDRESS``, or a local instance) and write
-    the records to ``output`` in input order; returns how many were written."""
+    the records to ``output`` in input order; returns how many were written. ``encoding``: of
+    the file (default UTF-8), checked in one streamed pass before Ray starts, so that bad bytes
+    are reported with their line (E103) rather than from inside a Ray task."""
     try:
         import ray
     except ImportError as exc:
@@ -129,10 +132,18 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
     from gpner.stream import BadInput, ResumableOutput, detect_kind
 
     if kind == "auto" and path not in (None, "-"):
-        kind = detect_kind(path)
+        kind = detect_kind(path, encoding=encoding)
     if path in (None, "-") or kind not in ("text", "jsonl"):
         raise ConfigError("--ray reads a plain-text or JSON-lines file (not stdin, not "
-                         f"{kind!r}): convert other formats with gpner convert first", code="E305")
+                          f"{kind!r}): convert other formats with gpner convert first",
+                          code="E305")
+    from gpner.formats._io import decode
+    from gpner.stream import _decoded_lines
+
+    decode(b"", path, encoding)  # an unknown encoding name: E303
+    with open(path, "rb") as f:
+        for _ in _decoded_lines(f, path, encoding):
+            pass
     predict_kwargs = {k: v for k, v in predict_kwargs.items() if v is not None}
     if not ray.is_initialized():
         ray.init(log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)
@@ -143,7 +154,7 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
     # that reads are never starved of a CPU that the replicas hold (which stalls the pipeline)
     per_actor = min(1.0, int((ray.cluster_resources().get("CPU", 1) - READ_CPUS) / actors * 20)
                     / 20) or 0.05
-    ds = ray.data.read_text(path, drop_empty_lines=False,
+    ds = ray.data.read_text(path, encoding=encoding or "utf-8", drop_empty_lines=False,
                             ray_remote_args={"num_cpus": READ_CPUS})
     ds = ds.map_batches(_LinePredictor, fn_constructor_kwargs=dict(
         model_dir=str(model_dir), kind=kind, backend=backend, batch_size=batch_size,
@@ -156,7 +167,7 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
         for n, row in enumerate(ds.iter_rows(), 1):
             if row["bad"]:
                 if strict:
-                    raise BadInput(f"{path}: input line {n}: {row['bad']}")
+                    raise BadInput(f"{path}:{n}: {row['bad']}", code="E501")
                 bad += 1
                 if bad <= 10:
                     log.warning("%s:%d: %s (skipped)", path, n, row["bad"])

@@ -157,7 +157,8 @@ def _predict(args: argparse.Namespace) -> int:
             raise ConfigError("--ray needs -o/--output", code="E305")
         n = predict_with_ray(args.model, args.input, args.output, kind=kind, backend=args.backend,
                              batch_size=args.batch_size, flat=_flat(args), threshold=args.threshold,
-                             stride=args.stride, strict=args.strict, actors=args.ray_actors)
+                             stride=args.stride, strict=args.strict, actors=args.ray_actors,
+                             encoding=args.encoding)
         print(f"wrote {n} records to {args.output}", file=sys.stderr)
         return 0
     from pathlib import Path
