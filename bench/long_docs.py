@@ -101,10 +101,14 @@ def plot(rows: list[dict], path: Path) -> None:
     a.set_xlabel("characters")
     a.set_ylabel("seconds")
     a.legend()
-    b.semilogx(x, [r["peak_rss_mb"] for r in rows], "o-")
+    b.semilogx(x, [r["peak_rss_mb"] for r in rows], "o-", label="peak")
+    if all("rss_before_mb" in r for r in rows):
+        b.semilogx(x, [r["rss_before_mb"] for r in rows], "s--", color="grey",
+                   label="warmed up (before the document)")
+        b.legend(loc="lower right")
     b.set_ylim(0, max(r["peak_rss_mb"] for r in rows) * 1.2)
     b.set_xlabel("characters")
-    b.set_ylabel("peak RSS (MB)")
+    b.set_ylabel("RSS (MB)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
