@@ -73,6 +73,25 @@ while True:
 """
 
 
+HALF_WRITE = """
+import os, signal, sys, gpner, safetensors.torch
+from gpner.artifact import save_model
+
+
+def half_then_die(model, filename, *a, **k):  # half the weights on disk, then SIGKILL
+    safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                                filename)
+    with open(filename, "r+b") as f:
+        f.truncate(os.path.getsize(filename) // 2)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+safetensors.torch.save_model = half_then_die
+m = gpner.load(sys.argv[1])
+save_model(m.backend.model, m.featurizer, m.config, sys.argv[2])
+"""
+
+
 def test_a_kill_during_save_leaves_a_whole_model(nested_model_dir, tmp_path):
     """SIGKILL a process that saves a model directory over and over, at several moments: the
     directory (or the previous copy it falls back to) always loads and predicts the same; the
@@ -97,11 +116,15 @@ def test_a_kill_during_save_leaves_a_whole_model(nested_model_dir, tmp_path):
         if not any(tmp_path.iterdir()):
             continue
         assert gpner.load(target).predict("北京大学在海淀") == expected
+    # and deterministically: killed halfway through writing the weights
+    proc = subprocess.run([sys.executable, "-c", HALF_WRITE, str(nested_model_dir), str(target)])
+    assert proc.returncode == -signal.SIGKILL
+    assert gpner.load(target).predict("北京大学在海淀") == expected
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.tmp-")]
+    assert leftovers  # the killed save's half-written directory, until the next save
     m = gpner.load(target)
     from gpner.artifact import save_model
 
     save_model(m.backend.model, m.featurizer, m.config, target)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.tmp-")]
     assert gpner.load(target).predict("北京大学在海淀") == expected
-    print("left by kills:", leftovers)

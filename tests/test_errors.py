@@ -314,6 +314,8 @@ def test_evaluate_and_render_refusals(nested_model_dir, tmp_path, capsys):
     rc, err = run(["render", gold, "-o", tmp_path / "p.html"], capsys)
     assert rc == 2 and "[E103]" in err
     assert not (tmp_path / "p.html").exists()
+    rc, err = run(["render", gold, "-o", tmp_path / "p.html", "--encoding", "gbk"], capsys)
+    assert rc == 0 and "北京大学" in (tmp_path / "p.html").read_text(encoding="utf-8")
 
 
 # ---- model directories: tampering ----------------------------------------------------------

@@ -103,8 +103,6 @@ class TrainConfig:
         self._check_ranges()
         if self.divergence not in ("sum", "mean"):
             raise ConfigError(f"divergence must be sum or mean, got {self.divergence!r}")
-        if self.flood < 0:
-            raise ConfigError(f"flood must be >= 0, got {self.flood}")
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are two precisions: choose one", code="E305")
         if self.schedule not in ("linear", "constant"):

@@ -131,6 +131,11 @@ class Corpus:
         return self.records[i]
 
 
+def is_int(x: Any) -> bool:
+    """An int that is not a bool (JSON true would pass ``isinstance(x, int)``)."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 def check_entity(text: str, start: Any, end: Any, label: Any, mention: str | None,
                  report: Report, line: int | None) -> Entity | None:
     """Validate one span against its text; return the entity or count why it was skipped.
@@ -141,8 +146,7 @@ def check_entity(text: str, start: Any, end: Any, label: Any, mention: str | Non
     if not isinstance(label, str) or not label:
         report.problem(line, "bad label", f"label {label!r} is not a non-empty string")
         return None
-    if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) \
-            or not isinstance(end, int):
+    if not (is_int(start) and is_int(end)):
         report.problem(line, "bad offsets", f"{label} offsets ({start!r}, {end!r}) are not integers")
         return None
     if not 0 <= start < end <= len(text):
@@ -205,7 +209,7 @@ def _remap_relations(relations: list[Relation], where: list[int | None], rank: d
         if not isinstance(label, str) or not label:
             report.problem(line, "bad relation", f"label {label!r} is not a non-empty string")
             continue
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in ends):
+        if not all(is_int(x) for x in ends):
             report.problem(line, "bad relation", f"{label}: head/tail {ends!r} are not integers")
             continue
         if not all(0 <= x < len(where) for x in ends):

@@ -199,7 +199,7 @@ def _decoded_lines(stream: IO[bytes], source: str, encoding: str | None) -> Iter
     """Lines of a byte stream as text, each with its ``\\n`` (a lone ``\\r`` inside a line is
     text). Undecodable bytes stop the run with file, line and byte offset
     (:class:`~gpner.errors.DataEncodingError`)."""
-    from gpner.errors import DataEncodingError
+    from gpner.formats._io import encoding_error
 
     name = encoding or "utf-8"
     if "\n".encode(name) != b"\n":  # UTF-16/32: lines cannot be cut as bytes
@@ -213,12 +213,8 @@ def _decoded_lines(stream: IO[bytes], source: str, encoding: str | None) -> Iter
         try:
             line = raw.decode(name)
         except UnicodeDecodeError as exc:
-            hint = ("; pass --encoding (e.g. --encoding gbk) or convert the file to UTF-8"
-                    if encoding is None else "; check --encoding")
-            raise DataEncodingError(
-                f"{source}:{number}: byte {raw[exc.start]:#04x} at byte offset "
-                f"{offset + exc.start} (byte {exc.start + 1} of the line) is not valid "
-                f"{name}{hint}") from None
+            raise encoding_error(source, number, offset + exc.start, exc.start,
+                                 raw[exc.start], encoding) from None
         offset += len(raw)
         yield line
 

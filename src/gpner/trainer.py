@@ -196,16 +196,18 @@ def remove_run(output: Path) -> None:
 
     from gpner.atomic import old_copy
 
-    present = [n for n in RUN_FILES if (output / n).exists() or old_copy(output / n).exists()]
-    if not present:
-        return
+    removed = 0
     for name in RUN_FILES:
         for path in (output / name, old_copy(output / name)):
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
-    log.info("%s: removed the previous run (--overwrite)", output)
+            else:
+                continue
+            removed += 1
+    if removed:
+        log.info("%s: removed the previous run (--overwrite)", output)
 
 
 def refuse_under_ddp(cfg: TrainConfig) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gpner.errors import ConfigError, DataEncodingError, DataError, MissingFile
-from gpner.records import FormatError
+from gpner.records import FormatError, is_int
 
 
 DEFAULT_ENCODING = "utf-8"
@@ -28,19 +28,24 @@ def decode(raw: bytes, source: str | Path, encoding: str | None = None) -> str:
     except LookupError:
         raise ConfigError(f"--encoding {name!r} is not an encoding Python knows (e.g. utf-8, "
                           "gbk, gb18030, big5, utf-16, latin-1)", code="E303") from None
-    if name.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig"):
-        name = "utf-8-sig"  # the BOM some editors write is not text
     try:
         text = raw.decode(name)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        hint = ("; pass --encoding (e.g. --encoding gbk for Chinese text from Windows) or "
-                "convert the file to UTF-8" if encoding is None else "; check --encoding")
-        raise DataEncodingError(
-            f"{source}:{line}: byte {raw[exc.start]:#04x} at byte offset {exc.start} (byte "
-            f"{column} of the line) is not valid {name.replace('-sig', '')}{hint}") from None
-    return text.lstrip("\ufeff") if text.startswith("\ufeff") else text
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        raise encoding_error(source, raw.count(b"\n", 0, exc.start) + 1, exc.start,
+                             exc.start - line_start, raw[exc.start], encoding) from None
+    return text[1:] if text.startswith("\ufeff") else text  # a BOM is not text
+
+
+def encoding_error(source: str | Path, line: int, offset: int, in_line: int, byte: int,
+                   encoding: str | None) -> DataEncodingError:
+    """E103 for an undecodable ``byte`` at byte ``offset`` of the file (``in_line`` bytes into
+    its ``line``), with the hint to pass ``--encoding`` when none was given."""
+    hint = ("; pass --encoding (e.g. --encoding gbk for Chinese text from Windows) or convert "
+            "the file to UTF-8" if encoding is None else "; check --encoding")
+    return DataEncodingError(f"{source}:{line}: byte {byte:#04x} at byte offset {offset} (byte "
+                             f"{in_line + 1} of the line) is not valid "
+                             f"{encoding or DEFAULT_ENCODING}{hint}")
 
 
 def read_text(path: str | Path, encoding: str | None = None) -> str:
@@ -56,7 +61,13 @@ def read_text(path: str | Path, encoding: str | None = None) -> str:
 def text_lines(path: str | Path, encoding: str | None = None) -> list[str]:
     """Lines without their ``\\n``/``\\r\\n``; numbering as an editor shows it (only
     ``\\n`` breaks a line)."""
-    lines = read_text(path, encoding).split("\n")
+    return split_lines(read_text(path, encoding))
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` cut at ``\\n`` only (``str.splitlines`` also cuts at \\x1c, \\u2028, ...,
+    which would shift line numbers), each line without its ``\\r``."""
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [x[:-1] if x.endswith("\r") else x for x in lines]
@@ -77,20 +88,24 @@ def parse_json(text: str, source: str, line: int | None = None) -> Any:
                         f"{sys.getrecursionlimit()} levels)", code="E113") from None
 
 
-def iter_json_lines(path: Path, encoding: str | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, object)`` for each non-blank line; bad JSON names file and line."""
-    for lineno, line in enumerate(text_lines(path, encoding), 1):
+def iter_json_lines(path: Path, encoding: str | None = None, text: str | None = None
+                    ) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, object)`` for each non-blank line; bad JSON names file and line.
+    ``text``: the file's text, when the caller has read it already."""
+    for lineno, line in enumerate(split_lines(read_text(path, encoding) if text is None
+                                              else text), 1):
         if line.strip():
             yield lineno, parse_json(line, str(path), lineno)
 
 
-def load_json_array(path: Path, encoding: str | None = None) -> list[tuple[int, Any]]:
+def load_json_array(path: Path, encoding: str | None = None, text: str | None = None
+                    ) -> list[tuple[int, Any]]:
     """Load a JSON array; return ``(line_number, item)`` pairs, the line where each item starts.
 
     Line numbers come from a raw_decode walk so that a problem in item 5,000 of a pretty-printed
     file can be found by line.
     """
-    text = read_text(path, encoding)
+    text = read_text(path, encoding) if text is None else text
     data = parse_json(text, str(path))
     if not isinstance(data, list):
         raise DataError(f"{path}:1: expected a JSON array, found {type(data).__name__}")
@@ -125,9 +140,10 @@ def expect(obj: Any, key: str, kind: type | tuple[type, ...], path: Path, line: 
 
 def json_records(path: Path, encoding: str | None = None) -> list[tuple[int, Any]]:
     """A JSON array or JSON lines, whichever the file is: ``(line_number, item)`` pairs."""
-    first = read_text(path, encoding).lstrip()[:1]
-    return load_json_array(path, encoding) if first == "[" else list(
-        iter_json_lines(path, encoding))
+    text = read_text(path, encoding)
+    if text.lstrip()[:1] == "[":
+        return load_json_array(path, encoding, text)
+    return list(iter_json_lines(path, encoding, text))
 
 
 def join_tokens(tokens: list[str], sep: str | None = None) -> tuple[str, list[int]]:
@@ -153,10 +169,6 @@ def join_tokens(tokens: list[str], sep: str | None = None) -> tuple[str, list[in
         parts.append(tok)
         pos += len(tok)
     return "".join(parts), starts
-
-
-def is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def span_like(value: Any) -> bool:

@@ -11,7 +11,7 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.formats._io import expect, iter_json_lines
-from gpner.records import Record, Report, check_entity, finish_record
+from gpner.records import Record, Report, check_entity, finish_record, is_int
 
 
 def read(path: Path, report: Report) -> list[Record]:
@@ -33,7 +33,7 @@ def read(path: Path, report: Report) -> list[Record]:
                         report.problem(line, "bad offsets", f"{label} {mention!r}: {pair!r}")
                         continue
                     start, end = pair
-                    end = end + 1 if isinstance(end, int) and not isinstance(end, bool) else end
+                    end = end + 1 if is_int(end) else end
                     e = check_entity(text, start, end, label, mention, report, line)
                     if e is not None:
                         entities.append(e)

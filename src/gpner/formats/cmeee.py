@@ -9,7 +9,7 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.formats._io import expect, load_json_array
-from gpner.records import Record, Report, check_entity, finish_record
+from gpner.records import Record, Report, check_entity, finish_record, is_int
 
 
 def read(path: Path, report: Report) -> list[Record]:
@@ -22,7 +22,7 @@ def read(path: Path, report: Report) -> list[Record]:
                 report.problem(line, "bad entity", f"{ent!r:.60} is not an object")
                 continue
             end = ent.get("end_idx")
-            end = end + 1 if isinstance(end, int) and not isinstance(end, bool) else end
+            end = end + 1 if is_int(end) else end
             e = check_entity(text, ent.get("start_idx"), end, ent.get("type"), ent.get("entity"),
                              report, line)
             if e is not None:

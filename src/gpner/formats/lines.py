@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gpner.errors import ConfigError
-from gpner.formats._io import is_int, join_tokens, text_lines
-from gpner.records import FormatError, Record, Report, check_entity, finish_record
+from gpner.formats._io import join_tokens, text_lines
+from gpner.records import FormatError, Record, Report, check_entity, finish_record, is_int
 
 DEFAULT_TAGS = "nr=PER,ns=LOC,nt=ORG"
 WORD = re.compile(r"^(\[?)(.+)/([A-Za-z][A-Za-z0-9_]*)(\]([A-Za-z][A-Za-z0-9_]*))?$")

@@ -22,8 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gpner.formats._io import expect, is_int, join_tokens, json_records, refuse_unknown_spans
-from gpner.records import FormatError, Record, Report, check_entity, finish_record
+from gpner.formats._io import expect, join_tokens, json_records, refuse_unknown_spans
+from gpner.records import FormatError, Record, Report, check_entity, finish_record, is_int
 
 TOKEN_KEYS = ("tokens", "sentence")
 ENTITY_KEYS = ("entity_mentions", "entities", "ner")
