@@ -1,6 +1,6 @@
 """Peak memory of `gpner predict` streaming JSON-lines files of growing size.
 
-    python bench/stream_memory.py [--sizes 10,100,1000] [--backend onnx]
+    python bench/stream_memory.py [--sizes 10,100,1000] [--backend onnx] [--threads 1]
 
 The input repeats CLUENER train sentences as ``{"text": ..., "id": k}`` lines up to each size
 (MB). The model is a small built-in one trained here for one epoch (the streaming path's memory
@@ -64,6 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10,100,1000", help="input sizes in MB")
     ap.add_argument("--backend", default="onnx")
+    ap.add_argument("--threads", type=int, default=1, help="the model's CPU threads")
     ap.add_argument("--work", default="/tmp/gpner-stream-bench")
     ap.add_argument("--data-root", default=str(DATA))
     args = ap.parse_args()
@@ -86,7 +87,7 @@ def main() -> None:
         lines = make_input(src, mb, texts)
         out = work / "out.jsonl"
         cmd = [gpner_exe(), "predict", str(model), str(src), "-o", str(out), "--backend",
-               args.backend, "--batch-size", "64", "--no-progress"]
+               args.backend, "--batch-size", "64", "--threads", str(args.threads), "--no-progress"]
         secs, rss = measure(cmd)
         out_lines = sum(1 for _ in open(out, encoding="utf-8"))
         row = {"input_mb": mb, "lines": lines, "output_lines": out_lines, "seconds": round(secs, 1),
@@ -95,9 +96,11 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         src.unlink()
         out.unlink()
-    save(RESULTS / "stream_memory.json", {
-        "command": f"python bench/stream_memory.py --sizes {args.sizes} --backend {args.backend}",
-        "model_settings": SMALL, "machine": machine(), "rows": rows})
+        # saved after every size: the largest takes hours, and the smaller ones stand alone
+        save(RESULTS / "stream_memory.json", {
+            "command": f"python bench/stream_memory.py --sizes {args.sizes} --backend "
+                       f"{args.backend} --threads {args.threads}",
+            "model_settings": SMALL, "machine": machine(), "rows": rows})
 
 
 if __name__ == "__main__":

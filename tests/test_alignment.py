@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gpner.alignment import Alignment, align_entities
 from gpner.records import Report
-from gpner.tokenization import CharWordTokenizer, HFTokenizer, pre_tokenize
+from gpner.tokenization import (
+    CharWordTokenizer, HFTokenizer, _SIMPLE_TEXT, pre_tokenize, pre_tokenize_general)
 
 PIECES = ["New", "York", "city", "Berlin", "er", "2019", " ", "  ", "\t", "\n", " \u3000 ",
           "北京", "中国", "的", "ＡＢＣ", "１２３", "👍🏽", "👨\u200d👩\u200d👧", "e\u0301", "naïve",
@@ -89,6 +90,30 @@ def test_our_tokenizer_aligns_every_word_boundary_span(text):
     assert covered == [k for k, ch in enumerate(text) if not ch.isspace()]
     # no token is all "1" UNK after building from the same text
     assert all(i > 1 for i in enc.ids)
+
+
+# every character the fast path (one regular expression) takes, each block's edges, and
+# characters just outside it (marks, joiners, other scripts) that must go the general way
+SIMPLE_RANGES = [(0, 0x80), (0x3000, 0x3100), (0x4E00, 0xA000), (0xFF00, 0xFFF0)]
+EDGE = "a1 中\u0301\u200d\u3099\u302a\u00e9\u0435\u0663"
+
+
+def test_fast_split_equals_the_general_loop_on_every_character():
+    chars = [chr(c) for a, b in SIMPLE_RANGES for c in range(a, b)]
+    taken = [c for c in chars if _SIMPLE_TEXT.fullmatch(c)]
+    # only the kana and tone marks are left to the loop
+    assert sorted(set(chars) - set(taken)) == [chr(c) for c in
+                                               [*range(0x302A, 0x3030), 0x3099, 0x309A]]
+    for c in chars:
+        for text in (c, f"a{c}b", f"1{c}2", c + c, f" {c}\t", f"中{c}文", f"x{c}{EDGE}"):
+            assert pre_tokenize(text) == pre_tokenize_general(text), repr(text)
+
+
+@settings(max_examples=2 * EXAMPLES, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(
+    list("abcXYZ0189 \t\n\u3000中文，。ＡＢ１２_-.\x1c\x00") + list(EDGE)), max_size=40))
+def test_fast_split_equals_the_general_loop_on_mixed_text(text):
+    assert pre_tokenize(text) == pre_tokenize_general(text)
 
 
 def test_marks_and_emoji_stay_whole():
