@@ -128,3 +128,29 @@ def test_the_edge_rule_scan_matches_a_check_of_every_window():
         naive = any((s, e) != (s0, e0) and (s < i or s == 0) and (j < e or e == n)
                     for s, e in bounds)
         assert _held_elsewhere(i, j, win, bounds, n) == naive, (n, size, bounds, s0, i, j)
+
+
+@pytest.mark.parametrize("family", ["ours", "wordpiece", "bytelevel-bpe", "sentencepiece"])
+def test_a_packed_encoding_reads_and_cuts_like_the_lists(family, hf_tokenizers):
+    """A long text's encoding is held packed (arrays) while its windows are predicted: every
+    read the featurizers and the decoder make gives what the lists give."""
+    import numpy as np
+
+    from gpner.features import BuiltinFeaturizer, HFFeaturizer
+
+    text = document(3_000, seed=5)["text"] + " naïve  Cafe\u0301 \u3000 ok"
+    feat = (BuiltinFeaturizer.build([text[:1500]]) if family == "ours"
+            else HFFeaturizer(hf_tokenizers[family]))
+    enc = feat.encode(text)
+    packed = enc.packed()
+    assert len(packed) == len(enc) > 500
+    assert packed.ids.tolist() == list(enc.ids) and packed.spannable.tolist() == enc.spannable
+    assert packed.offsets == enc.offsets and list(packed.offsets) == enc.offsets
+    assert packed.offsets[7] == enc.offsets[7] and type(packed.offsets[7][0]) is int
+    assert packed.offsets[100:140] == enc.offsets[100:140]
+    for start, end in window_bounds(len(enc), 64, 32):
+        a, b = feat.window(text, enc, start, end), feat.window(text, packed, start, end)
+        assert a.features.keys() == b.features.keys()
+        for k in a.features:
+            assert np.array_equal(a.features[k], b.features[k]), k
+        assert np.array_equal(a.spannable, b.spannable)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gpner.alignment import Alignment, TokenSpan
+from gpner.alignment import TokenSpan
 from gpner.records import Entity
 from gpner.tagging import tags_to_spans
 from gpner.tokenization import Encoding
@@ -211,10 +211,10 @@ def merge_best(found: dict[SpanKey, float], spans: Sequence[TokenSpan], shift: i
 def to_entities(text: str, encoding: Encoding, spans: Sequence[TokenSpan],
                 labels: Sequence[str]) -> list[Entity]:
     """Token spans -> entity records with exact character offsets into ``text``."""
-    al = Alignment(encoding)
+    offsets = encoding.offsets  # read directly: an Alignment's maps would cost a long text dear
     out: list[Entity] = []
     for sp in spans:
-        start, end = al.token_to_char(sp.start, sp.end)
+        start, end = offsets[sp.start][0], offsets[sp.end - 1][1]
         out.append({"start": start, "end": end, "label": labels[sp.label],
                     "score": round(sp.score, 4), "prob": round(prob(sp.score), 4),
                     "text": text[start:end]})

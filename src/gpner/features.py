@@ -184,8 +184,10 @@ class HFFeaturizer:
         return self.adapter.encode(text)
 
     def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
-        ids = self.before + enc.ids[start:end] + self.after
-        spannable = [False] * self.prefix + enc.spannable[start:end] + [False] * len(self.after)
+        # list() also takes the array slices of a packed encoding
+        ids = self.before + list(enc.ids[start:end]) + self.after
+        spannable = [False] * self.prefix + list(enc.spannable[start:end]) + \
+            [False] * len(self.after)
         return Window(features={"input_ids": np.array(ids, dtype=np.int64)},
                       spannable=np.array(spannable, dtype=bool), start=start,
                       end=end, prefix=self.prefix)

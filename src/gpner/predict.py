@@ -97,6 +97,8 @@ def featurize(texts: Iterable[str], featurizer: Any, max_length: int,
                                     f"{text!r:.60}", code="E502")
         enc = featurizer.encode(text)
         bounds = window_bounds(len(enc), size, stride) if any(enc.spannable) else []
+        if len(bounds) > 1:  # held until its last window is predicted: keep it small
+            enc = enc.packed()
         item = _Text(n, text, enc, pending=len(bounds), bounds=bounds)
         if not bounds:
             yield item, None
