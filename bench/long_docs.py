@@ -31,9 +31,10 @@ def hwm():  # this process's own peak RSS (ru_maxrss would include the parent's 
 model = load(sys.argv[1], backend=sys.argv[3])
 text = open(sys.argv[2], encoding="utf-8").read()
 loaded = hwm()
-# a warm-up text of more than two full batches of windows: the high-water mark after it is the
-# model's working set (batch tensors, allocator caches), which does not depend on the document
-model.predict("北京大学在海淀区。Bank of London opened in Paris. " * 1500, batch_size=32)
+# a warm-up text of more windows than the predictor's look-ahead holds (16 batches of 32, about
+# 66k tokens): the high-water mark after it is the model's working set (windows waiting in the
+# look-ahead, batch tensors, allocator caches), which does not depend on the document
+model.predict("北京大学在海淀区。Bank of London opened in Paris. " * 5000, batch_size=32)
 base = hwm()
 t = time.perf_counter()
 rec = model.predict(text, batch_size=32)
@@ -45,8 +46,12 @@ tracemalloc.start()
 enc = model.featurizer.encode(text)
 encoding_mb = tracemalloc.get_traced_memory()[0] / 2 ** 20
 tracemalloc.stop()
+packed = enc.packed()  # what is held while the windows are predicted
+packed_mb = (packed.ids.nbytes + packed.spannable.nbytes + packed.offsets.starts.nbytes
+             + packed.offsets.ends.nbytes) / 2 ** 20
 print(json.dumps({{"tokens": len(enc), "seconds": secs, "peak_rss_mb": peak,
                   "rss_loaded_mb": loaded, "rss_before_mb": base, "encoding_mb": encoding_mb,
+                  "packed_mb": packed_mb,
                   "found": [(e["start"], e["end"], e["label"]) for e in rec["entities"]]}}))
 """
 

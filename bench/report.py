@@ -278,27 +278,30 @@ def prediction_sections(load) -> list[str]:
                 "size (demo generator, Chinese and English, entities throughout), predicted in "
                 f"its own process with the {long['backend']} backend and the demo model "
                 "(windows of 256 tokens, stride 128). Warmed up: the high-water mark after the "
-                "model loaded, the text read and a warm-up text of more than two full batches "
-                "of windows was predicted (the model's working set, which does not depend on the "
-                "document); peak: the high-water mark after predicting the document; growth: the "
-                "difference, what the document itself costs. Encoding: the text's token encoding "
-                "alone (tracemalloc). The demo model learnt from single sentences, so it is not "
-                "exact on run-on documents (the recovery test trains on texts of one to three "
-                "sentences and is). Windows stream through the bounded look-ahead, but a text's "
-                "whole encoding (token ids and offsets as Python lists) and its spans are held "
-                "until its record is made, so peak memory is flat only while that fits in the "
-                "model's working set (growth 0 below); past it, peak memory grows with the "
-                "document by about its encoding and its entities.", "",
+                "model loaded, the text read and a warm-up text of more windows than the "
+                "predictor's look-ahead holds (16 batches) was predicted: the model's working "
+                "set, which does not depend on the document. Peak: the high-water mark after "
+                "predicting the document; growth: the difference, what the document itself "
+                "costs. Encoding: the text's token encoding as Python lists, as the tokenizer "
+                "makes it (tracemalloc); held: the same encoding packed into arrays, the form a "
+                "text cut into several windows is held in until its last window is predicted. "
+                "The demo model learnt from single sentences, so it is not exact on run-on "
+                "documents (the recovery test trains on texts of one to three sentences and "
+                "is). Windows stream through the bounded look-ahead; what a document still "
+                "holds to its end are the spans it found and then its record, so past the "
+                "model's working set peak memory grows with the document's entities: its "
+                "output.", "",
                 "![long documents](long_docs.png)", "",
                 "| characters | tokens | seconds | characters/s | warmed-up RSS MB | peak RSS MB "
-                "| growth MB | encoding MB | gold entities | found | correct |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| growth MB | encoding MB | held MB | gold entities | found | correct |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in long["rows"]:
             enc = f"{r['encoding_mb']:.1f}" if "encoding_mb" in r else "-"
+            held = f"{r['packed_mb']:.1f}" if "packed_mb" in r else "-"
             out.append(f"| {r['chars']:,} | {r['tokens']:,} | {r['seconds']:.2f} | "
                        f"{r['chars_per_s']:,} | {r['rss_before_mb']:.0f} | "
                        f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['rss_before_mb']:.0f} | "
-                       f"{enc} | {r['entities']:,} | {r['found']:,} | "
+                       f"{enc} | {held} | {r['entities']:,} | {r['found']:,} | "
                        f"{r.get('correct', '-'):,} |")
         out.append("")
     stream = load("stream_memory.json")

@@ -182,6 +182,7 @@ def test_prediction_sections_render_each_table():
                            "rows": [{"chars": 1000000, "tokens": 600000, "seconds": 50.0,
                                      "chars_per_s": 20000, "peak_rss_mb": 400.0,
                                      "rss_before_mb": 300.0, "encoding_mb": 41.56,
+                                     "packed_mb": 4.22,
                                      "entities": 80000, "found": 79990, "correct": 79000}]},
         "stream_memory.json": {"command": "c", "machine": m, "model_settings": ["epochs=1"],
                                "rows": [{"input_mb": 10, "lines": 70000, "seconds": 60.0,
@@ -191,7 +192,7 @@ def test_prediction_sections_render_each_table():
     assert "| builtin | 1 | onnx-int8 | 30.0 | 2.50x |" in text
     assert "int8 changes F1 by -0.22 points" in text
     # growth is peak less the warmed-up RSS
-    assert ("| 1,000,000 | 600,000 | 50.00 | 20,000 | 300 | 400 | 100 | 41.6 | 80,000 | 79,990 "
+    assert ("| 1,000,000 | 600,000 | 50.00 | 20,000 | 300 | 400 | 100 | 41.6 | 4.2 | 80,000 | 79,990 "
             "| 79,000 |") in text
     assert "| 10 | 70,000 | 60.0 | 1,166 | 250 |" in text
     assert prediction_sections({}.get) == []
