@@ -128,10 +128,14 @@ def main() -> None:
     train_s = time.perf_counter() - t
 
     model.eval()
-    t = time.perf_counter()
-    out = []
-    for k in range(0, len(dev), args.batch_size):
-        chunk = dev[k:k + args.batch_size]
+
+    def predict(records: list) -> list:
+        out = []
+        for k in range(0, len(records), args.batch_size):
+            out += predict_chunk(records[k:k + args.batch_size])
+        return out
+
+    def predict_chunk(chunk: list) -> list:
         enc = [encode(r) for r in chunk]
         ids = torch.tensor(sequence_padding([e[0] for e in enc]), dtype=torch.long)
         scores = model.predict(ids).cpu().numpy()
@@ -141,9 +145,17 @@ def main() -> None:
             if mapping[i] and mapping[j]:
                 found[b].append({"start": int(mapping[i][0]), "end": int(mapping[j][-1]) + 1,
                                  "label": categories[c]})
-        out += [{"text": r["text"], "entities": f} for r, f in zip(chunk, found)]
-    predict_s = time.perf_counter() - t
+        return [{"text": r["text"], "entities": f} for r, f in zip(chunk, found)]
+
+    predict(dev[:args.batch_size])  # warm-up, as on gpner's side
+    times = []
+    for _ in range(3):  # a pass takes seconds: the median of three
+        t = time.perf_counter()
+        out = predict(dev)
+        times.append(time.perf_counter() - t)
+    predict_s = sorted(times)[1]
     print(json.dumps({"train_seconds": train_s, "predict_seconds": predict_s,
+                      "predict_seconds_passes": times,
                       "train_sents": len(train) * args.epochs, "predict_sents": len(dev),
                       "predictions": out}, ensure_ascii=False))
 
