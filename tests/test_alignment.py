@@ -4,6 +4,7 @@ on text with whitespace runs, full-width characters, emoji and combining marks."
 from __future__ import annotations
 
 import os
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -114,6 +115,36 @@ def test_fast_split_equals_the_general_loop_on_every_character():
     list("abcXYZ0189 \t\n\u3000中文，。ＡＢ１２_-.\x1c\x00") + list(EDGE)), max_size=40))
 def test_fast_split_equals_the_general_loop_on_mixed_text(text):
     assert pre_tokenize(text) == pre_tokenize_general(text)
+
+
+def _trim_by_hand(text, offsets):
+    """trim_offsets' rule, one character at a time, with no shortcut."""
+    out, ok = [], []
+    for s, e in offsets:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        while s < e < len(text) and (unicodedata.category(text[e])[0] == "M"
+                                     or unicodedata.category(text[e]) == "Cf"
+                                     or 0x1F3FB <= ord(text[e]) <= 0x1F3FF
+                                     or text[e - 1] == "\u200d"):
+            e += 1
+        out.append((s, e) if e > s else (0, 0))
+        ok.append(e > s)
+    return out, ok
+
+
+@settings(max_examples=4 * EXAMPLES, deadline=None)
+@given(data=st.data(), text=st.one_of(texts, st.text(alphabet=st.sampled_from(
+    list("ab1 中文，\u3000\t") + list(EDGE)), max_size=30)))
+def test_trimmed_offsets_match_the_rule_with_and_without_shortcuts(data, text):
+    from gpner.tokenization import trim_offsets
+
+    n = len(text)
+    pairs = data.draw(st.lists(st.tuples(st.integers(0, n), st.integers(0, n)), max_size=12))
+    offsets = [(min(a, b), max(a, b)) for a, b in pairs]
+    assert trim_offsets(text, offsets) == _trim_by_hand(text, offsets)
 
 
 def test_marks_and_emoji_stay_whole():

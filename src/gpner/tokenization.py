@@ -50,6 +50,7 @@ def _joins_previous(ch: str) -> bool:
 _SIMPLE_TEXT = re.compile(
     "[\x00-\x7f\u3000-\u3029\u3030-\u3098\u309b-\u30ff\u4e00-\u9fff\uff00-\uffef]*")
 _SIMPLE_TOKEN = re.compile(r"[A-Za-z]+|[0-9]+|\S")
+_SPACE = re.compile(r"\s")
 
 
 def pre_tokenize(text: str) -> Offsets:
@@ -138,7 +139,7 @@ class PackedOffsets:
         return list(self) == list(other)  # type: ignore[call-overload]
 
 
-@dataclass
+@dataclass(eq=False)  # arrays have no single truth value to compare by
 class PackedEncoding:
     """An :class:`Encoding` in arrays (``Encoding.packed``): ``ids`` (L,) int32, ``offsets``
     (:class:`PackedOffsets`), ``spannable`` (L,) bool. Slices of ``ids`` and ``spannable`` are
@@ -159,14 +160,19 @@ def trim_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[Offsets
     strip accents (BERT uncased) or compose them (NFKC) leave those characters in no token, and a
     predicted "Cafe\u0301" must not come back as "Cafe".
     """
+    simple = _SIMPLE_TEXT.fullmatch(text) is not None  # no mark or joiner to grow over
+    if simple and not _SPACE.search(text):  # nothing to trim either (most Chinese sentences)
+        spannable = [e > s for s, e in offsets]
+        return [(s, e) if ok else (0, 0) for (s, e), ok in zip(offsets, spannable)], spannable
     out: Offsets = []
-    spannable: list[bool] = []
+    spannable = []
     for s, e in offsets:
         while s < e and text[s].isspace():
             s += 1
         while e > s and text[e - 1].isspace():
             e -= 1
-        while s < e < len(text) and (_joins_previous(text[e]) or text[e - 1] == "\u200d"):
+        while not simple and s < e < len(text) and (_joins_previous(text[e])
+                                                     or text[e - 1] == "\u200d"):
             e += 1
         ok = e > s
         out.append((s, e) if ok else (0, 0))
