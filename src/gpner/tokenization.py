@@ -19,7 +19,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 Offsets = list[tuple[int, int]]
 
@@ -120,18 +120,18 @@ class PackedOffsets:
     """Token offsets as two int32 arrays that read like a list of ``(start, end)`` tuples:
     an index gives a tuple of ints, a slice a list of them."""
 
-    def __init__(self, starts, ends):
+    def __init__(self, starts: Any, ends: Any):  # (L,) int32 arrays each
         self.starts, self.ends = starts, ends
 
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
             return list(zip(self.starts[key].tolist(), self.ends[key].tolist()))
         return int(self.starts[key]), int(self.ends[key])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         for k in range(0, len(self.starts), 4096):  # a slice at a time: no list of them all
             yield from self[k:k + 4096]
 
