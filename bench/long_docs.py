@@ -46,9 +46,7 @@ tracemalloc.start()
 enc = model.featurizer.encode(text)
 encoding_mb = tracemalloc.get_traced_memory()[0] / 2 ** 20
 tracemalloc.stop()
-packed = enc.packed()  # what is held while the windows are predicted
-packed_mb = (packed.ids.nbytes + packed.spannable.nbytes + packed.offsets.starts.nbytes
-             + packed.offsets.ends.nbytes) / 2 ** 20
+packed_mb = enc.packed().nbytes / 2 ** 20  # what is held while the windows are predicted
 print(json.dumps({{"tokens": len(enc), "seconds": secs, "peak_rss_mb": peak,
                   "rss_loaded_mb": loaded, "rss_before_mb": base, "encoding_mb": encoding_mb,
                   "packed_mb": packed_mb,

@@ -335,10 +335,9 @@ def prediction_sections(load) -> list[str]:
                 "Chinese vocabulary) and CLUENER 2,000 / 500 sentences, batch 16, a constant lr "
                 "1e-4 without weight decay or clipping (the example's optimiser); "
                 "bert4torch the way its NER example does (`bench/peer_bert4torch.py`), gpner with "
-                "each backend at batch 16. Strict micro F1 on characters for both."
-                + (" Prediction on both sides: a warm-up batch, then the median of three passes "
-                   "over the dev sentences." if "predict_seconds_passes" in
-                   peer["runs"][peer["rows"][0]["head"]]["bert4torch"][0] else ""), "",
+                "each backend at batch 16. Strict micro F1 on characters for both. Prediction "
+                "on both sides: a warm-up batch, then the median of three passes over the dev "
+                "sentences.", "",
                 "| head | bert4torch train sent/s | gpner train sent/s | ratio | bert4torch "
                 "predict sent/s | gpner torch / onnx / onnx-int8 | ratios | F1 bert4torch | "
                 "F1 gpner (torch / int8) |", "|---|---|---|---|---|---|---|---|---|"]

@@ -144,6 +144,7 @@ def test_a_packed_encoding_reads_and_cuts_like_the_lists(family, hf_tokenizers):
     enc = feat.encode(text)
     packed = enc.packed()
     assert len(packed) == len(enc) > 500
+    assert packed.nbytes == 13 * len(enc)  # int32 id, start and end, one bool a token
     assert packed.ids.tolist() == list(enc.ids) and packed.spannable.tolist() == enc.spannable
     assert packed.offsets == enc.offsets and list(packed.offsets) == enc.offsets
     assert packed.offsets[7] == enc.offsets[7] and type(packed.offsets[7][0]) is int

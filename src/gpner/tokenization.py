@@ -109,10 +109,9 @@ class Encoding:
         lists of ints and tuples, for a long text held while its windows are predicted."""
         import numpy as np
 
-        pairs = np.array(self.offsets, dtype=np.int64).reshape(-1, 2)
+        pairs = np.array(self.offsets, dtype=np.int32).reshape(-1, 2)
         return PackedEncoding(np.array(self.ids, dtype=np.int32),
-                              PackedOffsets(pairs[:, 0].astype(np.int32),
-                                            pairs[:, 1].astype(np.int32)),
+                              PackedOffsets(pairs[:, 0].copy(), pairs[:, 1].copy()),
                               np.array(self.spannable, dtype=bool))
 
 
@@ -151,6 +150,12 @@ class PackedEncoding:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by its arrays."""
+        return (self.ids.nbytes + self.offsets.starts.nbytes + self.offsets.ends.nbytes
+                + self.spannable.nbytes)
 
 
 def trim_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[Offsets, list[bool]]:
