@@ -5,7 +5,9 @@
 * sentences/s end to end (``model.predict``: featurize, forward, decode) at batch 1 and 32 on
   CLUENER dev sentences, for the built-in encoder (a trained CLUENER EGP model) and for a
   BERT-base-sized encoder (12 layers, hidden 768, random weights, the real Chinese vocabulary);
-  the three backends run interleaved, three rounds, medians;
+  each backend one batch at a time on all cores (``concurrency=1``, the default) and two
+  batches at once on a core each (``concurrency=2``); all run interleaved, three rounds,
+  medians; ratios against PyTorch at ``concurrency=1``;
 * strict micro F1 of the trained model on all of CLUENER dev with each backend.
 Writes ``bench/results/onnx_speed.json``. Both runtimes use the machine's cores (2 here).
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from common import DATA, RESULTS, ROOT, machine, save
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
+RUNS = [(b, c) for c in (1, 2) for b in BACKENDS]  # (backend, concurrency)
 
 
 def bert_base_model(records: list, out: Path) -> Path:
@@ -40,24 +43,24 @@ def bert_base_model(records: list, out: Path) -> Path:
 def speed(model_dir: Path, texts: list[str], batches: tuple[int, ...], rounds: int) -> list:
     from gpner.predict import load
 
-    models = {b: load(model_dir, backend=b) for b in BACKENDS}
+    models = {(b, c): load(model_dir, backend=b, concurrency=c) for b, c in RUNS}
     for m in models.values():
         m.predict(texts[:8])  # warm-up: first-call allocations, thread pools
-    times: dict = {(b, bs): [] for b in BACKENDS for bs in batches}
+    times: dict = {(run, bs): [] for run in RUNS for bs in batches}
     for _ in range(rounds):
         for bs in batches:
-            for b in BACKENDS:  # interleaved, so drift on a shared machine hits all alike
+            for run in RUNS:  # interleaved, so drift on a shared machine hits all alike
                 t = time.perf_counter()
-                models[b].predict(texts, batch_size=bs)
-                times[(b, bs)].append(time.perf_counter() - t)
+                models[run].predict(texts, batch_size=bs)
+                times[(run, bs)].append(time.perf_counter() - t)
     rows = []
     for bs in batches:
-        base = len(texts) / statistics.median(times[("torch", bs)])
-        for b in BACKENDS:
-            rate = len(texts) / statistics.median(times[(b, bs)])
-            rows.append({"backend": b, "batch": bs, "sents_per_s": round(rate, 1),
-                         "vs_torch": round(rate / base, 2), "n": len(texts),
-                         "seconds": [round(x, 3) for x in times[(b, bs)]]})
+        base = len(texts) / statistics.median(times[(("torch", 1), bs)])
+        for b, c in RUNS:
+            rate = len(texts) / statistics.median(times[((b, c), bs)])
+            rows.append({"backend": b, "concurrency": c, "batch": bs,
+                         "sents_per_s": round(rate, 1), "vs_torch": round(rate / base, 2),
+                         "n": len(texts), "seconds": [round(x, 3) for x in times[((b, c), bs)]]})
     return rows
 
 
@@ -85,8 +88,8 @@ def main() -> None:
             export_onnx(model_dir, int8=True)
         for row in speed(model_dir, texts[:n], (1, 32), rounds):
             result["rows"].append({"encoder": enc, **row})
-            print(enc, row["backend"], row["batch"], row["sents_per_s"], row["vs_torch"],
-                  flush=True)
+            print(enc, row["backend"], row["concurrency"], row["batch"], row["sents_per_s"],
+                  row["vs_torch"], flush=True)
     gold = dev if not args.quick else dev[:100]
     for b in BACKENDS:
         m = load(args.model, backend=b)

@@ -9,7 +9,8 @@ Adam at a constant lr 1e-4 without weight decay or clipping (the example's optim
 AdamW with ``schedule=constant weight_decay=0 grad_clip=0``), the same number of epochs.
 bert4torch runs the way its NER example does (bench/peer_bert4torch.py, in its own virtual
 environment); gpner runs
-``gpner.train`` and ``model.predict`` with each backend. The two alternate, ``rounds`` times;
+``gpner.train`` and ``model.predict`` with each backend, one batch at a time and two at once
+(``concurrency=2``). The two alternate, ``rounds`` times;
 figures are medians. Prediction, on both sides: a warm-up batch, then the median of three
 passes over the dev sentences. F1 is strict micro F1 on characters for both (gpner.metrics).
 Writes ``bench/results/peer.json``.
@@ -30,6 +31,14 @@ from common import DATA, RESULTS, ROOT, machine, save
 
 VOCAB = ROOT.parent / "shared" / "encoders" / "bert-chinese-vocab" / "vocab.txt"
 B4T = Path(os.environ.get("B4T_VENV", "/tmp/gpner-peer-venv"))
+# gpner's prediction runs: each backend one batch at a time on both cores, then two batches at
+# once on a core each (concurrency=2)
+RUNS = [(b, c) for c in (1, 2) for b in ("torch", "onnx", "onnx-int8")]
+
+
+def run_key(backend: str, concurrency: int) -> str:
+    """``onnx-int8`` for one batch at a time, ``onnx-int8-c2`` for two at once."""
+    return backend if concurrency == 1 else f"{backend}-c{concurrency}"
 
 
 def random_bert(out: Path) -> Path:
@@ -73,16 +82,17 @@ def gpner_side(bert: Path, train: list, dev: list, head: str, epochs: int, work:
     out = {"train_seconds": time.perf_counter() - t, "train_sents": len(train) * epochs}
     export_onnx(run, int8=True)
     texts = [r["text"] for r in dev]
-    for backend in ("torch", "onnx", "onnx-int8"):
-        model = load(run, backend=backend)
+    for backend, concurrency in RUNS:
+        key = run_key(backend, concurrency)
+        model = load(run, backend=backend, concurrency=concurrency)
         model.predict(texts[:16])  # warm-up
         times = []
         for _ in range(3):  # a pass takes seconds: the median of three
             t = time.perf_counter()
             pred = model.predict(texts, batch_size=16)
             times.append(time.perf_counter() - t)
-        out[f"predict_seconds_{backend}"] = sorted(times)[1]
-        out[f"f1_{backend}"] = evaluate(dev, pred)["f1"]
+        out[f"predict_seconds_{key}"] = sorted(times)[1]
+        out[f"f1_{key}"] = evaluate(dev, pred)["f1"]
     return out
 
 
@@ -130,6 +140,7 @@ def main() -> None:
             runs[head]["gpner"].append(gpner_side(bert, train, dev, head, args.epochs, work))
             print(head, r, json.dumps({k: v[-1] for k, v in runs[head].items()}), flush=True)
     rows = []
+    keys = [run_key(b, c) for b, c in RUNS]
     for head, by in runs.items():
         b, g = by["bert4torch"], by["gpner"]
 
@@ -141,15 +152,14 @@ def main() -> None:
                               "predict_sents_per_s": med(b, "predict_seconds", "predict_sents"),
                               "f1": statistics.median(x["f1"] for x in b)},
                "gpner": {"train_sents_per_s": med(g, "train_seconds", "train_sents"),
-                         "f1": {k: statistics.median(x[f"f1_{k}"] for x in g)
-                                for k in ("torch", "onnx", "onnx-int8")}}}
-        for backend in ("torch", "onnx", "onnx-int8"):
-            row["gpner"][f"predict_sents_per_s_{backend}"] = statistics.median(
-                len(dev) / x[f"predict_seconds_{backend}"] for x in g)
+                         "f1": {k: statistics.median(x[f"f1_{k}"] for x in g) for k in keys}}}
+        for k in keys:
+            row["gpner"][f"predict_sents_per_s_{k}"] = statistics.median(
+                len(dev) / x[f"predict_seconds_{k}"] for x in g)
         row["train_ratio"] = row["gpner"]["train_sents_per_s"] / row["bert4torch"][
             "train_sents_per_s"]
         row["predict_ratio"] = {k: row["gpner"][f"predict_sents_per_s_{k}"] / row["bert4torch"][
-            "predict_sents_per_s"] for k in ("torch", "onnx", "onnx-int8")}
+            "predict_sents_per_s"] for k in keys}
         rows.append(row)
         print(json.dumps(row, indent=1))
     save(RESULTS / ("peer.quick.json" if args.quick else "peer.json"), {

@@ -262,12 +262,16 @@ def prediction_sections(load) -> list[str]:
     if onnx:
         out += ["### PyTorch eager against ONNX Runtime fp32 and int8", "",
                 _machine_line(onnx) + " Sentences/s end to end (`model.predict`: featurize, "
-                "forward, decode) on CLUENER dev sentences, the three backends interleaved, "
-                "medians of three rounds; ratios against PyTorch in the same run.", "",
-                "| encoder | batch | backend | sentences/s | vs PyTorch |", "|---|---|---|---|---|"]
+                "forward, decode) on CLUENER dev sentences, all runs interleaved, medians of "
+                "three rounds; ratios against PyTorch eager one batch at a time in the same "
+                "run. Concurrency 1: one batch at a time on all cores (the default); 2: two "
+                "batches at once on a core each (`concurrency=2`, `--concurrency 2`).", "",
+                "| encoder | batch | backend | concurrency | sentences/s | vs PyTorch |",
+                "|---|---|---|---|---|---|"]
         for r in onnx["rows"]:
             out.append(f"| {r['encoder']} | {r['batch']} | {r['backend']} | "
-                       f"{r['sents_per_s']:.1f} | {r['vs_torch']:.2f}x |")
+                       f"{r.get('concurrency', 1)} | {r['sents_per_s']:.1f} | "
+                       f"{r['vs_torch']:.2f}x |")
         f1 = onnx["f1"]
         out += ["", f"Strict micro F1 on all of CLUENER dev ({onnx['f1_model']}): " + ", ".join(
             f"{b} {pct(v)}" for b, v in f1.items()) + f"; int8 changes F1 by "
@@ -335,21 +339,28 @@ def prediction_sections(load) -> list[str]:
                 "Chinese vocabulary) and CLUENER 2,000 / 500 sentences, batch 16, a constant lr "
                 "1e-4 without weight decay or clipping (the example's optimiser); "
                 "bert4torch the way its NER example does (`bench/peer_bert4torch.py`), gpner with "
-                "each backend at batch 16. Strict micro F1 on characters for both. Prediction "
-                "on both sides: a warm-up batch, then the median of three passes over the dev "
-                "sentences.", "",
-                "| head | bert4torch train sent/s | gpner train sent/s | ratio | bert4torch "
-                "predict sent/s | gpner torch / onnx / onnx-int8 | ratios | F1 bert4torch | "
-                "F1 gpner (torch / int8) |", "|---|---|---|---|---|---|---|---|---|"]
+                "each backend at batch 16, one batch at a time and (where measured) two at once "
+                "on a core each (`concurrency=2`). Strict micro F1 on characters for both. "
+                "Prediction on both sides: a warm-up batch, then the median of three passes "
+                "over the dev sentences.", "",
+                "| head | bert4torch train sent/s | gpner train sent/s | ratio | F1 bert4torch | "
+                "F1 gpner (torch) |", "|---|---|---|---|---|---|"]
         for r in peer["rows"]:
-            b, g, pr = r["bert4torch"], r["gpner"], r["predict_ratio"]
-            out.append(
-                f"| {r['head']} | {b['train_sents_per_s']:.1f} | {g['train_sents_per_s']:.1f} | "
-                f"{r['train_ratio']:.2f}x | {b['predict_sents_per_s']:.1f} | "
-                f"{g['predict_sents_per_s_torch']:.0f} / {g['predict_sents_per_s_onnx']:.0f} / "
-                f"{g['predict_sents_per_s_onnx-int8']:.0f} | {pr['torch']:.2f}x / "
-                f"{pr['onnx']:.2f}x / {pr['onnx-int8']:.2f}x | {pct(b['f1'])} | "
-                f"{pct(g['f1']['torch'])} / {pct(g['f1']['onnx-int8'])} |")
+            b, g = r["bert4torch"], r["gpner"]
+            out.append(f"| {r['head']} | {b['train_sents_per_s']:.1f} | "
+                       f"{g['train_sents_per_s']:.1f} | {r['train_ratio']:.2f}x | "
+                       f"{pct(b['f1'])} | {pct(g['f1']['torch'])} |")
+        out += ["", "| head | predictor | concurrency | sentences/s | vs bert4torch | F1 |",
+                "|---|---|---|---|---|---|"]
+        for r in peer["rows"]:
+            b, g = r["bert4torch"], r["gpner"]
+            out.append(f"| {r['head']} | bert4torch | 1 | {b['predict_sents_per_s']:.0f} | "
+                       f"1.00x | {pct(b['f1'])} |")
+            for key, ratio in r["predict_ratio"].items():
+                backend, _, c = key.partition("-c")
+                out.append(f"| {r['head']} | gpner {backend} | {c or 1} | "
+                           f"{g[f'predict_sents_per_s_{key}']:.0f} | {ratio:.2f}x | "
+                           f"{pct(g['f1'][key])} |")
         out.append("")
     docs = load("conll2003-docs.json")
     if docs:

@@ -177,7 +177,16 @@ def test_prediction_sections_render_each_table():
         "onnx_speed.json": {"command": "c", "machine": m, "f1_model": "run",
                             "f1": {"torch": 0.75, "onnx": 0.75, "onnx-int8": 0.7478},
                             "rows": [{"encoder": "builtin", "batch": 1, "backend": "onnx-int8",
-                                      "sents_per_s": 30.0, "vs_torch": 2.5}]},
+                                      "sents_per_s": 30.0, "vs_torch": 2.5},
+                                     {"encoder": "builtin", "batch": 1, "backend": "onnx-int8",
+                                      "concurrency": 2, "sents_per_s": 40.0,
+                                      "vs_torch": 3.333}]},
+        "peer.json": {"command": "c", "machine": m, "rows": [{
+            "head": "gp", "train_ratio": 2.0, "predict_ratio": {"torch": 1.5, "onnx-int8-c2": 3.1},
+            "bert4torch": {"train_sents_per_s": 40.0, "predict_sents_per_s": 100.0, "f1": 0.2},
+            "gpner": {"train_sents_per_s": 80.0, "f1": {"torch": 0.21, "onnx-int8-c2": 0.2125},
+                      "predict_sents_per_s_torch": 150.0,
+                      "predict_sents_per_s_onnx-int8-c2": 310.0}}]},
         "long_docs.json": {"command": "c", "machine": m, "backend": "torch",
                            "rows": [{"chars": 1000000, "tokens": 600000, "seconds": 50.0,
                                      "chars_per_s": 20000, "peak_rss_mb": 400.0,
@@ -189,7 +198,12 @@ def test_prediction_sections_render_each_table():
                                          "texts_per_s": 1166, "peak_rss_mb": 250.0}]},
     }
     text = "\n".join(prediction_sections(results.get))
-    assert "| builtin | 1 | onnx-int8 | 30.0 | 2.50x |" in text
+    assert "| builtin | 1 | onnx-int8 | 1 | 30.0 | 2.50x |" in text  # an older file: 1
+    assert "| builtin | 1 | onnx-int8 | 2 | 40.0 | 3.33x |" in text
+    assert "| gp | 40.0 | 80.0 | 2.00x | 20.00 | 21.00 |" in text
+    assert "| gp | bert4torch | 1 | 100 | 1.00x | 20.00 |" in text
+    assert "| gp | gpner torch | 1 | 150 | 1.50x | 21.00 |" in text
+    assert "| gp | gpner onnx-int8 | 2 | 310 | 3.10x | 21.25 |" in text
     assert "int8 changes F1 by -0.22 points" in text
     # growth is peak less the warmed-up RSS
     assert ("| 1,000,000 | 600,000 | 50.00 | 20,000 | 300 | 400 | 100 | 41.6 | 4.2 | 80,000 | 79,990 "

@@ -66,6 +66,34 @@ def test_onnx_outputs_and_spans_match_pytorch(exported):
                 assert abs(ea["score"] - eb["score"]) <= 2e-4
 
 
+def test_concurrent_onnx_batches_give_the_serial_records(exported, monkeypatch):
+    """One session run from two threads at once (each batch on one core) predicts what one
+    batch at a time does. Batches are cut from half the look-ahead (the other half runs
+    meanwhile), so they can group windows differently: fp32 scores then move by float noise
+    only; int8 quantises activations with one scale per batch, so it is compared on texts of
+    one window each (none empty: a record that waits for an earlier text counts against the
+    look-ahead), where half the look-ahead gives the same batches."""
+    import gpner.predict
+
+    monkeypatch.setattr(gpner.predict, "_cores", lambda: 4)
+    both = load(exported, backend="onnx-int8", concurrency=2)
+    assert both.concurrency == 2
+    assert both.backend.session.get_session_options().intra_op_num_threads == 2  # 4 cores / 2
+    encs = [both.featurizer.encode(t) for t in TEXTS]
+    short = [t for t, e in zip(TEXTS, encs) if any(e.spannable) and len(e) <= 38] * 3
+    assert len(short) == 3 * (len(TEXTS) - 2)  # all but the empty text and the long one
+    assert list(both.predict_iter(short, batch_size=2, lookahead=12)) == \
+        list(load(exported, backend="onnx-int8").predict_iter(short, batch_size=2, lookahead=6))
+    a = load(exported, backend="onnx", concurrency=2).predict(TEXTS * 3, batch_size=2)
+    b = load(exported, backend="onnx").predict(TEXTS * 3, batch_size=2)
+    assert spans(a) == spans(b) and sum(map(len, spans(a))) > 10
+    for ra, rb in zip(a, b):
+        for ea, eb in zip(ra["entities"], rb["entities"]):
+            assert abs(ea["score"] - eb["score"]) <= 2e-4
+    with pytest.raises(ValueError, match="concurrency must be an integer >= 1"):
+        load(exported, backend="onnx", concurrency=0)
+
+
 def test_int8_graph_stays_close_to_fp32(exported):
     """int8 weights move scores a little (the F1 change on real data is measured by
     bench/onnx_speed.py): relative error of the outputs, and the records it predicts."""

@@ -5,6 +5,9 @@ eval mode."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import torch
 
@@ -95,9 +98,9 @@ def test_windows_merge_to_the_best_score_and_recover_edge_spans(make, tmp_path):
     assert [e["score"] for e in raised["entities"]] == [3.0, 2.0, 2.5, 1.2]
 
 
-def test_records_stream_in_input_order_with_bounded_lookahead():
-    predictor, backend = builtin_predictor()
-    texts = [TEXT[k % 7:k % 7 + 1 + k % 13] for k in range(300)] + [TEXT, ""] * 3
+def streamed(predictor: Predictor, texts: list[str], **kwargs) -> tuple[list, list[int]]:
+    """The records of ``predict_iter`` over a generator of ``texts``, and after each record
+    how many texts had been pulled from it beyond those given back."""
     pulled = 0
 
     def source():
@@ -107,14 +110,84 @@ def test_records_stream_in_input_order_with_bounded_lookahead():
             yield t
 
     out, ahead = [], []
-    for record in predictor.predict_iter(source(), batch_size=4, lookahead=12):
+    for record in predictor.predict_iter(source(), **kwargs):
         out.append(record)
         ahead.append(pulled - len(out))
+    return out, ahead
+
+
+def test_records_stream_in_input_order_with_bounded_lookahead():
+    predictor, backend = builtin_predictor()
+    texts = [TEXT[k % 7:k % 7 + 1 + k % 13] for k in range(300)] + [TEXT, ""] * 3
+    out, ahead = streamed(predictor, texts, batch_size=4, lookahead=12)
     assert [r["text"] for r in out] == texts
     assert max(ahead) <= 12 + 1  # never more than the look-ahead (plus the text being cut)
     assert max(backend.batch_sizes) == 4
     assert out[300]["entities"] == predictor.predict(TEXT)["entities"]  # same as alone
     assert out[301] == {"text": "", "entities": []}
+
+
+class Overlapping(WindowScores):
+    """WindowScores that holds each batch a moment and counts how many run at once; with
+    ``fail_first`` the first batch raises and the others are held a while longer."""
+
+    def __init__(self, *args, fail_first: bool = False):
+        super().__init__(*args)
+        self.lock, self.now, self.most, self.calls = threading.Lock(), 0, 0, 0
+        self.fail_first = fail_first
+
+    def __call__(self, batch):
+        with self.lock:
+            self.now += 1
+            self.calls += 1
+            self.most, call = max(self.most, self.now), self.calls
+        try:
+            if self.fail_first and call == 1:
+                raise RuntimeError("the runtime failed on this batch")
+            # long enough for the next batch to start beside it (and, after a failure, for
+            # the predictor to see it while the other threads are still busy)
+            time.sleep(0.3 if self.fail_first else 0.01)
+            return super().__call__(batch)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+@pytest.mark.parametrize("concurrency", [2, 3])
+def test_concurrent_batches_give_the_serial_records_in_order(concurrency):
+    serial, _ = builtin_predictor()
+    texts = [TEXT[k % 7:k % 7 + 1 + k % 13] for k in range(200)] + [TEXT, ""] * 3
+    texts = texts[:50] + [TEXT * 3] + texts[50:]  # a text of several windows mid-stream
+    want = list(serial.predict_iter(texts, batch_size=4, lookahead=24))
+    predictor, plain = builtin_predictor()
+    backend = Overlapping(plain.position_of, "ids")
+    predictor.backend, predictor.concurrency = backend, concurrency
+    out, ahead = streamed(predictor, texts, batch_size=4, lookahead=24)
+    assert out == want
+    assert sum(map(len, (r["entities"] for r in out))) > 100
+    assert backend.most == concurrency  # batches really ran side by side, never more
+    assert max(ahead) <= 24 + 1  # the look-ahead still bounds what is held
+    assert max(backend.batch_sizes) == 4
+
+
+def test_a_failing_concurrent_batch_raises_and_stops():
+    predictor, plain = builtin_predictor()
+    predictor.backend = backend = Overlapping(plain.position_of, "ids", fail_first=True)
+    predictor.concurrency = 2
+    texts = [TEXT[k % 7:k % 7 + 1 + k % 13] for k in range(400)]
+    with pytest.raises(RuntimeError, match="failed on this batch"):
+        predictor.predict(texts, batch_size=4)
+    # the failed batch and the two the threads had started ran; the other five of its
+    # look-ahead buffer (8 batches of 4) were cancelled, and nothing after it was submitted
+    assert backend.calls == 3
+
+
+def test_concurrency_is_checked():
+    predictor, _ = builtin_predictor()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="concurrency must be an integer >= 1"):
+            Predictor(predictor.config, predictor.featurizer, predictor.task,
+                      predictor.backend, concurrency=bad)
 
 
 def test_bad_inputs_are_named():

@@ -110,6 +110,9 @@ def test_predict_file_keeps_lines_fields_and_order(model_dir, tmp_path):
     want = load(model_dir).predict([r["text"] for r in rows])
     assert [{k: v for k, v in o.items() if k != "entities"} for o in out] == rows
     assert [o["entities"] for o in out] == [w["entities"] for w in want]
+    res = gpner("predict", model_dir, js, "-o", tmp_path / "c2.jsonl", "--concurrency", 2)
+    assert res.returncode == 0, res.stderr  # batches in two threads: the same file
+    assert (tmp_path / "c2.jsonl").read_bytes() == (tmp_path / "out.jsonl").read_bytes()
     res = gpner("predict", model_dir, js, "--strict")
     assert res.returncode == 2 and "in.jsonl:3: invalid JSON" in res.stderr
     # stdin: plain text with CRLF and a BOM, blank lines kept as empty texts

@@ -29,13 +29,15 @@ class GpnerPredictor:
 
     A batch is a dict of columns (Ray's ``numpy`` format), a pandas DataFrame, or a list of
     dicts; texts are read from ``text_field``. ``backend``: torch, onnx or onnx-int8;
-    ``threads``: intra-op threads per replica (one per CPU a replica is given is a good choice).
+    ``threads``: intra-op threads per replica (one per CPU a replica is given is a good choice);
+    ``concurrency``: batches a replica computes at once (see :func:`gpner.load`).
     """
 
     def __init__(self, model_dir: str, backend: str = "torch", text_field: str = "text",
                  output_field: str = "entities", batch_size: int = 32, threads: int | None = 1,
-                 **predict_kwargs: Any):
+                 concurrency: int = 1, **predict_kwargs: Any):
         self.model_dir, self.backend, self.threads = str(model_dir), backend, threads
+        self.concurrency = concurrency
         self.text_field, self.output_field = text_field, output_field
         self.batch_size, self.predict_kwargs = batch_size, predict_kwargs
         self._model: Any = None
@@ -46,7 +48,8 @@ class GpnerPredictor:
             from gpner.predict import load
 
             self._model = load(self.model_dir, device="cpu" if self.backend == "torch" else None,
-                               backend=self.backend, threads=self.threads)
+                               backend=self.backend, threads=self.threads,
+                               concurrency=self.concurrency)
         return self._model
 
     def __getstate__(self) -> dict[str, Any]:
@@ -119,7 +122,7 @@ class _LinePredictor(GpnerPredictor):
 
 def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = "auto",
                      backend: str = "torch", batch_size: int = 32, actors: int = 2,
-                     strict: bool = False, encoding: str | None = None,
+                     strict: bool = False, encoding: str | None = None, concurrency: int = 1,
                      **predict_kwargs: Any) -> int:
     """Predict a text or JSON-lines file on Ray (``RAY_ADDRESS``, or a local instance) and write
     the records to ``output`` in input order; returns how many were written. ``encoding``: of
@@ -158,7 +161,7 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
                             ray_remote_args={"num_cpus": READ_CPUS})
     ds = ds.map_batches(_LinePredictor, fn_constructor_kwargs=dict(
         model_dir=str(model_dir), kind=kind, backend=backend, batch_size=batch_size,
-        threads=max(1, round(per_actor)), **predict_kwargs),
+        threads=max(1, round(per_actor)), concurrency=concurrency, **predict_kwargs),
         compute=ray.data.ActorPoolStrategy(size=actors), batch_size=max(256, batch_size),
         batch_format="numpy", num_cpus=per_actor)
     out = ResumableOutput(output)

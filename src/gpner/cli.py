@@ -158,7 +158,7 @@ def _predict(args: argparse.Namespace) -> int:
         n = predict_with_ray(args.model, args.input, args.output, kind=kind, backend=args.backend,
                              batch_size=args.batch_size, flat=_flat(args), threshold=args.threshold,
                              stride=args.stride, strict=args.strict, actors=args.ray_actors,
-                             encoding=args.encoding)
+                             encoding=args.encoding, concurrency=args.concurrency)
         print(f"wrote {n} records to {args.output}", file=sys.stderr)
         return 0
     from pathlib import Path
@@ -168,7 +168,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.resume and Path(args.output).exists() and not Path(args.output + ".partial").exists():
         print(f"{args.output} is complete: nothing to resume", file=sys.stderr)
         return 0
-    model = load(args.model, backend=args.backend, threads=args.threads)
+    model = load(args.model, backend=args.backend, threads=args.threads,
+                 concurrency=args.concurrency)
     out = ResumableOutput(args.output, args.resume) if args.output else None
     skip = out.done if out else 0
     report = InputReport("<stdin>" if args.input in (None, "-") else args.input)
@@ -400,7 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"],
                    help="onnx/onnx-int8 run the graphs of `gpner export --onnx [--int8]`")
-    p.add_argument("--threads", type=_positive, help="CPU threads for the model")
+    p.add_argument("--threads", type=_positive, help="CPU threads for the model (default: "
+                   "the runtime's; with --concurrency, the cores shared out)")
+    p.add_argument("--concurrency", type=_positive, default=1, help="batches computed at "
+                   "once, each in a thread: 2 predicts more texts/s on a few cores")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--ray", action="store_true", help="run on Ray (a local instance, or the "
                    "cluster at RAY_ADDRESS); needs -o and the 'ray' extra")
