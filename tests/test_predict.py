@@ -190,6 +190,44 @@ def test_concurrency_is_checked():
                       predictor.backend, concurrency=bad)
 
 
+def test_concurrent_torch_batches_leave_the_process_threads_alone(tmp_path, monkeypatch):
+    """torch's thread count is per calling thread: each concurrent batch sets its share in its
+    own thread, and a model loaded later (or the caller) keeps the process's count."""
+    import gpner.predict
+    from gpner.artifact import save_model
+    from gpner.model import build
+    from tests.helpers import tiny_config, tiny_data
+
+    model, featurizer, _, cfg = build(tiny_config(), tiny_data(16))
+    save_model(model, featurizer, cfg, tmp_path / "m")
+    monkeypatch.setattr(gpner.predict, "_cores", lambda: 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the process's count, which must stay
+    try:
+        both = load(tmp_path / "m", concurrency=2)
+        assert both.backend.threads == 1  # 2 cores / 2 batches
+        _check_concurrent_threads(both, load(tmp_path / "m"))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_concurrent_threads(both: Predictor, serial: Predictor) -> None:
+    seen = set()
+    call = both.backend.__call__
+
+    def spy(batch):
+        out = call(batch)
+        seen.add((threading.current_thread().name.startswith("gpner-predict"),
+                  torch.get_num_threads()))
+        return out
+
+    both.backend = spy
+    texts = ["张伟在上海大学工作。"] * 300
+    assert both.predict(texts, batch_size=4) == serial.predict(texts, batch_size=4)
+    assert seen == {(True, 1)}  # every batch ran in a worker thread with its share
+    assert torch.get_num_threads() == 2
+
+
 def test_bad_inputs_are_named():
     predictor, _ = builtin_predictor()
     with pytest.raises(TypeError, match="not a int"):

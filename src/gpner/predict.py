@@ -58,10 +58,10 @@ class TorchBackend:
     trainer switches its model to eval before it evaluates.
     """
 
-    def __init__(self, model: Any, device: Any = None):
+    def __init__(self, model: Any, device: Any = None, threads: int | None = None):
         import torch
 
-        self.model = model
+        self.model, self.threads = model, threads
         self.device = torch.device(device) if device else next(model.parameters()).device
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -69,6 +69,10 @@ class TorchBackend:
 
         from gpner.data import as_tensors, to_device
 
+        if self.threads and torch.get_num_threads() != self.threads:
+            # the calling thread's own setting (torch's OpenMP threads are set per thread):
+            # concurrent batches each get their share without changing the process's
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
             return self.model(to_device(as_tensors(batch), self.device))
 
@@ -415,7 +419,7 @@ def load(directory: str | Path, device: str | None = None, backend: str = "torch
     from gpner.artifact import load_weights
     from gpner.model import from_config
 
-    if threads:
+    if threads and concurrency == 1:
         torch.set_num_threads(threads)
     try:
         model, task = from_config(config, path)
@@ -430,7 +434,9 @@ def load(directory: str | Path, device: str | None = None, backend: str = "torch
                              f"({type(exc).__name__}: {exc})", code="E203") from exc
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
-    return Predictor(config, featurizer, task, TorchBackend(model, dev), concurrency)
+    # concurrent batches set their threads in their own threads, leaving the process's alone
+    backend = TorchBackend(model, dev, threads if concurrency > 1 else None)
+    return Predictor(config, featurizer, task, backend, concurrency)
 
 
 def _cores() -> int:
