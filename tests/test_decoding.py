@@ -3,13 +3,15 @@ window merging and character offsets against values written here."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 
 from gpner.alignment import TokenSpan as Span
-from gpner.decoding import decode, merge_best, prob, select_flat, to_entities
+from gpner.decoding import (decode, decode_rows, merge_best, prob, select_flat,
+                             to_entities)
 from gpner.heads import mask_scores
 from gpner.tokenization import CharWordTokenizer
 
@@ -59,6 +61,24 @@ def test_nested_equals_naive_scan(seed, threshold):
         assert [s.score for s in ex_got] == pytest.approx([s.score for s in ex_want])
     assert [[s[:3] for s in ex] for ex in decode(scores, threshold, max_width=2)] == \
         [[s[:3] for s in ex] for ex in naive_nested(scores, threshold, 2)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("as_array", [False, True])
+def test_rows_list_every_cell_above_the_threshold_in_cell_order(seed, as_array):
+    scores = random_scores(seed)
+    for max_width in (None, 2):
+        want = [[] for _ in range(scores.shape[0])]  # a loop over cells, row-major
+        for b, c, i, j in itertools.product(*map(range, scores.shape)):
+            s = scores[b, c, i, j].item()
+            if s > 0.0 and (max_width is None or j - i < max_width):
+                want[b].append((c, i, j + 1, s))
+        got = decode_rows(scores.numpy() if as_array else scores, 0.0, max_width)
+        assert len(got) == len(want)
+        for (rows, v), ex in zip(got, want):
+            assert rows.shape == (len(ex), 3) and v.shape == (len(ex),)
+            assert rows.tolist() == [list(w[:3]) for w in ex]
+            assert v.tolist() == pytest.approx([w[3] for w in ex])
 
 
 @pytest.mark.parametrize("seed", range(8))

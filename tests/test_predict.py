@@ -28,6 +28,9 @@ PLANTED = {
     (9, 11, 1): {4: 0.5, 8: 2.5},  # the best comes last: "keep the first" would lose it
     (14, 18, 2): {12: 1.2},  # crosses window 8's edge
     (0, 1, 0): {0: -1.0},  # below the threshold everywhere
+    # touches window 0's inner edge, and window 4 holds those tokens with context on both sides
+    # (and scores nothing there): a piece a model may see in a cut span, dropped
+    (6, 8, 2): {0: 4.0},
 }
 
 
@@ -96,6 +99,37 @@ def test_windows_merge_to_the_best_score_and_recover_edge_spans(make, tmp_path):
                                                                     (14, 18)]
     raised = predictor.predict(TEXT, threshold=1.1, flat=False)
     assert [e["score"] for e in raised["entities"]] == [3.0, 2.0, 2.5, 1.2]
+
+
+class CellScores:
+    """A backend whose span scores are a fixed function of the two tokens, the type and the
+    position in the window: a span scores differently in each window that holds it, and about
+    half of all cells are candidates (like a barely trained model)."""
+
+    def __call__(self, batch):
+        ids = torch.as_tensor(batch["ids"]).double()
+        L = ids.shape[1]
+        raw = torch.sin(1.7 * ids[:, None, :, None] + 0.3 * ids[:, None, None, :]
+                        + torch.arange(3.0, dtype=torch.double)[None, :, None, None]
+                        + 0.1 * torch.arange(L, dtype=torch.double)[None, None, :, None])
+        return {"entities": mask_scores(raw.float(), torch.as_tensor(batch["mask"]))}
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_span_rows_give_the_records_of_token_spans(flat):
+    """Span heads' candidates are merged as arrays; the records equal those of merging them one
+    TokenSpan at a time (the path tag heads and relations take), long texts included."""
+    feat = BuiltinFeaturizer.build([TEXT])
+    texts = [TEXT, TEXT[3:9], TEXT[:8], TEXT[5:] + TEXT, "甲", "", TEXT * 3]
+    arrays = Predictor(config(8), feat, NerTask(["A", "B", "C"], "gp"), CellScores())
+    spans = Predictor(config(8), feat, NerTask(["A", "B", "C"], "gp"), CellScores())
+    spans._rows = False
+    assert arrays._rows
+    for threshold in (-0.5, 0.0, 0.8):
+        got = arrays.predict(texts, flat=flat, threshold=threshold, batch_size=3)
+        assert got == spans.predict(texts, flat=flat, threshold=threshold, batch_size=3)
+        assert sum(len(r["entities"]) for r in got[:3]) > 10  # single windows
+        assert len(got[-1]["entities"]) > 10  # many windows
 
 
 def streamed(predictor: Predictor, texts: list[str], **kwargs) -> tuple[list, list[int]]:

@@ -2,7 +2,7 @@
 
 * :func:`decode`: (B, C, L, L) span scores -> nested candidates (score > threshold), or flat:
   highest score first, each kept span removing the candidates that overlap it, whatever their
-  type, so the result never overlaps.
+  type, so the result never overlaps; :func:`decode_rows` gives the candidates as arrays.
 * :func:`decode_tags`: (B, L, T) BIO emissions -> spans, by argmax or CRF Viterbi.
 * :func:`merge_best`: the spans of a text's overlapping windows, one per (label, start, end) with
   its best score.
@@ -56,18 +56,25 @@ def decode(scores: Any, threshold: float = 0.0, flat: bool = False,
     ``max_width`` (tokens) drops wider candidates: a model trained on short texts invents wide
     spans on long ones, and the widest gold span is a good cap.
     """
+    return [select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
+            for rows, v in decode_rows(scores, threshold, max_width)]
+
+
+def decode_rows(scores: Any, threshold: float = 0.0, max_width: int | None = None
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """scores (B, C, L, L), array or tensor -> per example, the candidates as arrays: rows
+    (K, 3) int64 of (label, start, end exclusive) and scores (K,) float32, in cell order. What
+    :func:`decode` makes spans of; the predictor merges these without an object per candidate
+    (a barely trained model has thousands per text)."""
     B = scores.shape[0]
     if isinstance(scores, np.ndarray):
         idx, vals = _candidates(scores, threshold, max_width)
     else:
         idx, vals = _candidates_torch(scores, threshold, max_width)
     idx[:, 3] += 1  # cell (i, j) is the span [i, j + 1)
-    out: list[list[TokenSpan]] = [[] for _ in range(B)]
     bounds = np.searchsorted(idx[:, 0], np.arange(B + 1)) if len(idx) else np.zeros(B + 1, int)
-    for b in range(B):
-        rows, v = idx[bounds[b]:bounds[b + 1], 1:], vals[bounds[b]:bounds[b + 1]]
-        out[b] = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
-    return out
+    return [(idx[bounds[b]:bounds[b + 1], 1:], vals[bounds[b]:bounds[b + 1]])
+            for b in range(B)]
 
 
 def _candidates(scores: np.ndarray, threshold: float, max_width: int | None

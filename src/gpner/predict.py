@@ -87,6 +87,9 @@ class _Text:
     pending: int  # windows not yet decoded
     bounds: list[tuple[int, int]] = field(default_factory=list)  # its windows' token ranges
     found: dict[SpanKey, float] = field(default_factory=dict)
+    # the spans of a text's only window, as arrays (span heads): rows (K, 3) of (label, start,
+    # end) in text tokens and scores (K,); held instead of ``found``
+    rows: tuple[np.ndarray, np.ndarray] | None = None
     # relation extraction: (s_start, s_end, o_start, o_end, relation id) -> best score
     links: dict[tuple[int, int, int, int, int], float] = field(default_factory=dict)
 
@@ -149,6 +152,9 @@ class Predictor:
             raise InputError(f"concurrency must be an integer >= 1, got {concurrency!r}",
                              code="E502")
         self.config, self.featurizer, self.task, self.backend = config, featurizer, task, backend
+        # span heads decode to arrays, merged without an object per candidate (relation tasks
+        # have no decode_rows: their triples are merged span by span)
+        self._rows = getattr(task, "span_head", False) and hasattr(task, "decode_rows")
         # batches computed at once, each in its own thread (the runtimes release the GIL): on a
         # few cores, batches side by side on one thread each beat one batch on all of them
         self.concurrency = concurrency
@@ -290,9 +296,19 @@ class Predictor:
         for (doc, win), out in zip(chunk, decoded):
             spans, triples = out if relations else (out, ())
             shift = win.start - win.prefix  # window token -> text token
-            spans = [sp._replace(start=sp.start + shift, end=sp.end + shift) for sp in spans]
-            kept = uncut(spans, win, doc.bounds, len(doc.encoding))
-            merge_best(doc.found, kept, 0)
+            if self._rows:  # span heads: arrays of (label, start, end) and scores
+                rows, v = spans
+                rows = rows + np.array([0, shift, shift], dtype=rows.dtype)  # text tokens
+                if len(doc.bounds) < 2:  # the text's only window: no edge cuts a span
+                    doc.rows = (rows, v.astype(np.float64))
+                else:  # a span by an inner edge needs a look at the other windows
+                    kept = uncut(spans_from_rows(rows, v), win, doc.bounds, len(doc.encoding))
+                    merge_best(doc.found, kept, 0)
+            else:
+                spans = [sp._replace(start=sp.start + shift, end=sp.end + shift)
+                         for sp in spans]
+                kept = uncut(spans, win, doc.bounds, len(doc.encoding))
+                merge_best(doc.found, kept, 0)
             if triples:  # a triple counts where both its entities do (not cut by an edge)
                 alive = {(sp.start, sp.end) for sp in kept}
                 for t in triples:
@@ -306,21 +322,27 @@ class Predictor:
                 finished.append(doc)
         return finished
 
-    def _decode(self, windows: Sequence[Window], threshold: float) -> list[list[TokenSpan]]:
+    def _decode(self, windows: Sequence[Window], threshold: float) -> list[Any]:
+        """Per window: (rows, scores) arrays for span heads, else spans (and triples)."""
         batch = self.featurizer.collate(windows)
         outputs = self.backend(batch)
-        return self.task.decode(outputs, batch, threshold, self.config.decode.max_width)
+        decode = self.task.decode_rows if self._rows else self.task.decode
+        return decode(outputs, batch, threshold, self.config.decode.max_width)
 
     def _record(self, doc: _Text, flat: bool, threshold: float | None = None,
                 labels: Iterable[str] | None = None) -> Record:
         """The text's record. ``threshold`` (span heads) keeps the spans scoring above it, of
         those decoded at a lower one, before flat selection; ``labels`` then keeps the entities
         of those labels: a filter on the full prediction, so flat choices do not change."""
-        found = doc.found
+        if doc.rows is not None:
+            rows, v = doc.rows
+        else:
+            found = doc.found
+            rows = np.array(list(found), dtype=np.int64).reshape(-1, 3)  # (label, start, end)
+            v = np.fromiter(found.values(), dtype=np.float64, count=len(found))
         if threshold is not None and self.task.span_head:
-            found = {k: v for k, v in found.items() if v > threshold}
-        rows = np.array(list(found), dtype=np.int64).reshape(-1, 3)  # (label, start, end)
-        v = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+            keep = v > threshold
+            rows, v = rows[keep], v[keep]
         spans = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
         entities = to_entities(doc.text, doc.encoding, spans, self.labels)
         relations = (self._relations(doc, spans, threshold)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from gpner.alignment import TokenSpan
-from gpner.decoding import decode, decode_tags
+from gpner.decoding import decode, decode_rows, decode_tags
 from gpner.tasks import head_info
 
 if TYPE_CHECKING:  # torch only where a model is built or trained: decoding runs without it
@@ -94,6 +94,14 @@ class NerTask:
             return decode(outputs[self.output], threshold, flat=False, max_width=max_width)
         crf = self._crf(outputs) if self.head == "crf" else None
         return decode_tags(outputs[f"{self.output}.emissions"], batch["mask"], crf)
+
+    def decode_rows(self, outputs: Outputs, batch: dict[str, Any], threshold: float = 0.0,
+                    max_width: int | None = None) -> list[tuple[Any, Any]]:
+        """Span heads: per window, the nested candidates as arrays, rows (K, 3) of (label,
+        start, end) and scores (K,) (:func:`gpner.decoding.decode_rows`)."""
+        if not self.span_head:
+            raise ValueError(f"head {self.head!r} decodes tags, not span rows")
+        return decode_rows(outputs[self.output], threshold, max_width)
 
     def _crf(self, outputs: Outputs) -> tuple[Any, Any, Any]:
         o = self.output
