@@ -177,6 +177,11 @@ class Overlapping(WindowScores):
             self.most, call = max(self.most, self.now), self.calls
         try:
             if self.fail_first and call == 1:
+                # fail only once the second thread holds a batch, so what runs after the
+                # failure does not hang on how the threads happen to be scheduled
+                deadline = time.monotonic() + 5
+                while self.calls < 2 and time.monotonic() < deadline:
+                    time.sleep(0.001)
                 raise RuntimeError("the runtime failed on this batch")
             # long enough for the next batch to start beside it (and, after a failure, for
             # the predictor to see it while the other threads are still busy)
@@ -211,9 +216,10 @@ def test_a_failing_concurrent_batch_raises_and_stops():
     texts = [TEXT[k % 7:k % 7 + 1 + k % 13] for k in range(400)]
     with pytest.raises(RuntimeError, match="failed on this batch"):
         predictor.predict(texts, batch_size=4)
-    # the failed batch and the two the threads had started ran; the other five of its
-    # look-ahead buffer (8 batches of 4) were cancelled, and nothing after it was submitted
-    assert backend.calls == 3
+    # the failed batch, the one beside it and at most one that its thread took next ran (which
+    # of the last depends on the scheduler: CI saw both 2 and 3); the rest of its look-ahead
+    # buffer (8 batches of 4) was cancelled, and nothing after it was submitted
+    assert backend.calls in (2, 3)
 
 
 def test_concurrency_is_checked():
