@@ -251,7 +251,10 @@ def encoder_section(data: dict | None) -> list[str]:
 def _machine_line(data: dict) -> str:
     m = data["machine"]
     note = f" {data['note']}" if data.get("note") else ""
-    return (f"`{data['command']}` on {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
+    # int8 dot-product instructions, where recorded (older results did not record them)
+    dot = ("" if "int8_dot" not in m else
+           f" ({', '.join(m['int8_dot'])})" if m["int8_dot"] else " (no VNNI)")
+    return (f"`{data['command']}` on {m['cpu']}{dot}, {m['cores']} cores, torch {m['torch']}, "
             f"{m['date']} (gpner {m['gpner_commit']}).{note}")
 
 
