@@ -229,3 +229,35 @@ def test_shared_data_counts(rel, n_sent, n_ent):
     for r in corpus:
         for e in r["entities"]:
             assert 0 <= e["start"] < e["end"] <= len(r["text"])
+
+
+LS_SPAN = {"type": "labels", "value": {"start": 0, "end": 3, "labels": ["PER"]}}
+
+
+@pytest.mark.parametrize("fmt,name,line,key,content", [
+    ("cmeee", "c.json", 3, "entities", [{"text": "abc", "entities": []},
+                                       {"text": "abc", "entities": True}]),
+    ("doccano", "d.jsonl", 1, "label", {"text": "abc", "label": "PER"}),
+    ("doccano", "d.jsonl", 1, "entities", {"text": "abc", "entities": 3}),
+    ("doccano", "d.jsonl", 1, "relations", {"text": "abc", "entities": [], "relations": {}}),
+    ("prodigy", "p.jsonl", 1, "spans", {"text": "abc", "spans": "PER"}),
+    ("label-studio", "l.json", 2, "annotations", [{"data": {"text": "abc"}, "annotations": 1}]),
+    ("label-studio", "l.json", 2, "result", [{"data": {"text": "abc"},
+                                              "annotations": [{"result": "PER"}]}]),
+    ("label-studio", "l.json", 2, "labels", [{"data": {"text": "abc"}, "annotations": [
+        {"result": [{**LS_SPAN, "value": {"start": 0, "end": 3, "labels": "PER"}}]}]}]),
+    ("label-studio", "l.json", 2, "labels", [{"data": {"text": "abc"}, "annotations": [
+        {"result": [{**LS_SPAN, "id": "a"}, {**LS_SPAN, "id": "b"},
+                    {"type": "relation", "from_id": "a", "to_id": "b", "labels": "of"}]}]}]),
+])
+def test_a_list_field_holding_something_else_is_refused_with_its_place(
+        tmp_path, fmt, name, line, key, content):
+    """A string where a list belongs was read letter by letter ("PER" as labels P, E, R) and
+    ``true`` crashed with a TypeError; both are refused, naming the file, line and value."""
+    path = tmp_path / name
+    # an array an item a line after its "[": the error names the item's line
+    path.write_text("[\n" + ",\n".join(map(json.dumps, content)) + "\n]"
+                    if isinstance(content, list) else json.dumps(content) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"\[E1\d\d\] .*{name}:{line}: '{key}' should be a "
+                                         r"list, found \w+: "):
+        read(path, fmt)

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from gpner.errors import GpnerError
 from gpner.formats import READERS, read, write
 
-# GPNER_FUZZ_EXAMPLES=5000 for a long hunt; the default keeps the suite quick
+# GPNER_FUZZ_EXAMPLES=5000 for a long hunt with fresh examples; the default run is quick and
+# draws the same ones every time (tests/conftest.py)
 FUZZ = settings(max_examples=int(os.environ.get("GPNER_FUZZ_EXAMPLES", 60)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])

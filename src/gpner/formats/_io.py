@@ -138,6 +138,18 @@ def expect(obj: Any, key: str, kind: type | tuple[type, ...], path: Path, line: 
     return value
 
 
+def listed(obj: dict, key: str, path: Path, line: int) -> list:
+    """``obj[key]`` as a list: missing or null is an empty list; anything else that is not a
+    list is a FormatError (iterating a string or a number would misread it, or crash)."""
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FormatError(f"{path}:{line}: {key!r} should be a list, found "
+                          f"{type(value).__name__}: {str(value)[:60]!r}")
+    return value
+
+
 def json_records(path: Path, encoding: str | None = None) -> list[tuple[int, Any]]:
     """A JSON array or JSON lines, whichever the file is: ``(line_number, item)`` pairs."""
     text = read_text(path, encoding)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gpner.atomic import atomic_write_text
-from gpner.formats._io import expect, load_json_array
+from gpner.formats._io import expect, listed, load_json_array
 from gpner.records import Record, Report, check_entity, finish_record, is_int
 
 
@@ -17,7 +17,7 @@ def read(path: Path, report: Report) -> list[Record]:
     for line, obj in load_json_array(path, report.encoding):
         text = expect(obj, "text", str, path, line)
         entities = []
-        for ent in obj.get("entities") or []:
+        for ent in listed(obj, "entities", path, line):
             if not isinstance(ent, dict):
                 report.problem(line, "bad entity", f"{ent!r:.60} is not an object")
                 continue

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterable
 
 from gpner.atomic import atomic_write_text
-from gpner.formats._io import expect, iter_json_lines, load_json_array
-from gpner.records import Record, Report, check_entity, finish_record
+from gpner.formats._io import expect, iter_json_lines, listed, load_json_array
+from gpner.records import FormatError, Record, Report, check_entity, finish_record
 
 
 def read_doccano(path: Path, report: Report) -> list[Record]:
@@ -27,7 +27,7 @@ def read_doccano(path: Path, report: Report) -> list[Record]:
     for line, obj in iter_json_lines(path, report.encoding):
         text = expect(obj, "text", str, path, line)
         entities = []
-        for item in obj.get("label") or []:
+        for item in listed(obj, "label", path, line):
             if isinstance(item, list) and len(item) == 3:
                 e = check_entity(text, item[0], item[1], item[2], None, report, line)
             else:
@@ -36,7 +36,7 @@ def read_doccano(path: Path, report: Report) -> list[Record]:
             if e is not None:
                 entities.append(e)
         ids: dict = {}
-        for item in obj.get("entities") or []:
+        for item in listed(obj, "entities", path, line):
             if not isinstance(item, dict):
                 report.problem(line, "bad entity", f"{item!r:.60} is not an object")
                 continue
@@ -47,7 +47,7 @@ def read_doccano(path: Path, report: Report) -> list[Record]:
         relations = None
         if "relations" in obj:
             relations = []
-            for item in obj.get("relations") or []:
+            for item in listed(obj, "relations", path, line):
                 ok = isinstance(item, dict) and item.get("from_id") in ids \
                     and item.get("to_id") in ids
                 if not ok:
@@ -76,11 +76,16 @@ def read_label_studio(path: Path, report: Report) -> list[Record]:
         text_key = "text" if "text" in data else next(
             (k for k, v in data.items() if isinstance(v, str)), "text")
         text = expect(data, text_key, str, path, line)
-        chosen = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        done = listed(task, "annotations", path, line)
+        chosen = [a for a in done if not (isinstance(a, dict) and a.get("was_cancelled"))]
         if len(chosen) > 1:
             report.skipped["extra annotations ignored"] += len(chosen) - 1
-        results = (chosen[0] if chosen else
-                   (task.get("predictions") or [{}])[0]).get("result") or []
+        # the first kept annotation, else the model's first prediction
+        first = chosen[0] if chosen else (listed(task, "predictions", path, line) or [{}])[0]
+        if not isinstance(first, dict):
+            raise FormatError(f"{path}:{line}: an annotation should be an object, found "
+                              f"{type(first).__name__}: {str(first)[:60]!r}")
+        results = listed(first, "result", path, line)
         entities: list = []
         ids: dict = {}  # result id -> indices of its entities (one per label)
         links = []
@@ -93,25 +98,27 @@ def read_label_studio(path: Path, report: Report) -> list[Record]:
                 report.skipped[f"ignored {res.get('type', '?') if isinstance(res, dict) else '?'}"
                                " result"] += 1
                 continue
-            for label in value.get("labels") or value.get("hypertextlabels") or [None]:
+            key = "labels" if value.get("labels") else "hypertextlabels"
+            for label in listed(value, key, path, line) or [None]:
                 ids.setdefault(res.get("id"), []).append(len(entities))
                 entities.append(check_entity(text, value.get("start"), value.get("end"), label,
                                              value.get("text"), report, line))
-        relations = _ls_relations(links, ids, report, line) if links else None
+        relations = _ls_relations(links, ids, report, path, line) if links else None
         extra = {"id": task["id"]} if "id" in task else {}
         records.append(finish_record(text, entities, report, line, relations=relations,
                                      **extra))
     return records
 
 
-def _ls_relations(links: list[dict], ids: dict, report: Report, line: int) -> list[dict]:
+def _ls_relations(links: list[dict], ids: dict, report: Report, path: Path, line: int
+                  ) -> list[dict]:
     out = []
     for res in links:
         a, b = res.get("from_id"), res.get("to_id")
         if a not in ids or b not in ids:
             report.problem(line, "bad relation", f"from_id/to_id {a!r}/{b!r} name no span result")
             continue
-        labels = res.get("labels") or []
+        labels = listed(res, "labels", path, line)
         if not labels:
             report.problem(line, "relation without a label", f"{a} -> {b}")
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpner.errors import MissingDependency
-from gpner.formats._io import expect, iter_json_lines, refuse_unknown_spans
+from gpner.formats._io import expect, iter_json_lines, listed, refuse_unknown_spans
 from gpner.records import FormatError, Record, Report, check_entity, finish_record
 
 KNOWN = ("text", "spans", "tokens", "relations", "meta", "_input_hash", "_task_hash")
@@ -35,9 +35,7 @@ def read_prodigy(path: Path, report: Report) -> list[Record]:
         if answer != "accept":
             report.skipped[f"answer {answer}"] += 1
             continue
-        spans = obj.get("spans") or []
-        if not isinstance(spans, list):
-            raise FormatError(f"{path}:{line}: 'spans' should be a list, found {spans!r:.60}")
+        spans = listed(obj, "spans", path, line)
         refuse_unknown_spans(obj, KNOWN, path, line, "spans")
         entities = [check_entity(text, s.get("start"), s.get("end"), s.get("label"),
                                  s.get("text"), report, line) if isinstance(s, dict) else
