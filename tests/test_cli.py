@@ -51,6 +51,28 @@ def test_convert_errors_are_clear(tmp_path):
     assert not (tmp_path / "n.bio").exists()  # nothing half-written
 
 
+def test_convert_refuses_or_drops_relations(tmp_path):
+    """Relation data converted to a format without relations: refused with a way out, or with
+    --drop-relations the entities alone and a line saying what was dropped."""
+    from gpner.formats import read
+
+    rel = {"text": "Alice works for Acme", "entities": [
+        {"start": 0, "end": 5, "label": "PER"}, {"start": 16, "end": 20, "label": "ORG"}],
+        "relations": [{"head": 0, "tail": 1, "label": "works_for"}]}
+    src = tmp_path / "rel.jsonl"
+    src.write_text(json.dumps(rel) + "\n", encoding="utf-8")
+    args = ["convert", src, "-o", tmp_path / "o.json", "--to", "cluener"]
+    res = gpner(*args)
+    assert res.returncode == 2 and "1 relations in 1 records, which cluener cannot hold" in \
+        res.stderr and "--drop-relations" in res.stderr
+    res = gpner(*args, "--drop-relations")
+    assert res.returncode == 0 and "dropped 1 relations (--drop-relations)" in res.stderr
+    assert read(tmp_path / "o.json", "cluener").records[0]["entities"] == rel["entities"]
+    res = gpner("convert", src, "-o", tmp_path / "o.jsonl", "--drop-relations")
+    assert res.returncode == 0 and "dropped" not in res.stderr  # JSON lines keep them
+    assert read(tmp_path / "o.jsonl").records[0]["relations"] == rel["relations"]
+
+
 def test_import_is_light():
     code = "import sys, gpner; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

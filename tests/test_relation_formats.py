@@ -189,3 +189,27 @@ def test_shared_relation_data_is_read_whole(rel, n_sent, n_triples, dups, folded
         for x in r["relations"]:
             for e in (r["entities"][x["head"]], r["entities"][x["tail"]]):
                 assert 0 <= e["start"] < e["end"] <= len(r["text"])
+
+
+REL = {"text": "Alice works for Acme", "entities": [{"start": 0, "end": 5, "label": "PER"},
+                                                  {"start": 16, "end": 20, "label": "ORG"}],
+       "relations": [{"head": 0, "tail": 1, "label": "works_for"}]}
+
+
+@pytest.mark.parametrize("fmt,name", [("cluener", "o.json"), ("cmeee", "c.json"),
+                                      ("conll", "o.bio"), ("doccano", "d.jsonl"),
+                                      ("label-studio", "l.json")])
+def test_relations_are_refused_where_the_format_cannot_hold_them(tmp_path, fmt, name):
+    """Written to a format without relations they were dropped without a word; now refused,
+    with their count, unless asked to write the entities alone."""
+    plain = {"text": "Bob", "entities": [{"start": 0, "end": 3, "label": "PER"}]}
+    with pytest.raises(ValueError, match=rf"\[E110\] .*{name}: 2 relations in 1 records, "
+                                         f"which {fmt} cannot hold"):
+        write([plain, {**REL, "relations": REL["relations"] * 2}], tmp_path / name, fmt)
+    assert not (tmp_path / name).exists()
+    write([plain, REL], tmp_path / name, fmt, drop_relations=True)
+    back = read(tmp_path / name, fmt).records
+    assert [r["entities"] for r in back] == [plain["entities"], REL["entities"]]
+    assert all(not r.get("relations") for r in back)
+    write([plain], tmp_path / name, fmt)  # records without relations need no flag
+

@@ -12,7 +12,8 @@ from gpner.errors import ConfigError
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from gpner.formats import canonical, detect_format, preview, read, write
+    from gpner.formats import (RELATION_WRITERS, canonical, detect_format, output_format,
+                               preview, read, write)
 
     reader_opts: dict = {}
     for key, value in (("scheme", args.scheme_in), ("token_sep", args.token_sep),
@@ -30,8 +31,12 @@ def _convert(args: argparse.Namespace) -> int:
     if shown:
         print(f"first record: {shown}", file=sys.stderr)
     writer_opts = {"scheme": args.scheme} if args.scheme else {}
-    write(corpus, args.output, args.to, **writer_opts)
+    write(corpus, args.output, args.to, drop_relations=args.drop_relations, **writer_opts)
     print(corpus.report.summary(), file=sys.stderr)
+    out_fmt = canonical(args.to) if args.to else output_format(args.output)
+    dropped = sum(len(r.get("relations") or ()) for r in corpus.records)
+    if dropped and out_fmt not in RELATION_WRITERS:  # only --drop-relations gets here
+        print(f"dropped {dropped} relations (--drop-relations)", file=sys.stderr)
     print(f"wrote {len(corpus)} records to {args.output}", file=sys.stderr)
     return 0
 
@@ -340,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inclusive-end", action="store_true", help="tsv files: span ends are the "
                    "last character, not one past it")
     p.add_argument("--strict", action="store_true", help="fail on the first malformed entity")
+    p.add_argument("--drop-relations", action="store_true", help="write the entities of relation "
+                   "data to a format that cannot hold relations (without it, such a write is "
+                   "refused)")
     _encoding_option(p)
     p.set_defaults(func=_convert)
 

@@ -24,6 +24,7 @@ from gpner.records import Corpus, FormatError, Record, Report
 READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
            "spo", "tokens", "tsv", "wordtag", "prodigy", "spacy")
 WRITERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel")
+RELATION_WRITERS = ("jsonl", "brat", "casrel")  # the writers that keep a record's relations
 ALIASES = {"json": "jsonl", "columns": "conll", "column": "conll", "bio": "conll",
            "labelstudio": "label-studio", "ls": "label-studio", "webnlg": "casrel",
            "nyt": "casrel", "duie": "spo", "cmeie": "spo", "ace": "tokens", "genia": "tokens",
@@ -250,10 +251,12 @@ def output_format(path: str | Path) -> str:
 
 
 def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | None = None,
-          **options: Any) -> None:
+          drop_relations: bool = False, **options: Any) -> None:
     """Write records to ``path`` in ``format`` (default: from the extension).
 
     ``conll`` takes ``scheme`` (bio, iob1, bioes, bmes) and raises ValueError on nested entities.
+    Relations are refused by a format that cannot hold them (only jsonl, brat and casrel do)
+    unless ``drop_relations`` writes the entities without them.
     """
     path = Path(path)
     fmt = canonical(format) if format else output_format(path)
@@ -261,6 +264,14 @@ def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | No
         raise DataError(f"gpner reads {fmt} but does not write it; writers: "
                         f"{', '.join(WRITERS)}", code="E110")
     records = list(records)
+    linked = [len(r.get("relations") or ()) for r in records]
+    if any(linked) and fmt not in RELATION_WRITERS:
+        if not drop_relations:  # a silent drop would lose them on a plain `gpner convert`
+            raise DataError(
+                f"{path}: {sum(linked)} relations in {sum(map(bool, linked))} records, which "
+                f"{fmt} cannot hold; write {', '.join(RELATION_WRITERS)}, or write the entities "
+                "alone (gpner convert --drop-relations; write(..., drop_relations=True))",
+                code="E110")  # with drop_relations these writers just leave them out
     writer = _impl(fmt, "write")
     writer(records, path, **options)
 
