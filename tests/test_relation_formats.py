@@ -197,8 +197,7 @@ REL = {"text": "Alice works for Acme", "entities": [{"start": 0, "end": 5, "labe
 
 
 @pytest.mark.parametrize("fmt,name", [("cluener", "o.json"), ("cmeee", "c.json"),
-                                      ("conll", "o.bio"), ("doccano", "d.jsonl"),
-                                      ("label-studio", "l.json")])
+                                      ("conll", "o.bio")])
 def test_relations_are_refused_where_the_format_cannot_hold_them(tmp_path, fmt, name):
     """Written to a format without relations they were dropped without a word; now refused,
     with their count, unless asked to write the entities alone."""
@@ -213,3 +212,21 @@ def test_relations_are_refused_where_the_format_cannot_hold_them(tmp_path, fmt, 
     assert all(not r.get("relations") for r in back)
     write([plain], tmp_path / name, fmt)  # records without relations need no flag
 
+
+
+@pytest.mark.parametrize("fmt,name", [("doccano", "d.jsonl"), ("label-studio", "l.json")])
+def test_doccano_and_label_studio_write_relations_that_read_back(tmp_path, fmt, name):
+    """Relation data through the annotation tools' own relation layouts: every entity and
+    relation back, nested entities and a relation from a later entity to an earlier one too."""
+    recs = [{"text": "Bob", "entities": [{"start": 0, "end": 3, "label": "PER"}]},
+            {**REL, "relations": REL["relations"] + [{"head": 1, "tail": 0, "label": "employs"}]},
+            {"text": "Acme Paris hires", "entities": [
+                {"start": 0, "end": 4, "label": "ORG"}, {"start": 0, "end": 10, "label": "ORG"},
+                {"start": 5, "end": 10, "label": "LOC"}],
+             "relations": [{"head": 1, "tail": 2, "label": "in"}]}]
+    write(recs, tmp_path / name, fmt)
+    back = read(tmp_path / name, fmt)
+    assert sum(back.report.skipped.values()) == 0
+    assert [r["entities"] for r in back.records] == [r["entities"] for r in recs]
+    assert [r.get("relations") or [] for r in back.records] == \
+        [r.get("relations", []) for r in recs]

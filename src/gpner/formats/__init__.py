@@ -24,7 +24,7 @@ from gpner.records import Corpus, FormatError, Record, Report
 READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
            "spo", "tokens", "tsv", "wordtag", "prodigy", "spacy")
 WRITERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel")
-RELATION_WRITERS = ("jsonl", "brat", "casrel")  # the writers that keep a record's relations
+RELATION_WRITERS = ("jsonl", "brat", "doccano", "label-studio", "casrel")  # the writers that keep a record's relations
 ALIASES = {"json": "jsonl", "columns": "conll", "column": "conll", "bio": "conll",
            "labelstudio": "label-studio", "ls": "label-studio", "webnlg": "casrel",
            "nyt": "casrel", "duie": "spo", "cmeie": "spo", "ace": "tokens", "genia": "tokens",
@@ -255,7 +255,7 @@ def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | No
     """Write records to ``path`` in ``format`` (default: from the extension).
 
     ``conll`` takes ``scheme`` (bio, iob1, bioes, bmes) and raises ValueError on nested entities.
-    Relations are refused by a format that cannot hold them (only jsonl, brat and casrel do)
+    Relations are refused by a format that cannot hold them (cluener, cmeee, conll)
     unless ``drop_relations`` writes the entities without them.
     """
     path = Path(path)

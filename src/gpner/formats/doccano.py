@@ -63,10 +63,26 @@ def read_doccano(path: Path, report: Report) -> list[Record]:
 
 
 def write_doccano(records: Iterable[Record], path: Path) -> None:
-    atomic_write_text(path, "".join(
-        json.dumps({"text": r["text"], "label": [[e["start"], e["end"], e["label"]]
-                                                 for e in r["entities"]]}, ensure_ascii=False)
-        + "\n" for r in records))
+    """``label`` lists; relation data in doccano's relation layout (entity objects with ids,
+    ``relations`` of ``from_id``/``to_id``/``type``), every line alike."""
+    records = list(records)
+    if not any(r.get("relations") for r in records):
+        atomic_write_text(path, "".join(
+            json.dumps({"text": r["text"], "label": [[e["start"], e["end"], e["label"]]
+                                                     for e in r["entities"]]},
+                       ensure_ascii=False) + "\n" for r in records))
+        return
+    lines, next_id = [], 1  # ids unique in the file, as doccano exports them
+    for r in records:
+        ids = list(range(next_id, next_id + len(r["entities"])))
+        next_id += len(ids)
+        entities = [{"id": i, "label": e["label"], "start_offset": e["start"],
+                     "end_offset": e["end"]} for i, e in zip(ids, r["entities"])]
+        relations = [{"id": k, "from_id": ids[x["head"]], "to_id": ids[x["tail"]],
+                      "type": x["label"]} for k, x in enumerate(r.get("relations") or [], 1)]
+        lines.append(json.dumps({"text": r["text"], "entities": entities,
+                                 "relations": relations}, ensure_ascii=False) + "\n")
+    atomic_write_text(path, "".join(lines))
 
 
 def read_label_studio(path: Path, report: Report) -> list[Record]:
@@ -133,8 +149,16 @@ def _ls_relations(links: list[dict], ids: dict, report: Report, path: Path, line
 
 
 def write_label_studio(records: Iterable[Record], path: Path) -> None:
-    tasks = [{"data": {"text": r["text"]}, "annotations": [{"result": [
-        {"from_name": "label", "to_name": "text", "type": "labels",
-         "value": {"start": e["start"], "end": e["end"], "text": r["text"][e["start"]:e["end"]],
-                   "labels": [e["label"]]}} for e in r["entities"]]}]} for r in records]
+    """One annotation per task: a ``labels`` result per entity (id ``e<k>``) and a ``relation``
+    result (direction ``right``: from the head) per relation."""
+    tasks = []
+    for r in records:
+        result = [{"id": f"e{k}", "from_name": "label", "to_name": "text", "type": "labels",
+                   "value": {"start": e["start"], "end": e["end"],
+                             "text": r["text"][e["start"]:e["end"]], "labels": [e["label"]]}}
+                  for k, e in enumerate(r["entities"])]
+        result += [{"type": "relation", "from_id": f"e{x['head']}", "to_id": f"e{x['tail']}",
+                    "direction": "right", "labels": [x["label"]]}
+                   for x in r.get("relations") or []]
+        tasks.append({"data": {"text": r["text"]}, "annotations": [{"result": result}]})
     atomic_write_text(path, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
