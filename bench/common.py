@@ -18,27 +18,22 @@ DATA = Path(os.environ.get("GPNER_DATA", ROOT.parent / "shared" / "data"))
 def machine() -> dict:
     import torch
 
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in
-                   open("/proc/cpuinfo", encoding="utf-8") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown"
-    return {"cpu": cpu, "cores": os.cpu_count(), "int8_dot": _int8_dot(),
+    try:  # the first processor's fields
+        first = Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n")[0]
+        info = {k.strip(): v.strip() for k, v in
+                (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    except OSError:
+        info = {}
+    cpu = info.get("model name") or platform.processor() or "unknown"
+    # the CPU's int8 dot-product instructions (VNNI, AMX): ONNX Runtime's int8 speed-up depends
+    # on them far more than fp32 speed does, and two machines of one model name can differ
+    flags = info.get("flags", "").split()
+    int8_dot = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return {"cpu": cpu, "cores": os.cpu_count(), "int8_dot": int8_dot,
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "date": dt.date.today().isoformat(), "gpner_commit": _commit()}
-
-
-def _int8_dot() -> list[str]:
-    """The CPU's int8 dot-product instructions (VNNI, AMX): ONNX Runtime's int8 speed-up depends
-    on them far more than fp32 speed does, and two machines with one model name can differ."""
-    try:
-        flags = next(line.split(":", 1)[1].split() for line in
-                     open("/proc/cpuinfo", encoding="utf-8") if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return []
-    return [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
 
 
 def _commit() -> str:

@@ -12,8 +12,7 @@ from gpner.errors import ConfigError
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from gpner.formats import (RELATION_WRITERS, canonical, detect_format, output_format,
-                               preview, read, write)
+    from gpner.formats import canonical, detect_format, preview, read, write
 
     reader_opts: dict = {}
     for key, value in (("scheme", args.scheme_in), ("token_sep", args.token_sep),
@@ -31,11 +30,10 @@ def _convert(args: argparse.Namespace) -> int:
     if shown:
         print(f"first record: {shown}", file=sys.stderr)
     writer_opts = {"scheme": args.scheme} if args.scheme else {}
-    write(corpus, args.output, args.to, drop_relations=args.drop_relations, **writer_opts)
+    dropped = write(corpus, args.output, args.to, drop_relations=args.drop_relations,
+                    **writer_opts)
     print(corpus.report.summary(), file=sys.stderr)
-    out_fmt = canonical(args.to) if args.to else output_format(args.output)
-    dropped = sum(len(r.get("relations") or ()) for r in corpus.records)
-    if dropped and out_fmt not in RELATION_WRITERS:  # only --drop-relations gets here
+    if dropped:
         print(f"dropped {dropped} relations (--drop-relations)", file=sys.stderr)
     print(f"wrote {len(corpus)} records to {args.output}", file=sys.stderr)
     return 0

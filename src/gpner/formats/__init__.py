@@ -24,7 +24,8 @@ from gpner.records import Corpus, FormatError, Record, Report
 READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
            "spo", "tokens", "tsv", "wordtag", "prodigy", "spacy")
 WRITERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel")
-RELATION_WRITERS = ("jsonl", "brat", "doccano", "label-studio", "casrel")  # the writers that keep a record's relations
+# the writers that keep a record's relations
+RELATION_WRITERS = ("jsonl", "brat", "doccano", "label-studio", "casrel")
 ALIASES = {"json": "jsonl", "columns": "conll", "column": "conll", "bio": "conll",
            "labelstudio": "label-studio", "ls": "label-studio", "webnlg": "casrel",
            "nyt": "casrel", "duie": "spo", "cmeie": "spo", "ace": "tokens", "genia": "tokens",
@@ -251,12 +252,13 @@ def output_format(path: str | Path) -> str:
 
 
 def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | None = None,
-          drop_relations: bool = False, **options: Any) -> None:
+          drop_relations: bool = False, **options: Any) -> int:
     """Write records to ``path`` in ``format`` (default: from the extension).
 
     ``conll`` takes ``scheme`` (bio, iob1, bioes, bmes) and raises ValueError on nested entities.
     Relations are refused by a format that cannot hold them (cluener, cmeee, conll)
-    unless ``drop_relations`` writes the entities without them.
+    unless ``drop_relations`` writes the entities without them. Returns the number of relations
+    left out (0 unless ``drop_relations`` had to).
     """
     path = Path(path)
     fmt = canonical(format) if format else output_format(path)
@@ -274,6 +276,7 @@ def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | No
                 code="E110")  # with drop_relations these writers just leave them out
     writer = _impl(fmt, "write")
     writer(records, path, **options)
+    return 0 if fmt in RELATION_WRITERS else sum(linked)
 
 
 __all__ = ["read", "write", "detect_format", "output_format", "READERS", "WRITERS",
