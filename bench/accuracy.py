@@ -83,7 +83,7 @@ def adopt(row: dict, run_dir: Path, data_root: Path) -> dict:
     defaults)."""
     import yaml
 
-    from gpner.config import TrainConfig
+    from gpner.training.config import TrainConfig
 
     train, dev, test, split = DATASETS[row["data"]]
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))

@@ -65,11 +65,11 @@ def random_bert(out: Path) -> Path:
 def gpner_side(bert: Path, train: list, dev: list, head: str, epochs: int, work: Path) -> dict:
     import torch
 
-    from gpner.config import TrainConfig
-    from gpner.export import export_onnx
+    from gpner.training.config import TrainConfig
+    from gpner.integrations.onnx_export import export_onnx
     from gpner.metrics import evaluate
-    from gpner.predict import load
-    from gpner.trainer import train as fit
+    from gpner.prediction.predictor import load
+    from gpner.training.trainer import train as fit
 
     # the example's optimisation: Adam at a constant rate, no weight decay, no clipping
     cfg = TrainConfig(encoder=str(bert), head=head, epochs=epochs, batch_size=16, lr=1e-4,
@@ -124,7 +124,7 @@ def main() -> None:
         args.epochs, args.rounds = 1, 1
     if not (B4T / "bin" / "python").exists():
         raise SystemExit(f"no bert4torch environment at {B4T}: run `make bench-peer`")
-    from gpner.formats import read, write
+    from gpner.data.formats import read, write
 
     work = Path("/tmp/gpner-peer")
     work.mkdir(exist_ok=True)

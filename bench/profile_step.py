@@ -43,12 +43,12 @@ def main() -> None:
     ap.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                     help="gpner's optimizer (fused AdamW); --no-fused: torch's default AdamW")
     args = ap.parse_args()
-    from gpner.config import TrainConfig
-    from gpner.data import Collator, batches, make_examples, to_device
-    from gpner.formats import read
-    from gpner.model import build
-    from gpner.optim import adamw, param_groups
-    from gpner.records import Report
+    from gpner.training.config import TrainConfig
+    from gpner.training.examples import Collator, batches, make_examples, to_device
+    from gpner.data.formats import read
+    from gpner.model.network import build
+    from gpner.training.optim import adamw, param_groups
+    from gpner.data.records import Report
 
     torch.manual_seed(0)
     bert = random_bert(Path(tempfile.mkdtemp()) / "bert")

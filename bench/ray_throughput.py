@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--backend", default="onnx")
     ap.add_argument("--data-root", default=str(DATA))
     args = ap.parse_args()
-    from gpner.formats import read
+    from gpner.data.formats import read
 
     texts = [r["text"] for r in read(Path(args.data_root) / "cluener" / "train.json").records]
     work = Path("/tmp/gpner-ray-bench")

@@ -23,7 +23,7 @@ from common import RESULTS, ROOT, machine, save
 def worker(spec: dict) -> dict:
     import torch
 
-    from gpner.losses import mcce_dense, mcce_sparse
+    from gpner.model.losses import mcce_dense, mcce_sparse
     from gpner.tasks import HEADS
 
     torch.manual_seed(0)

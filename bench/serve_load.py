@@ -35,7 +35,7 @@ HOST = "127.0.0.1"  # never another host: this is a load generator
 
 
 def texts_of_mixed_length(n: int, seed: int = 0) -> list[str]:
-    from gpner.formats import read
+    from gpner.data.formats import read
 
     sents = [r["text"] for r in read(DATA / "cluener" / "dev.json").records]
     rng = random.Random(seed)
@@ -183,8 +183,8 @@ def main() -> None:
     ap.add_argument("--max-outstanding", type=int, default=512)
     ap.add_argument("--out", default="serve_load.json")
     args = ap.parse_args()
-    from gpner.artifact import resolve_dir
-    from gpner.runtime import FP32, ONNX_DIR
+    from gpner.model.artifact import resolve_dir
+    from gpner.prediction.backends import FP32, ONNX_DIR
 
     model_dir = resolve_dir(args.model)
     if not (model_dir / ONNX_DIR / FP32).exists():

@@ -28,7 +28,7 @@ VOCAB = ROOT.parent / "shared" / "encoders" / "bert-chinese-vocab" / "vocab.txt"
 
 
 def _records(n: int, split: str, data_root: Path):
-    from gpner.formats import read
+    from gpner.data.formats import read
 
     return read(data_root / "cluener" / f"{split}.json").records[:n]
 
@@ -66,11 +66,11 @@ def _pad_to(batch: dict, length: int) -> dict:
 def worker(spec: dict) -> dict:
     import torch
 
-    from gpner.config import TrainConfig
-    from gpner.data import Collator, batches, make_examples
-    from gpner.model import build
-    from gpner.predict import Predictor, TorchBackend
-    from gpner.records import Report
+    from gpner.training.config import TrainConfig
+    from gpner.training.examples import Collator, batches, make_examples
+    from gpner.model.network import build
+    from gpner.prediction.predictor import Predictor, TorchBackend
+    from gpner.data.records import Report
 
     torch.manual_seed(0)
     root = Path(spec["data_root"])

@@ -78,7 +78,7 @@ def main() -> None:
     if args.backend != "torch":
         subprocess.run([gpner_exe(), "-q", "export", str(model), "--onnx"], check=True,
                        stderr=subprocess.DEVNULL)
-    from gpner.formats import read
+    from gpner.data.formats import read
 
     texts = [r["text"] for r in read(train).records]
     rows = []

@@ -83,7 +83,7 @@ def tiny_bert_dir(tmp_path_factory, bert_vocab):
 def nested_model_dir(tmp_path_factory):
     """A tiny built-in model trained (about 5 s) on the generated corpus until it finds nested
     entities: 北京大学 (ORG) holding 北京 (LOC), Bank of London (ORG) holding London (LOC)."""
-    from gpner.trainer import train
+    from gpner.training.trainer import train
 
     from helpers import tiny_config, tiny_data
 

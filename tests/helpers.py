@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gpner.config import TrainConfig
-from gpner.demo import generate
+from gpner.training.config import TrainConfig
+from gpner.data.demo import generate
 
 TINY = dict(word_dim=16, bigram_dim=8, char_dim=8, char_channels=8, lstm_hidden=24,
             lstm_layers=1, head_size=8, batch_size=16, dropout=0.1, word_dropout=0.0,

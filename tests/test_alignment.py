@@ -9,9 +9,9 @@ import unicodedata
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from gpner.alignment import Alignment, align_entities
-from gpner.records import Report
-from gpner.tokenization import (
+from gpner.text.alignment import Alignment, align_entities
+from gpner.data.records import Report
+from gpner.text.tokenization import (
     CharWordTokenizer, HFTokenizer, _SIMPLE_TEXT, pre_tokenize, pre_tokenize_general)
 
 PIECES = ["New", "York", "city", "Berlin", "er", "2019", " ", "  ", "\t", "\n", " \u3000 ",
@@ -26,7 +26,7 @@ FAMILIES = ["ours", "wordpiece", "bytelevel-bpe", "sentencepiece"]
 @pytest.fixture(scope="module")
 def tokenizers(hf_tokenizers):
     """The featurizers training and prediction encode with (one encode path per family)."""
-    from gpner.features import BuiltinFeaturizer, HFFeaturizer
+    from gpner.text.features import BuiltinFeaturizer, HFFeaturizer
 
     ours = BuiltinFeaturizer.build(["New York city Berlin 北京 中国"])
     return {"ours": ours, **{k: HFFeaturizer(v) for k, v in hf_tokenizers.items()}}
@@ -139,7 +139,7 @@ def _trim_by_hand(text, offsets):
 @given(data=st.data(), text=st.one_of(texts, st.text(alphabet=st.sampled_from(
     list("ab1 中文，\u3000\t") + list(EDGE)), max_size=30)))
 def test_trimmed_offsets_match_the_rule_with_and_without_shortcuts(data, text):
-    from gpner.tokenization import trim_offsets
+    from gpner.text.tokenization import trim_offsets
 
     n = len(text)
     pairs = data.draw(st.lists(st.tuples(st.integers(0, n), st.integers(0, n)), max_size=12))
@@ -171,7 +171,7 @@ def test_inside_token_boundary_is_counted_with_context(hf_tokenizers):
 
 def test_wordpiece_ids_are_real(hf_tokenizers):
     """transformers 5.x silently ignores BertTokenizerFast(vocab_file=...): every id is [UNK]."""
-    from gpner.features import HFFeaturizer
+    from gpner.text.features import HFFeaturizer
 
     tok = hf_tokenizers["wordpiece"]
     feat = HFFeaturizer(tok)
@@ -205,7 +205,7 @@ def test_char_word_tokenizer_save_load(tmp_path):
 def test_the_rust_tokenizer_gives_transformers_ids_and_offsets(hf_tokenizers, family):
     """gpner encodes through a copy of the Rust tokenizer (far less overhead per text): the
     same ids and offsets as calling the transformers tokenizer, long texts untruncated."""
-    from gpner.tokenization import HFTokenizer, trim_offsets
+    from gpner.text.tokenization import HFTokenizer, trim_offsets
 
     from conftest import CORPUS
 

@@ -64,7 +64,7 @@ def test_files_respect_the_umask_and_stale_temporaries_are_cleaned(tmp_path):
 
 SAVER = """
 import sys, gpner
-from gpner.artifact import save_model
+from gpner.model.artifact import save_model
 m = gpner.load(sys.argv[1])
 model = m.backend.model
 print("ready", flush=True)
@@ -75,7 +75,7 @@ while True:
 
 HALF_WRITE = """
 import os, signal, sys, gpner, safetensors.torch
-from gpner.artifact import save_model
+from gpner.model.artifact import save_model
 
 
 def half_then_die(model, filename, *a, **k):  # half the weights on disk, then SIGKILL
@@ -123,7 +123,7 @@ def test_a_kill_during_save_leaves_a_whole_model(nested_model_dir, tmp_path):
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".model.tmp-")]
     assert leftovers  # the killed save's half-written directory, until the next save
     m = gpner.load(target)
-    from gpner.artifact import save_model
+    from gpner.model.artifact import save_model
 
     save_model(m.backend.model, m.featurizer, m.config, target)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.tmp-")]

@@ -11,15 +11,15 @@ import sys
 import numpy as np
 import pytest
 
-from gpner.batch import GpnerPredictor
+from gpner.integrations.batch_inference import GpnerPredictor
 
 TEXTS = ["张伟在上海大学工作。", "", "Alice works at the Bank of London .", "李娜将访问成都。"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from gpner.demo import generate
-    from gpner.trainer import train
+    from gpner.data.demo import generate
+    from gpner.training.trainer import train
 
     from helpers import tiny_config
 
@@ -29,7 +29,7 @@ def model_dir(tmp_path_factory):
 
 
 def test_predictor_pickles_without_weights_and_takes_every_batch_shape(model_dir):
-    from gpner.predict import load
+    from gpner.prediction.predictor import load
 
     want = [r["entities"] for r in load(model_dir).predict(TEXTS)]
     pred = GpnerPredictor(str(model_dir))
@@ -48,7 +48,7 @@ def test_predictor_pickles_without_weights_and_takes_every_batch_shape(model_dir
 
 def test_ray_writes_the_single_process_output(model_dir, tmp_path):
     pytest.importorskip("ray.data")
-    from gpner.demo import generate
+    from gpner.data.demo import generate
 
     src = tmp_path / "in.jsonl"
     lines = [json.dumps({"text": r["text"], "id": k}, ensure_ascii=False)
@@ -63,7 +63,7 @@ def test_ray_writes_the_single_process_output(model_dir, tmp_path):
     script = (
         "import ray, sys\n"
         "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)\n"
-        "from gpner.batch import predict_with_ray\n"
+        "from gpner.integrations.batch_inference import predict_with_ray\n"
         "n = predict_with_ray(sys.argv[1], sys.argv[2], sys.argv[3], actors=2)\n"
         "print(n)\n")
     out = tmp_path / "ray.jsonl"

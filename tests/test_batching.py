@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from gpner.batching import BatchSettings, MicroBatcher, Overloaded, pass_sizes
-from gpner.predict import Predictor, load
+from gpner.serving.microbatch import BatchSettings, MicroBatcher, Overloaded, pass_sizes
+from gpner.prediction.predictor import Predictor, load
 
 TEXTS = ["张伟在北京大学工作。", "The Bank of London opened a new office in Paris .",
          "李娜是上海银行的研究员，住在杭州。", "Alice Johnson works at the University of Tokyo .",
@@ -159,7 +159,7 @@ def test_passes_stay_within_the_token_budget_and_batching_off_runs_each_alone(mo
 
 
 def _windows(plain, text):
-    from gpner.features import content_size, window_bounds
+    from gpner.text.features import content_size, window_bounds
 
     enc = plain.featurizer.encode(text)
     return len(window_bounds(len(enc), content_size(plain.featurizer, plain.config.max_length),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from gpner.trainer import train
+from gpner.training.trainer import train
 from tests.helpers import tiny_config, tiny_data
 
 

@@ -54,7 +54,7 @@ def test_convert_errors_are_clear(tmp_path):
 def test_convert_refuses_or_drops_relations(tmp_path):
     """Relation data converted to a format without relations: refused with a way out, or with
     --drop-relations the entities alone and a line saying what was dropped."""
-    from gpner.formats import read
+    from gpner.data.formats import read
 
     rel = {"text": "Alice works for Acme", "entities": [
         {"start": 0, "end": 5, "label": "PER"}, {"start": 16, "end": 20, "label": "ORG"}],
@@ -86,10 +86,10 @@ TINY_ARGS = ["word_dim=16", "bigram_dim=8", "char_dim=8", "char_channels=8", "ls
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Train through `gpner train` on CLUENER-format data (any readable format is accepted)."""
-    from gpner.demo import generate
+    from gpner.data.demo import generate
 
     d = tmp_path_factory.mktemp("cli")
-    from gpner.formats import write
+    from gpner.data.formats import write
 
     write(generate(64, 1), d / "train.json", "cluener")
     write(generate(24, 2), d / "dev.jsonl", "jsonl")
@@ -124,8 +124,8 @@ def test_evaluate_json_and_table(trained):
     assert {"precision", "recall", "f1", "per_label"} <= set(out)
     assert set(out["per_label"]) <= {"LOC", "ORG", "PER"}
     # the JSON agrees with the Python API on the same data
-    from gpner.formats import read
-    from gpner.predict import load
+    from gpner.data.formats import read
+    from gpner.prediction.predictor import load
 
     api = load(trained / "run").evaluate(read(trained / "dev.jsonl").records)
     assert out["f1"] == pytest.approx(api["f1"])
@@ -140,7 +140,7 @@ def test_predict_file_and_stdin(trained, tmp_path):
     assert res.returncode == 0, res.stderr
     lines = [json.loads(l) for l in res.stdout.splitlines()]
     assert [l["text"] for l in lines] == ["张伟在上海大学工作。", "Alice Johnson flew to Tokyo ."]
-    from gpner.predict import load
+    from gpner.prediction.predictor import load
 
     assert lines == load(trained / "run").predict([l["text"] for l in lines], flat=True)
     for l in lines:

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from gpner.crf import CRF, crf_nll, crf_viterbi
-from gpner.decoding import decode_tags
+from gpner.model.crf import CRF, crf_nll, crf_viterbi
+from gpner.tasks.decoding import decode_tags
 
 
 def brute(start, end, trans, em, length):

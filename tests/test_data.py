@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gpner.data import make_examples, window_bounds
-from gpner.model import build
-from gpner.records import Report
+from gpner.training.examples import make_examples, window_bounds
+from gpner.model.network import build
+from gpner.data.records import Report
 from tests.helpers import tiny_config, tiny_data
 
 

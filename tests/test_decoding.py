@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from gpner.alignment import TokenSpan as Span
-from gpner.decoding import (decode, decode_rows, merge_best, prob, select_flat,
+from gpner.text.alignment import TokenSpan as Span
+from gpner.tasks.decoding import (decode, decode_rows, merge_best, prob, select_flat,
                              to_entities)
-from gpner.heads import mask_scores
-from gpner.tokenization import CharWordTokenizer
+from gpner.model.heads import mask_scores
+from gpner.text.tokenization import CharWordTokenizer
 
 
 def naive_nested(scores, threshold, max_width=None):

@@ -83,8 +83,8 @@ def test_two_processes_equal_one_with_the_same_global_batch(data, tmp_path):
 
 
 def test_accumulation_equals_a_larger_batch(data, tmp_path):
-    from gpner.config import TrainConfig
-    from gpner.trainer import train
+    from gpner.training.config import TrainConfig
+    from gpner.training.trainer import train
 
     base = TrainConfig().update(dict(s.split("=") for s in SETTINGS), "test")
     records = tiny_data(64, 1)

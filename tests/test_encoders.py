@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gpner.encoders import extend_positions
+from gpner.model.encoders import extend_positions
 
 
 def bert(tiny_bert_dir):
@@ -45,9 +45,9 @@ def test_forward_at_2048_tokens(tiny_bert_dir):
 
 
 def test_trained_model_keeps_long_positions(tmp_path, tiny_bert_dir):
-    from gpner.demo import generate
-    from gpner.predict import load
-    from gpner.trainer import train
+    from gpner.data.demo import generate
+    from gpner.prediction.predictor import load
+    from gpner.training.trainer import train
 
     from helpers import tiny_config
 

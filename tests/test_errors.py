@@ -42,7 +42,7 @@ def test_errors_are_builtin_exceptions_too():
     assert issubclass(errors.ModelNotFound, FileNotFoundError)
     assert issubclass(errors.ArgumentTypeError, TypeError)
     assert issubclass(errors.MissingDependency, ImportError)
-    from gpner.records import FormatError
+    from gpner.data.records import FormatError
 
     assert FormatError is errors.DataError
     e = errors.DataError("f.json:3: bad", code="E101")
@@ -138,7 +138,7 @@ def test_convert_reads_with_encoding_and_counts_exactly(tmp_path, capsys):
 
 
 def test_a_bom_and_crlf_do_not_shift_offsets(tmp_path, capsys):
-    from gpner.formats import read
+    from gpner.data.formats import read
 
     src = w(tmp_path / "b.jsonl", b"\xef\xbb\xbf" + jl({"text": "ab", "entities": [
         {"start": 1, "end": 2, "label": "X", "text": "b"}]}).replace("\n", "\r\n").encode())
@@ -156,8 +156,8 @@ TINY = ["word_dim=8", "bigram_dim=4", "char_dim=4", "char_channels=4", "lstm_hid
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from gpner.demo import generate
-    from gpner.formats import write
+    from gpner.data.demo import generate
+    from gpner.data.formats import write
 
     root = tmp_path_factory.mktemp("finished")
     write(generate(16, 3), root / "train.jsonl")
@@ -220,8 +220,8 @@ def test_train_refusals_leave_the_finished_run_untouched(case, finished_run, cap
 
 
 def test_overwrite_replaces_a_run_whole_and_resume_refuses_a_finished_one(tmp_path, capsys):
-    from gpner.demo import generate
-    from gpner.formats import write
+    from gpner.data.demo import generate
+    from gpner.data.formats import write
 
     write(generate(16, 3), tmp_path / "train.jsonl")
     base = ["train", "--train", tmp_path / "train.jsonl", "-o", tmp_path / "run",
@@ -245,9 +245,9 @@ def test_overwrite_replaces_a_run_whole_and_resume_refuses_a_finished_one(tmp_pa
 
 
 def test_resume_in_python_refuses_a_different_config(finished_run):
-    from gpner.config import TrainConfig, load_config
+    from gpner.training.config import TrainConfig, load_config
     from gpner.errors import RunDirError
-    from gpner.trainer import train
+    from gpner.training.trainer import train
 
     import yaml
 
@@ -298,7 +298,7 @@ def test_predict_refusals_and_the_python_api(nested_model_dir, tmp_path, capsys)
     rc, err = run(["predict", nested_model_dir, tmp_path / "absent.txt"], capsys)
     assert rc == 2 and "[E111]" in err and "absent.txt" in err
     with pytest.raises(ArgumentTypeError, match="path"):
-        gpner.formats.read(123)
+        gpner.data.formats.read(123)
 
 
 def test_evaluate_and_render_refusals(nested_model_dir, tmp_path, capsys):
@@ -440,12 +440,12 @@ def test_the_cli_prints_one_line_and_debug_shows_the_traceback(tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_with_exit_3(monkeypatch, tmp_path, capsys):
-    import gpner.formats
+    import gpner.data.formats
 
     def broken(*a, **k):
         raise KeyError("internal")
 
-    monkeypatch.setattr(gpner.formats, "read", broken)
+    monkeypatch.setattr(gpner.data.formats, "read", broken)
     rc, err = run(["convert", w(tmp_path / "a.jsonl", jl({"text": "a"})), "-o",
                    tmp_path / "o.jsonl"], capsys)
     assert rc == 3 and "unexpected error (KeyError" in err and "--debug" in err
@@ -455,12 +455,12 @@ def test_an_unexpected_error_is_one_line_with_exit_3(monkeypatch, tmp_path, caps
 def test_a_full_disk_is_e601(monkeypatch, tmp_path, capsys):
     import errno
 
-    import gpner.formats
+    import gpner.data.formats
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o.jsonl"))
 
-    monkeypatch.setattr(gpner.formats, "write", full)
+    monkeypatch.setattr(gpner.data.formats, "write", full)
     rc, err = run(["convert", w(tmp_path / "a.jsonl", jl({"text": "a"})), "-o",
                    tmp_path / "o.jsonl"], capsys)
     assert rc == 2 and "[E601] no space left" in err and "o.jsonl" in err
@@ -468,7 +468,7 @@ def test_a_full_disk_is_e601(monkeypatch, tmp_path, capsys):
 
 def test_ray_checks_the_encoding_before_starting_ray(nested_model_dir, tmp_path):
     ray = pytest.importorskip("ray")
-    from gpner.batch import predict_with_ray
+    from gpner.integrations.batch_inference import predict_with_ray
     from gpner.errors import DataEncodingError
 
     gbk = w(tmp_path / "in.txt", "ok\n".encode() + "张三\n".encode("gbk"))

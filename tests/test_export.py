@@ -14,11 +14,11 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from gpner.decoding import as_array  # noqa: E402
-from gpner.demo import generate  # noqa: E402
-from gpner.export import export_onnx  # noqa: E402
-from gpner.predict import load  # noqa: E402
-from gpner.trainer import train  # noqa: E402
+from gpner.tasks.decoding import as_array  # noqa: E402
+from gpner.data.demo import generate  # noqa: E402
+from gpner.integrations.onnx_export import export_onnx  # noqa: E402
+from gpner.prediction.predictor import load  # noqa: E402
+from gpner.training.trainer import train  # noqa: E402
 
 from helpers import tiny_config  # noqa: E402
 
@@ -73,9 +73,9 @@ def test_concurrent_onnx_batches_give_the_serial_records(exported, monkeypatch):
     only; int8 quantises activations with one scale per batch, so it is compared on texts of
     one window each (none empty: a record that waits for an earlier text counts against the
     look-ahead), where half the look-ahead gives the same batches."""
-    import gpner.predict
+    import gpner.prediction.predictor
 
-    monkeypatch.setattr(gpner.predict, "_cores", lambda: 4)
+    monkeypatch.setattr(gpner.prediction.predictor, "_cores", lambda: 4)
     both = load(exported, backend="onnx-int8", concurrency=2)
     assert both.concurrency == 2
     assert both.backend.session.get_session_options().intra_op_num_threads == 2  # 4 cores / 2

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gpner.formats import detect_format, read, write
-from gpner.records import FormatError
+from gpner.data.formats import detect_format, read, write
+from gpner.data.records import FormatError
 
 RECORDS = [
     {"text": "Angela Merkel visited New York City", "entities": [

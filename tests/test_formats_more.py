@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from gpner.formats import detect_format, mark, read
+from gpner.data.formats import detect_format, mark, read
 
 
 def jl(*objs) -> str:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpner.errors import GpnerError
-from gpner.formats import READERS, read, write
+from gpner.data.formats import READERS, read, write
 
 # GPNER_FUZZ_EXAMPLES=5000 for a long hunt with fresh examples; the default run is quick and
 # draws the same ones every time (tests/conftest.py)

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from gpner.heads import CRFTagger, EfficientGlobalPointer, GlobalPointer, SoftmaxTagger, rope
-from gpner.losses import mcce_sparse
+from gpner.model.heads import CRFTagger, EfficientGlobalPointer, GlobalPointer, SoftmaxTagger, rope
+from gpner.model.losses import mcce_sparse
 
 torch.manual_seed(0)
 

@@ -16,8 +16,8 @@ import torch
 
 pytest.importorskip("transformers")
 
-from gpner.predict import load  # noqa: E402
-from gpner.trainer import train  # noqa: E402
+from gpner.prediction.predictor import load  # noqa: E402
+from gpner.training.trainer import train  # noqa: E402
 from helpers import tiny_config, tiny_data  # noqa: E402
 
 TEXTS = ["张伟在北京工作。", "Bob Smith works in London ."]
@@ -51,7 +51,7 @@ def test_automodel_logits_equal_gpners_and_labels_give_the_loss(hf_model_dir):
     import gpner.hf  # noqa: F401
     from transformers import AutoModel, AutoTokenizer
 
-    from gpner.losses import mcce_dense
+    from gpner.model.losses import mcce_dense
 
     model = AutoModel.from_pretrained(hf_model_dir).eval()
     assert type(model).__name__ == "GlobalPointerForSpanClassification"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from gpner.demo import generate
-from gpner.features import window_bounds
-from gpner.predict import load
-from gpner.trainer import train
+from gpner.data.demo import generate
+from gpner.text.features import window_bounds
+from gpner.prediction.predictor import load
+from gpner.training.trainer import train
 
 from helpers import tiny_config
 
@@ -93,9 +93,9 @@ def test_strides_that_leave_no_overlap_lose_entities(model):
 
 
 def test_a_span_at_an_inner_edge_is_left_to_the_window_that_holds_it_whole():
-    from gpner.alignment import TokenSpan
-    from gpner.features import Window
-    from gpner.predict import uncut
+    from gpner.text.alignment import TokenSpan
+    from gpner.text.features import Window
+    from gpner.prediction.predictor import uncut
 
     bounds = window_bounds(40, 16)  # (0, 16), (8, 24), (16, 32), (24, 40)
     win = Window({}, None, 8, 24, 0)
@@ -114,8 +114,8 @@ def test_the_edge_rule_scan_matches_a_check_of_every_window():
     """The bisect scan against the naive rule, over many window layouts and spans."""
     import random
 
-    from gpner.features import Window
-    from gpner.predict import _held_elsewhere
+    from gpner.text.features import Window
+    from gpner.prediction.predictor import _held_elsewhere
 
     rng = random.Random(0)
     for _ in range(300):
@@ -136,7 +136,7 @@ def test_a_packed_encoding_reads_and_cuts_like_the_lists(family, hf_tokenizers):
     read the featurizers and the decoder make gives what the lists give."""
     import numpy as np
 
-    from gpner.features import BuiltinFeaturizer, HFFeaturizer
+    from gpner.text.features import BuiltinFeaturizer, HFFeaturizer
 
     text = document(3_000, seed=5)["text"] + " naïve  Cafe\u0301 \u3000 ok"
     feat = (BuiltinFeaturizer.build([text[:1500]]) if family == "ours"

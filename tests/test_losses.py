@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from gpner.heads import mask_scores
-from gpner.losses import flood, gp_divergence, mcce_dense, mcce_soft, mcce_sparse
+from gpner.model.heads import mask_scores
+from gpner.model.losses import flood, gp_divergence, mcce_dense, mcce_soft, mcce_sparse
 
 
 def brute_loss(scores, gold):

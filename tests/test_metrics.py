@@ -146,7 +146,7 @@ def test_evaluate_cli_writes_errors_and_compares(nested_model_dir, tmp_path):
     import subprocess
     import sys
 
-    from gpner.demo import generate
+    from gpner.data.demo import generate
 
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in generate(40, 9)))

@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from gpner.artifact import save_model
-from gpner.encoders import EncoderNotFound, load_hf
-from gpner.model import build
-from gpner.predict import Predictor, TorchBackend, load
+from gpner.model.artifact import save_model
+from gpner.model.encoders import EncoderNotFound, load_hf
+from gpner.model.network import build
+from gpner.prediction.predictor import Predictor, TorchBackend, load
 from tests.helpers import tiny_config, tiny_data
 
 TEXTS = ["张伟在上海大学工作。", "Alice Johnson works at the Bank of London .", "", "   "]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpner.optim import fit_schedule, lr_factor
+from gpner.training.optim import fit_schedule, lr_factor
 from tests.helpers import tiny_config
 
 

@@ -11,10 +11,10 @@ import time
 import pytest
 import torch
 
-from gpner.artifact import EncoderSpec, ModelConfig
-from gpner.features import BuiltinFeaturizer, HFFeaturizer
-from gpner.heads import mask_scores
-from gpner.predict import Predictor, load
+from gpner.model.artifact import EncoderSpec, ModelConfig
+from gpner.text.features import BuiltinFeaturizer, HFFeaturizer
+from gpner.model.heads import mask_scores
+from gpner.prediction.predictor import Predictor, load
 from gpner.tasks.ner import NerTask
 
 TEXT = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉"  # 20 distinct characters: one token each
@@ -233,14 +233,14 @@ def test_concurrency_is_checked():
 def test_concurrent_torch_batches_leave_the_process_threads_alone(tmp_path, monkeypatch):
     """torch's thread count is per calling thread: each concurrent batch sets its share in its
     own thread, and a model loaded later (or the caller) keeps the process's count."""
-    import gpner.predict
-    from gpner.artifact import save_model
-    from gpner.model import build
+    import gpner.prediction.predictor
+    from gpner.model.artifact import save_model
+    from gpner.model.network import build
     from tests.helpers import tiny_config, tiny_data
 
     model, featurizer, _, cfg = build(tiny_config(), tiny_data(16))
     save_model(model, featurizer, cfg, tmp_path / "m")
-    monkeypatch.setattr(gpner.predict, "_cores", lambda: 2)
+    monkeypatch.setattr(gpner.prediction.predictor, "_cores", lambda: 2)
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the process's count, which must stay
     try:
@@ -281,8 +281,8 @@ def test_bad_inputs_are_named():
 
 
 def test_a_loaded_model_stays_in_eval_mode(tmp_path):
-    from gpner.artifact import save_model
-    from gpner.model import build
+    from gpner.model.artifact import save_model
+    from gpner.model.network import build
     from tests.helpers import tiny_config, tiny_data
 
     model, featurizer, _, cfg = build(tiny_config(dropout=0.5), tiny_data(16))

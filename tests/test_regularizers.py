@@ -7,12 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gpner.data import Collator, batches, make_examples
-from gpner.losses import gp_divergence
-from gpner.model import build
-from gpner.records import Report
-from gpner.regularizers import EMA, FGM, PGD, penalised_loss, rdrop_loss, vat_loss
-from gpner.trainer import train
+from gpner.training.examples import Collator, batches, make_examples
+from gpner.model.losses import gp_divergence
+from gpner.model.network import build
+from gpner.data.records import Report
+from gpner.training.regularizers import EMA, FGM, PGD, penalised_loss, rdrop_loss, vat_loss
+from gpner.training.trainer import train
 from tests.helpers import tiny_config, tiny_data
 
 

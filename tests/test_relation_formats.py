@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from gpner.formats import detect_format, read, write
-from gpner.formats.triples import occurrences
+from gpner.data.formats import detect_format, read, write
+from gpner.data.formats.triples import occurrences
 
 
 def triples(record):

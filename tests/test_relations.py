@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpner.alignment import TokenSpan
-from gpner.demo import generate_relations
+from gpner.text.alignment import TokenSpan
+from gpner.data.demo import generate_relations
 from gpner.metrics import evaluate_relations, triple_set
 from gpner.tasks import relations as rel
 from gpner.tasks.relations import RelationTask, Triple
@@ -165,9 +165,9 @@ def test_windows_merge_triples_and_drop_those_cut_by_an_edge():
     entities whole: the predictor must report each triple once, at text offsets, keep the one
     a window cut at its edge only from the window that sees it whole, and drop a triple whose
     entities no window holds together."""
-    from gpner.artifact import DecodeSettings, EncoderSpec, ModelConfig
-    from gpner.features import BuiltinFeaturizer
-    from gpner.predict import Predictor
+    from gpner.model.artifact import DecodeSettings, EncoderSpec, ModelConfig
+    from gpner.text.features import BuiltinFeaturizer
+    from gpner.prediction.predictor import Predictor
 
     words = ["".join(p) for p in itertools.product("abcdefg", repeat=2)][:40]  # one token each
     text = " ".join(words)
@@ -248,7 +248,7 @@ def test_record_metrics_worked_example():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from gpner.trainer import train
+    from gpner.training.trainer import train
 
     d = tmp_path_factory.mktemp("relations")
     data = generate_relations(80, 1)
@@ -259,7 +259,7 @@ def trained(tmp_path_factory):
 
 
 def test_tiny_run_recovers_its_training_triples(trained):
-    from gpner.predict import load
+    from gpner.prediction.predictor import load
 
     run, data, summary = trained
     assert summary["decode"]["flat"] is False and summary["config"]["task"] == "relations"
@@ -277,9 +277,9 @@ def test_onnx_and_http_give_the_same_triples(trained):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from gpner.export import export_onnx
-    from gpner.predict import load
-    from gpner.serving import ServeSettings, create_app
+    from gpner.integrations.onnx_export import export_onnx
+    from gpner.prediction.predictor import load
+    from gpner.serving.app import ServeSettings, create_app
 
     run, data, _ = trained
     texts = [r["text"] for r in data[:30]] + [" ".join(r["text"] for r in data[1:12:2])]
@@ -299,7 +299,7 @@ def test_onnx_and_http_give_the_same_triples(trained):
         # labels keeps those entities and the relations between them, re-indexed
         body = client.post("/predict", json={"texts": texts[:8], "labels": ["PER", "ORG"]}
                            ).json()["results"]
-    from gpner.batch import GpnerPredictor  # Ray Data / Spark / Dask: a relations column too
+    from gpner.integrations.batch_inference import GpnerPredictor  # Ray Data / Spark / Dask: a relations column too
 
     rows = GpnerPredictor(str(run))([{"text": t, "id": k} for k, t in enumerate(texts[:4])])
     assert [triple_set(r) for r in rows] == [triple_set(r) for r in want[:4]]
@@ -357,14 +357,14 @@ def test_cli_convert_train_evaluate_predict(tmp_path, trained):
 
 
 def load_predictor(run):
-    from gpner.predict import load
+    from gpner.prediction.predictor import load
 
     return load(run, device="cpu")
 
 
 def test_task_is_detected_from_the_data_and_checked():
-    from gpner.config import TrainConfig
-    from gpner.model import build, resolve_task
+    from gpner.training.config import TrainConfig
+    from gpner.model.network import build, resolve_task
 
     data = generate_relations(6, 2)
     plain = [{"text": r["text"], "entities": r["entities"]} for r in data]
@@ -378,9 +378,9 @@ def test_task_is_detected_from_the_data_and_checked():
 
 
 def test_training_windows_hold_relations_or_count_them():
-    from gpner.data import make_examples
-    from gpner.features import BuiltinFeaturizer
-    from gpner.records import Report
+    from gpner.training.examples import make_examples
+    from gpner.text.features import BuiltinFeaturizer
+    from gpner.data.records import Report
 
     text = "Alice lives in Paris . " + "and so on " * 10 + "Bob lives in Rome ."
     s = text.index
@@ -415,8 +415,8 @@ def test_training_windows_hold_relations_or_count_them():
 def test_regularisers_see_all_three_heads(tmp_path):
     """The GP divergence of the task sums over entities, heads and tails (zero for equal
     outputs, and each head's difference counts); R-Drop trains a gp relation model."""
-    from gpner.losses import gp_divergence
-    from gpner.trainer import train
+    from gpner.model.losses import gp_divergence
+    from gpner.training.trainer import train
 
     rng = np.random.default_rng(1)
     a = {k: torch.from_numpy(_masked(rng, 2, c, 5, k != "entities", [5, 3]))

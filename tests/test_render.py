@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from gpner.predict import load
-from gpner.render import compare, render, report_html
+from gpner.prediction.predictor import load
+from gpner.serving.pages import compare, render, report_html
 
 
 def page_data(path) -> dict:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import logging
 import sys
 
-from gpner.runlog import RunDir
-from gpner.trainer import train
+from gpner.training.rundir import RunDir
+from gpner.training.trainer import train
 from tests.helpers import tiny_config, tiny_data
 
 HISTORY = [{"epoch": 1, "loss": 2.0, "dev": {"f1": 0.5}}, {"epoch": 2, "loss": 1.0}]
 
 
 def test_non_main_process_writes_nothing(tmp_path, monkeypatch):
-    import gpner.trainer
+    import gpner.training.trainer
 
-    monkeypatch.setattr(gpner.trainer, "is_main_process", lambda: False)
+    monkeypatch.setattr(gpner.training.trainer, "is_main_process", lambda: False)
     summary = train(tiny_data(16), tiny_data(4), tmp_path / "r", tiny_config(epochs=1),
                     progress=False)
     assert summary["epochs_run"] == 1 and not (tmp_path / "r").exists()

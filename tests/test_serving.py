@@ -20,8 +20,8 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from gpner.predict import Predictor, load  # noqa: E402
-from gpner.serving import ServeSettings, create_app  # noqa: E402
+from gpner.prediction.predictor import Predictor, load  # noqa: E402
+from gpner.serving.app import ServeSettings, create_app  # noqa: E402
 from test_batching import TEXTS, Recording, _token_id, assert_same  # noqa: E402
 
 
@@ -132,7 +132,7 @@ def test_health_info_openapi_and_page(client, plain):
 
 
 def test_health_is_ready_only_once_the_model_is_loaded(plain, monkeypatch):
-    import gpner.predict
+    import gpner.prediction.predictor
 
     loaded = threading.Event()
 
@@ -140,7 +140,7 @@ def test_health_is_ready_only_once_the_model_is_loaded(plain, monkeypatch):
         assert loaded.wait(20)
         return plain
 
-    monkeypatch.setattr(gpner.predict, "load", slow_load)
+    monkeypatch.setattr(gpner.prediction.predictor, "load", slow_load)
     with TestClient(create_app(ServeSettings(model="tiny"))) as c:
         r = c.get("/health")
         assert (r.status_code, r.json()) == (503, {"status": "loading"})

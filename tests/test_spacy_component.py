@@ -15,7 +15,7 @@ import pytest
 
 spacy = pytest.importorskip("spacy", reason="the spacy extra")
 
-from gpner.predict import load  # noqa: E402
+from gpner.prediction.predictor import load  # noqa: E402
 
 ZH = ["张伟在北京大学工作。", "李娜是上海银行的研究员，住在杭州。", "今天天气很好。"]
 EN = ["The Bank of London opened a new office in Paris .", "Alice Johnson works at the "

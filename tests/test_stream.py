@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from gpner.stream import (InputReport, ResumableOutput, _looks_like_columns, detect_kind,
+from gpner.prediction.files import (InputReport, ResumableOutput, _looks_like_columns, detect_kind,
                           parse_line, read_inputs)
 
 
@@ -85,8 +85,8 @@ def test_resumable_output_cuts_a_half_written_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from gpner.demo import generate
-    from gpner.trainer import train
+    from gpner.data.demo import generate
+    from gpner.training.trainer import train
 
     from helpers import tiny_config
 
@@ -96,7 +96,7 @@ def model_dir(tmp_path_factory):
 
 
 def test_predict_file_keeps_lines_fields_and_order(model_dir, tmp_path):
-    from gpner.predict import load
+    from gpner.prediction.predictor import load
 
     js = tmp_path / "in.jsonl"
     rows = [{"text": "张伟在上海大学工作。", "id": "a"}, {"text": "", "id": "b"},
@@ -123,7 +123,7 @@ def test_predict_file_keeps_lines_fields_and_order(model_dir, tmp_path):
 
 
 def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path):
-    from gpner.demo import generate
+    from gpner.data.demo import generate
 
     src = tmp_path / "big.txt"
     texts = [r["text"] for r in generate(400, 9)] * 8
@@ -155,19 +155,19 @@ def test_lines_longer_than_a_read_chunk_stay_whole_and_bad_bytes_name_line_and_o
     import io
 
     from gpner.errors import DataEncodingError
-    from gpner.stream import _decoded_lines
+    from gpner.textfiles import decoded_lines
 
     long = "长" * 200_000  # far past any read buffer
     raw = f"a\nbb\r\n{long}\n\nlast".encode()
-    got = list(_decoded_lines(io.BytesIO(raw), "t", None))
+    got = list(decoded_lines(io.BytesIO(raw), "t", None))
     assert got == ["a\n", "bb\r\n", long + "\n", "\n", "last"]
-    assert list(_decoded_lines(io.BytesIO(b""), "t", None)) == []
+    assert list(decoded_lines(io.BytesIO(b""), "t", None)) == []
     # GBK bytes on line 3: the byte offset counts every byte before them
     bad = "a\n\u00e9\n".encode() + "张三".encode("gbk") + b"\n"
     with pytest.raises(DataEncodingError, match=r"\[E103\] t:3: byte 0xd5 at byte offset 5 "
                        r"\(byte 1 of the line\).*--encoding"):
-        list(_decoded_lines(io.BytesIO(bad), "t", None))
-    assert list(_decoded_lines(io.BytesIO(bad), "t", "gb18030"))[2] == "张三\n"
+        list(decoded_lines(io.BytesIO(bad), "t", None))
+    assert list(decoded_lines(io.BytesIO(bad), "t", "gb18030"))[2] == "张三\n"
     # UTF-16 cannot be cut at b"\n": decoded as a stream
-    assert list(_decoded_lines(io.BytesIO("x\ny".encode("utf-16")), "t", "utf-16")) == \
+    assert list(decoded_lines(io.BytesIO("x\ny".encode("utf-16")), "t", "utf-16")) == \
         ["x\n", "y"]

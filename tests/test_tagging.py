@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from gpner.tagging import detect_scheme, spans_to_tags, split_tag
-from gpner.tagging import tags_to_spans as decode
+from gpner.data.tagging import detect_scheme, spans_to_tags, split_tag
+from gpner.data.tagging import tags_to_spans as decode
 
 
 def tags_to_spans(*args):

@@ -10,10 +10,10 @@ import sys
 import pytest
 import torch
 
-from gpner.alignment import TokenSpan
-from gpner.data import Collator, make_examples
-from gpner.model import build
-from gpner.records import Report
+from gpner.text.alignment import TokenSpan
+from gpner.training.examples import Collator, make_examples
+from gpner.model.network import build
+from gpner.data.records import Report
 from gpner.tasks import HEADS
 from gpner.tasks.ner import NerTask
 from tests.helpers import tiny_config, tiny_data
@@ -64,7 +64,7 @@ def test_tag_targets_and_loss_by_hand():
 def test_one_registry_of_heads():
     """The model builds, the config accepts and the CLI offers exactly the registry's heads."""
     from gpner.cli import build_parser
-    from gpner.config import TrainConfig
+    from gpner.training.config import TrainConfig
 
     for name, info in HEADS.items():
         TrainConfig(head=name).validate()

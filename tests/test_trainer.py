@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gpner.model import build
-from gpner.predict import Predictor, load
-from gpner.trainer import train
+from gpner.model.network import build
+from gpner.prediction.predictor import Predictor, load
+from gpner.training.trainer import train
 from tests.helpers import tiny_config, tiny_data
 
 # The first six losses (two epochs of three batches) of a tiny seeded model per head, as the code
@@ -106,7 +106,7 @@ def test_hf_encoder_trains(tmp_path, tiny_bert_dir):
 
 
 def test_bad_settings_are_clear(tmp_path):
-    from gpner.config import TrainConfig, load_config
+    from gpner.training.config import TrainConfig, load_config
 
     cfg = load_config(None, ["lr=3e-5", "epochs=2", "bf16=true", "max_length=null"])
     assert (cfg.lr, cfg.epochs, cfg.bf16, cfg.max_length) == (3e-5, 2, True, None)

@@ -11,22 +11,22 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "read": "gpner.formats",
-    "write": "gpner.formats",
-    "detect_format": "gpner.formats",
+    "read": "gpner.data.formats",
+    "write": "gpner.data.formats",
+    "detect_format": "gpner.data.formats",
     "evaluate": "gpner.metrics",
-    "GlobalPointer": "gpner.heads",
-    "EfficientGlobalPointer": "gpner.heads",
-    "mcce_dense": "gpner.losses",
-    "mcce_sparse": "gpner.losses",
-    "mcce_soft": "gpner.losses",
-    "gp_divergence": "gpner.losses",
-    "decode": "gpner.decoding",
-    "load": "gpner.predict",
-    "Predictor": "gpner.predict",
-    "ModelConfig": "gpner.artifact",
-    "train": "gpner.trainer",
-    "TrainConfig": "gpner.config",
+    "GlobalPointer": "gpner.model.heads",
+    "EfficientGlobalPointer": "gpner.model.heads",
+    "mcce_dense": "gpner.model.losses",
+    "mcce_sparse": "gpner.model.losses",
+    "mcce_soft": "gpner.model.losses",
+    "gp_divergence": "gpner.model.losses",
+    "decode": "gpner.tasks.decoding",
+    "load": "gpner.prediction.predictor",
+    "Predictor": "gpner.prediction.predictor",
+    "ModelConfig": "gpner.model.artifact",
+    "train": "gpner.training.trainer",
+    "TrainConfig": "gpner.training.config",
 }
 
 

@@ -24,11 +24,11 @@ class HeadInfo:
 
 
 HEADS: dict[str, HeadInfo] = {
-    "gp": HeadInfo("span", "gpner.heads:GlobalPointer", "GlobalPointer, a q/k projection per type"),
-    "egp": HeadInfo("span", "gpner.heads:EfficientGlobalPointer",
+    "gp": HeadInfo("span", "gpner.model.heads:GlobalPointer", "GlobalPointer, a q/k projection per type"),
+    "egp": HeadInfo("span", "gpner.model.heads:EfficientGlobalPointer",
                     "Efficient GlobalPointer, one shared q/k plus per-type start/end terms"),
-    "crf": HeadInfo("tag", "gpner.heads:CRFTagger", "BIO baseline with a linear-chain CRF"),
-    "softmax": HeadInfo("tag", "gpner.heads:SoftmaxTagger", "BIO baseline, a softmax per token"),
+    "crf": HeadInfo("tag", "gpner.model.heads:CRFTagger", "BIO baseline with a linear-chain CRF"),
+    "softmax": HeadInfo("tag", "gpner.model.heads:SoftmaxTagger", "BIO baseline, a softmax per token"),
 }
 
 TASKS: dict[str, str] = {
@@ -57,6 +57,6 @@ def head_info(name: str) -> HeadInfo:
 
 
 def task_for(config: Any) -> Any:
-    """The task object of a :class:`~gpner.artifact.ModelConfig` (no torch import)."""
+    """The task object of a :class:`~gpner.model.artifact.ModelConfig` (no torch import)."""
     extra = {"relations": config.relations} if config.task == "relations" else {}
     return task_class(config.task)(config.labels, config.head, config.head_size, **extra)

@@ -1,7 +1,7 @@
 """Named-entity recognition: one head named ``entities`` over the encoder.
 
 * span heads (gp, egp): output ``entities`` (B, C, L, L); targets ``positives`` (P, 4) rows
-  (b, c, i, j) of the gold cells; the sparse multilabel loss; :func:`~gpner.decoding.decode`.
+  (b, c, i, j) of the gold cells; the sparse multilabel loss; :func:`~gpner.tasks.decoding.decode`.
 * tag heads (crf, softmax): outputs ``entities.emissions`` (B, L, T) (and the CRF's
   ``entities.start``/``end``/``transitions``); targets ``tags`` (B, L) BIO ids; cross-entropy or
   CRF likelihood over the spannable tokens; argmax or Viterbi decoding.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from gpner.alignment import TokenSpan
-from gpner.decoding import decode, decode_rows, decode_tags
+from gpner.text.alignment import TokenSpan
+from gpner.tasks.decoding import decode, decode_rows, decode_tags
 from gpner.tasks import head_info
 
 if TYPE_CHECKING:  # torch only where a model is built or trained: decoding runs without it
@@ -62,8 +62,8 @@ class NerTask:
     def loss(self, outputs: Outputs, batch: dict[str, "torch.Tensor"]) -> "torch.Tensor":
         from torch import nn
 
-        from gpner.crf import crf_nll
-        from gpner.losses import mcce_sparse
+        from gpner.model.crf import crf_nll
+        from gpner.model.losses import mcce_sparse
 
         if self.span_head:
             return mcce_sparse(outputs[self.output], batch["positives"])
@@ -78,7 +78,7 @@ class NerTask:
 
     def divergence(self, a: Outputs, b: Outputs, norm: str = "sum") -> "torch.Tensor":
         """The GP divergence between two passes' span scores (R-Drop, VAT)."""
-        from gpner.losses import gp_divergence
+        from gpner.model.losses import gp_divergence
 
         if not self.span_head:
             raise ValueError(f"the GP divergence needs span scores; head {self.head!r} has none")
@@ -98,7 +98,7 @@ class NerTask:
     def decode_rows(self, outputs: Outputs, batch: dict[str, Any], threshold: float = 0.0,
                     max_width: int | None = None) -> list[tuple[Any, Any]]:
         """Span heads: per window, the nested candidates as arrays, rows (K, 3) of (label,
-        start, end) and scores (K,) (:func:`gpner.decoding.decode_rows`)."""
+        start, end) and scores (K,) (:func:`gpner.tasks.decoding.decode_rows`)."""
         if not self.span_head:
             raise ValueError(f"head {self.head!r} decodes tags, not span rows")
         return decode_rows(outputs[self.output], threshold, max_width)
@@ -110,7 +110,7 @@ class NerTask:
 
 def _pack(mask: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
     """Spannable tokens moved to the left (a tag sequence has no gaps): token positions
-    (B, L') and the prefix mask (B, L'); :func:`gpner.decoding.pack_spannable` in torch, for
+    (B, L') and the prefix mask (B, L'); :func:`gpner.tasks.decoding.pack_spannable` in torch, for
     the loss."""
     import torch
 

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
-from gpner.alignment import TokenSpan
-from gpner.decoding import as_array, decode
+from gpner.text.alignment import TokenSpan
+from gpner.tasks.decoding import as_array, decode
 from gpner.tasks import head_info
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class RelationTask:
         return {"positives": rows(set(ents)), "head_links": rows(heads), "tail_links": rows(tails)}
 
     def loss(self, outputs: Outputs, batch: dict[str, "torch.Tensor"]) -> "torch.Tensor":
-        from gpner.losses import mcce_sparse
+        from gpner.model.losses import mcce_sparse
 
         return (mcce_sparse(outputs["entities"], batch["positives"])
                 + mcce_sparse(outputs["heads"], batch["head_links"])
@@ -103,7 +103,7 @@ class RelationTask:
 
     def divergence(self, a: Outputs, b: Outputs, norm: str = "sum") -> "torch.Tensor":
         """The GP divergence summed over the three heads (R-Drop, VAT)."""
-        from gpner.losses import gp_divergence
+        from gpner.model.losses import gp_divergence
 
         return sum(gp_divergence(a[k], b[k], norm=norm) for k in ("entities", "heads", "tails"))
 

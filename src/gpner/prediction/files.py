@@ -1,0 +1,249 @@
+"""Prediction over files of any size: inputs read line by line, outputs written as they come.
+
+* :func:`read_inputs`: plain text (a line per text) or JSON lines with a ``text`` field, streamed
+  with line numbers; other formats gpner reads (column files, BRAT, Label Studio, ...) through
+  :func:`gpner.data.formats.read`. Every input line gives one output line: a blank line is an empty
+  text. A bad JSON line (invalid JSON, no ``text``) is reported with its line number and skipped,
+  or stops the run with ``strict``.
+* :class:`ResumableOutput`: records go to ``OUT.partial`` and are flushed batch by batch; the
+  file becomes ``OUT`` by a rename when the input is done. ``resume`` keeps the complete lines of
+  a killed run's ``OUT.partial`` (a half-written last line is cut off) and skips that many inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from gpner.errors import InputError
+
+COLUMN_SUFFIXES = (".conll", ".bio", ".bioes", ".bmes", ".iob", ".iob2", ".tsv")
+
+
+class BadInput(InputError):
+    """A line that cannot be read, under ``strict``."""
+
+
+@dataclass
+class Item:
+    """One input: its text and, for a JSON line, the whole object (fields pass through)."""
+
+    text: str
+    fields: dict[str, Any] | None = None
+
+
+@dataclass
+class InputReport:
+    source: str
+    read: int = 0
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+
+    def summary(self) -> str:
+        head = f"{self.source}: {self.read} texts"
+        if not self.bad:
+            return head
+        return head + f", {len(self.bad)} bad line(s) skipped (first at line {self.bad[0][0]})"
+
+
+def parse_line(line: str, kind: str) -> Item:
+    """One input line (``kind`` text or jsonl) -> Item; raises ValueError for a bad JSON line.
+    A byte-order mark and the line end (``\\n`` or ``\\r\\n``) are not part of the text."""
+    line = line.lstrip("\ufeff")
+    if line.endswith("\n"):
+        line = line[:-1]
+    if line.endswith("\r"):
+        line = line[:-1]
+    if kind == "text":
+        return Item(line)
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object with a \"text\" field, found "
+                         f"{type(obj).__name__}")
+    if not isinstance(obj.get("text"), str):
+        raise ValueError("no \"text\" field" if "text" not in obj else
+                         f"\"text\" is a {type(obj['text']).__name__}, not a string")
+    return Item(obj["text"], obj)
+
+
+def detect_kind(path: str | None, fmt: str | None = None, encoding: str | None = None) -> str:
+    """``text``, ``jsonl`` (both streamed) or a gpner reader format."""
+    if fmt:
+        from gpner.data.formats import canonical
+
+        return fmt if fmt in ("text", "jsonl") else canonical(fmt)
+    if path is None or path == "-":
+        return "auto"  # decided on the first line of stdin
+    p = Path(path)
+    if not p.exists():
+        from gpner.errors import MissingFile
+
+        raise MissingFile(f"{path}: no such file or directory")
+    if p.is_dir():
+        return "brat"
+    if p.suffix.lower() in COLUMN_SUFFIXES:
+        return "conll"
+    first = _first_visible(p)
+    if first == "{":
+        return "jsonl"
+    if first == "[":
+        from gpner.data.formats import detect_format
+
+        return detect_format(str(p), encoding)
+    if p.suffix.lower() == ".txt" and _looks_like_columns(p, encoding):
+        return "conll"
+    return "text"
+
+
+def _first_visible(path: Path) -> str:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                return line.lstrip()[0]
+    return ""
+
+
+def _looks_like_columns(path: Path, encoding: str | None = None) -> bool:
+    """A .txt file is a column file (CoNLL) only if the whole file is one (see
+    :func:`gpner.data.formats.columns.not_columns`) with a blank or ``-DOCSTART-`` line between
+    sentences; plain text whose lines end in ``O`` is not. Streamed: plain text fails on its
+    first lines, and a file of any size is read in bounded memory."""
+    from gpner.data.formats.columns import not_columns
+
+    with open(path, encoding=encoding or "utf-8-sig", errors="replace", newline="") as f:
+        lines = (line.rstrip("\r\n") for line in f)
+        separated = False
+
+        def watch(lines):
+            nonlocal separated
+            for line in lines:
+                separated = separated or not line.strip() or line.startswith("-DOCSTART-")
+                yield line
+
+        return not_columns(watch(lines)) is None and separated
+
+
+def read_inputs(path: str | None, kind: str, report: InputReport, strict: bool = False,
+                skip: int = 0, encoding: str | None = None) -> Iterator[Item]:
+    """Items of the input, lazily; the first ``skip`` items are read but not yielded
+    (``--resume``). ``encoding``: of the input (default UTF-8; a BOM is dropped)."""
+    if kind in ("text", "jsonl", "auto"):
+        from gpner.textfiles import decode, decoded_lines
+
+        decode(b"", report.source, encoding)  # an unknown encoding name fails here, clearly
+        stream: IO[bytes]
+        if path is None or path == "-":
+            stream = open(sys.stdin.fileno(), "rb", closefd=False)
+        else:
+            if not Path(path).is_file():
+                from gpner.errors import MissingFile
+
+                raise MissingFile(f"{path}: no such file")
+            stream = open(path, "rb")
+        with stream:
+            yield from _lines(decoded_lines(stream, report.source, encoding), kind, report,
+                              strict, skip)
+        return
+    from gpner.data.formats import read
+
+    corpus = read(path, kind, strict=strict, encoding=encoding)
+    for k, rec in enumerate(corpus.records):
+        report.read += 1
+        if k >= skip:
+            yield Item(rec["text"])
+
+
+def _lines(lines: Iterator[str], kind: str, report: InputReport, strict: bool, skip: int
+           ) -> Iterator[Item]:
+    import logging
+
+    log = logging.getLogger("gpner")
+    n = 0
+    for number, line in enumerate(lines, 1):
+        if kind == "auto":
+            if not line.strip():
+                kind_here = "text"
+            else:
+                kind = "jsonl" if line.lstrip("\ufeff").lstrip().startswith("{") else "text"
+                kind_here = kind
+        else:
+            kind_here = kind
+        if kind_here == "jsonl" and not line.strip():
+            report.bad.append((number, "blank line"))
+            log.warning("%s:%d: blank line in JSON lines (skipped)", report.source, number)
+            continue
+        try:
+            item = parse_line(line, kind_here)
+        except ValueError as exc:
+            if strict:
+                raise BadInput(f"{report.source}:{number}: {exc}", code="E501") from None
+            report.bad.append((number, str(exc)))
+            if len(report.bad) <= 10:
+                log.warning("%s:%d: %s (skipped)", report.source, number, exc)
+            continue
+        report.read += 1
+        n += 1
+        if n > skip:
+            yield item
+
+
+def output_record(item: Item, record: dict[str, Any]) -> dict[str, Any]:
+    """The record written for an input: a JSON line's fields pass through unchanged, with
+    ``entities`` (and, from a relation model, ``relations``: the prediction) added or replacing
+    the input's."""
+    if item.fields is None:
+        return record
+    out = {**item.fields, "entities": record["entities"]}
+    if "relations" in record:
+        out["relations"] = record["relations"]
+    else:
+        out.pop("relations", None)  # the input's would index entities that were replaced
+    return out
+
+
+class ResumableOutput:
+    """Lines to ``path`` through ``path.partial``; see the module docstring."""
+
+    def __init__(self, path: str | Path, resume: bool = False):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.done = 0
+        if resume and self.partial.exists():
+            self.done = _keep_complete_lines(self.partial)
+            self.file = open(self.partial, "a", encoding="utf-8")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.partial, "w", encoding="utf-8")
+
+    def write(self, line: str) -> None:
+        self.file.write(line + "\n")
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def finish(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.partial, self.path)
+
+    def close(self) -> None:  # a failed run: keep the partial file for --resume
+        if not self.file.closed:
+            self.file.close()
+
+
+def _keep_complete_lines(path: Path) -> int:
+    """Cut a half-written last line off ``path``; the number of complete lines."""
+    with open(path, "rb+") as f:
+        data = f.read()
+        end = data.rfind(b"\n") + 1
+        f.truncate(end)
+    return data[:end].count(b"\n")

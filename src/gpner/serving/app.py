@@ -1,0 +1,399 @@
+"""``gpner serve``: the model behind an HTTP API (FastAPI + uvicorn, the ``serve`` extra).
+
+Endpoints: ``POST /predict``, ``GET /health``, ``GET /info``, ``GET /metrics`` (Prometheus),
+OpenAPI at ``/docs`` and ``/openapi.json``, and a web page at ``/``. Requests go through
+:class:`gpner.serving.microbatch.MicroBatcher`. Every error is a JSON body ``{"error", "error_type"}``
+with its status: 400 malformed JSON, 422 wrong types or empty texts, 413 over a limit, 429 a
+full queue (with Retry-After), 500 a failed batch (that batch's requests only), 503 while the
+model loads. docs/serving.md documents the API, limits and settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import time
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    from starlette.exceptions import HTTPException
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("gpner serve needs the 'serve' extra: pip install 'gpner[serve]'") from exc
+
+from gpner import __version__
+from gpner.serving.microbatch import BatchSettings, MicroBatcher, Overloaded
+
+log = logging.getLogger("gpner.serve")
+ENV = "GPNER_SERVE"  # settings for the app factory, as JSON (uvicorn workers import the app)
+
+
+@dataclass
+class ServeSettings(BatchSettings):
+    model: str = ""  # model directory
+    backend: str = "torch"
+    # intra-op threads of the runtime; default: all cores but one, which the event loop, the
+    # tokenizer thread and the HTTP work need (measured: torch on all cores of 2 ran at less
+    # than half the requests/s of torch on one, docs/serving.md)
+    threads: int | None = None
+    max_texts: int = 64  # texts in one request
+    max_text_chars: int = 100_000  # characters in one text (longer ones within it are windowed)
+    max_body_bytes: int = 4 * 1024 * 1024
+    retry_after_s: int = 1  # the Retry-After header of a 429
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("max_texts", "max_text_chars", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def model_threads(self) -> int:
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
+
+    def batch(self) -> BatchSettings:
+        return BatchSettings(**{f.name: getattr(self, f.name) for f in fields(BatchSettings)})
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        return cls(**json.loads(os.environ[ENV]))
+
+
+class PredictRequest(BaseModel):
+    """One text or a list of texts, and options that default to the model's saved ones."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    text: str | None = Field(None, description="one text (or give texts)")
+    texts: list[str] | None = Field(None, description="several texts (or give text)")
+    threshold: float | None = Field(None, description="span score threshold (0 = prob 0.5)")
+    flat: bool | None = Field(None, description="true: no overlapping spans; false: nested")
+    labels: list[str] | None = Field(None, description="keep only entities of these labels "
+                                     "(and the relations between them)")
+
+
+class Entity(BaseModel):
+    start: int = Field(description="character offset, inclusive")
+    end: int = Field(description="character offset, exclusive")
+    label: str
+    score: float = Field(description="the span logit")
+    prob: float = Field(description="sigmoid(2 * score)")
+    text: str = Field(description="text[start:end]")
+
+
+class Relation(BaseModel):
+    head: int = Field(description="index of the subject in entities")
+    tail: int = Field(description="index of the object in entities")
+    label: str
+    score: float = Field(description="the smallest of the triple's four GPLinker scores")
+    prob: float = Field(description="sigmoid(2 * score)")
+
+
+class Result(BaseModel):
+    text: str
+    entities: list[Entity]
+    relations: list[Relation] | None = Field(None, description="relation models only")
+
+
+class PredictResponse(BaseModel):
+    results: list[Result]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    error_type: str
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error_type: str, message: str,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.error_type, self.headers = status, error_type, headers
+
+
+def error_response(status: int, error_type: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "error_type": error_type}, status, headers=headers)
+
+
+class Metrics:
+    """Prometheus metrics of one process, in a registry of their own."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("gpner_requests", "HTTP requests", ["path", "status"], registry=r)
+        self.errors = Counter("gpner_errors", "error answers by type", ["error_type"], registry=r)
+        self.texts = Counter("gpner_texts", "texts predicted", registry=r)
+        self.latency = Histogram("gpner_request_latency_seconds", "POST /predict latency",
+                                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30),
+                                 registry=r)
+        self.batch_requests = Histogram("gpner_batch_requests", "requests per batch",
+                                        buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        self.batch_windows = Histogram("gpner_batch_windows", "windows per batch",
+                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+                                       registry=r)
+        self.batch_seconds = Histogram("gpner_batch_seconds", "model time per batch",
+                                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5),
+                                       registry=r)
+        self.queue = Gauge("gpner_queue_depth", "requests waiting for a batch", registry=r)
+        self.running = Gauge("gpner_running_requests", "requests in batches being computed",
+                             registry=r)
+
+    def on_batch(self, requests: int, windows: int, tokens: int, seconds: float) -> None:
+        self.batch_requests.observe(requests)
+        self.batch_windows.observe(windows)
+        self.batch_seconds.observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class State:
+    """What the app holds: the predictor once loaded, its batcher, metrics and settings."""
+
+    def __init__(self, settings: ServeSettings, predictor: Any = None):
+        self.settings = settings
+        self.predictor = predictor
+        self.batcher: MicroBatcher | None = None
+        self.load_error: str | None = None
+        self.metrics = Metrics()
+        self.metrics.queue.set_function(lambda: self.batcher.waiting if self.batcher else 0)
+        self.metrics.running.set_function(lambda: self.batcher.running if self.batcher else 0)
+
+    async def load(self) -> None:
+        try:
+            if self.predictor is None:
+                from gpner.prediction.predictor import load
+
+                s = self.settings
+                self.predictor = await asyncio.to_thread(load, s.model, backend=s.backend,
+                                                         threads=s.model_threads())
+            batcher = MicroBatcher(self.predictor, self.settings.batch(), self.metrics.on_batch)
+            batcher.start()
+            self.batcher = batcher
+            log.info("model ready: %s", self.settings.model or "(given)")
+        except Exception as exc:  # /health says so; predict answers 503
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("model failed to load")
+
+    def info(self) -> dict:
+        p, s = self.predictor, self.settings
+        cfg = p.config
+        return {"version": __version__, "labels": list(cfg.labels), "head": cfg.head,
+                "encoder": {"type": cfg.encoder.type, "name": cfg.encoder.name},
+                "max_length": cfg.max_length, "stride": cfg.decode.stride,
+                "threshold": cfg.decode.threshold, "flat": bool(cfg.decode.flat),
+                "backend": s.backend, "model": s.model,
+                "threads": s.model_threads(),
+                "limits": {"max_texts": s.max_texts, "max_text_chars": s.max_text_chars,
+                           "max_body_bytes": s.max_body_bytes, "max_queue": s.max_queue},
+                "batching": {"enabled": s.batching, "max_batch_tokens": s.max_batch_tokens,
+                             "max_wait_ms": s.max_wait_ms, "concurrency": s.concurrency}}
+
+
+def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
+    """The app; ``predictor`` (tests, embedding) is used instead of loading ``settings.model``.
+    The model loads in the background after start-up, so ``/health`` answers at once."""
+    state = State(settings, predictor)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(state.load())
+        yield
+        await loading
+        if state.batcher:  # uvicorn has answered every open request by now
+            await state.batcher.stop()
+
+    app = FastAPI(title="gpner", version=__version__, lifespan=lifespan,
+                  description="GlobalPointer named-entity recognition: nested and flat spans "
+                              "with character offsets. See docs/serving.md.")
+    app.state.gpner = state
+    err = {"model": ErrorBody}
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        path = request.url.path if request.url.path in KNOWN_PATHS else "other"
+        state.metrics.requests.labels(path, str(response.status_code)).inc()
+        if path == "/predict":
+            state.metrics.latency.observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        state.metrics.errors.labels(exc.error_type).inc()
+        return error_response(exc.status, exc.error_type, str(exc), exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        state.metrics.errors.labels(kind).inc()
+        return error_response(exc.status_code, kind, str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        state.metrics.errors.labels("validation").inc()
+        return error_response(422, "validation", _describe(exc.errors()))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        state.metrics.errors.labels("internal").inc()
+        return error_response(500, "internal", f"{type(exc).__name__}: {exc}")
+
+    @app.post("/predict", response_model=PredictResponse, summary="Tag one or more texts",
+              responses={400: err, 413: err, 422: err, 429: err, 500: err, 503: err},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": PredictRequest.model_json_schema()}}}})
+    async def predict(request: Request) -> Any:
+        s = state.settings
+        req = _parse(await _read_body(request, s.max_body_bytes))
+        texts = [req.text] if req.text is not None else list(req.texts or [])
+        _check(texts, req, s, state)
+        try:
+            records = await state.batcher.predict(texts, req.threshold, req.flat, req.labels)
+        except Overloaded as exc:
+            raise ApiError(429, "overloaded", f"the service is overloaded ({exc}); retry later",
+                           {"Retry-After": str(s.retry_after_s)}) from exc
+        except Exception as exc:
+            log.exception("a batch failed")
+            raise ApiError(500, "model_error", f"prediction failed: {type(exc).__name__}: "
+                                               f"{exc}") from exc
+        state.metrics.texts.inc(len(texts))
+        return JSONResponse({"results": records})
+
+    @app.get("/health", summary="200 once the model is loaded, 503 before (or if it failed)")
+    async def health() -> JSONResponse:
+        if state.batcher is not None:
+            return JSONResponse({"status": "ready"})
+        if state.load_error:
+            return JSONResponse({"status": "failed", "error": state.load_error}, 503)
+        return JSONResponse({"status": "loading"}, 503)
+
+    @app.get("/info", summary="labels, head, encoder, max length, version, limits")
+    async def info() -> Any:
+        _ready(state)
+        return state.info()
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        body, kind = state.metrics.render()
+        return Response(body, media_type=kind)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        from gpner.serving.pages import page_html
+
+        return HTMLResponse(page_html())
+
+    return app
+
+
+KNOWN_PATHS = {"/predict", "/health", "/info", "/metrics", "/", "/docs", "/openapi.json"}
+
+
+def app_from_env() -> FastAPI:
+    """The app factory uvicorn imports in each worker process: settings from $GPNER_SERVE."""
+    return create_app(ServeSettings.from_env())
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes (never read whole)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"the body has {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the body has more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes) -> PredictRequest:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation",
+                       f'the body must be a JSON object like {{"text": "..."}}, not a '
+                       f"{type(data).__name__}")
+    try:
+        return PredictRequest.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "validation", _describe(exc.errors())) from exc
+
+
+def _describe(errors: list[dict]) -> str:
+    parts = []
+    for e in errors[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+        parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def _ready(state: State) -> None:
+    if state.batcher is None:
+        why = f"the model failed to load: {state.load_error}" if state.load_error else \
+            "the model is still loading"
+        raise ApiError(503, "not_ready", why, {"Retry-After": "1"})
+
+
+def _check(texts: list[str], req: PredictRequest, s: ServeSettings, state: State) -> None:
+    if req.text is not None and req.texts is not None:
+        raise ApiError(422, "validation", 'give "text" or "texts", not both')
+    if req.text is None and req.texts is None:
+        raise ApiError(422, "validation", 'the body needs "text" (a string) or "texts" '
+                                          "(a list of strings)")
+    if not texts:
+        raise ApiError(422, "validation", '"texts" is empty')
+    if len(texts) > s.max_texts:
+        raise ApiError(413, "too_large", f"{len(texts)} texts; the limit is {s.max_texts} per "
+                                         "request")
+    for k, t in enumerate(texts):
+        if not t.strip():
+            raise ApiError(422, "validation", f"text {k} is empty")
+        if len(t) > s.max_text_chars:
+            raise ApiError(413, "too_large", f"text {k} has {len(t)} characters; the limit is "
+                                             f"{s.max_text_chars}")
+    _ready(state)
+    if req.labels is not None:
+        unknown = sorted(set(req.labels) - set(state.predictor.labels))
+        if unknown:
+            raise ApiError(422, "validation", f"unknown labels {unknown}; the model has "
+                                              f"{state.predictor.labels}")
+    if req.threshold is not None and not math.isfinite(req.threshold):
+        raise ApiError(422, "validation", "threshold must be a finite number")
+
+
+def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
+          workers: int = 1, log_level: str = "info") -> None:
+    """Run uvicorn with ``workers`` processes, each loading the model; SIGTERM finishes the
+    requests in flight before the process exits."""
+    import uvicorn
+
+    from gpner.model.artifact import ModelConfig, resolve_dir
+
+    settings.model = str(resolve_dir(settings.model))  # fail here, not in every worker
+    ModelConfig.load(Path(settings.model))
+    os.environ[ENV] = settings.to_env()
+    uvicorn.run("gpner.serving.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level, timeout_graceful_shutdown=30)

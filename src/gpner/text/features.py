@@ -1,0 +1,261 @@
+"""Featurizers turn text into model inputs: the built-in one (words, bigrams, characters) and
+one for any Hugging Face fast tokenizer. Both encode the whole text first (``encode``), cut
+windows of at most ``max_length`` tokens (``window``: nothing is ever truncated), and pad
+windows into a batch (``collate``: a dict of NumPy arrays, ``mask`` (B, L) marking the tokens
+that may start or end a span).
+
+NumPy, not torch: prediction with ONNX Runtime runs this module without importing torch, and the
+PyTorch paths wrap the arrays with ``torch.from_numpy`` (no copy).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from gpner.atomic import atomic_write_text
+from gpner.text.tokenization import CharWordTokenizer, Encoding, HFTokenizer, RawHFTokenizer
+
+MAX_CHARS = 16  # characters per token seen by the character CNN (features only; text is whole)
+
+
+@dataclass
+class Window:
+    """One model input cut from an encoded text, as arrays.
+
+    It holds content tokens ``start .. end - 1`` of the text; window token k is content token
+    ``start + k - prefix``: the first ``prefix`` tokens are the model's own special tokens
+    (``[CLS]``), which are never spannable.
+    """
+
+    features: dict[str, np.ndarray]  # featurizer inputs, (n,) or (n, W) int64
+    spannable: np.ndarray  # (n,) bool: tokens that may start or end a span
+    start: int  # first content token of the window
+    end: int  # one past its last content token
+    prefix: int  # special tokens before the content
+
+    def __len__(self) -> int:
+        return len(self.spannable)
+
+
+def window_bounds(n: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:
+    """Token ranges covering [0, n): windows of ``size`` tokens starting every ``stride`` tokens
+    (default half a window). A span of up to ``size - stride`` tokens lies whole inside some
+    window wherever it is."""
+    step = size // 2 if stride is None else stride
+    if not 1 <= step <= size:
+        raise ValueError(f"stride must be between 1 and the window's {size} tokens, got {stride}")
+    if n <= size:
+        return [(0, n)]
+    bounds, start = [], 0
+    while True:
+        end = min(start + size, n)
+        bounds.append((start, end))
+        if end == n:
+            return bounds
+        start += max(1, step)
+
+
+def content_size(featurizer: Any, max_length: int) -> int:
+    """Content tokens per window: ``max_length`` less the model's special tokens."""
+    size = max_length - featurizer.num_special
+    if size < 2:
+        raise ValueError(f"max_length {max_length} leaves no room for tokens")
+    return size
+
+
+def pad_stack(seqs: Sequence[np.ndarray], fill: int = 0, min_len: int = 0) -> np.ndarray:
+    """Stack arrays of shapes (n_k, *rest_k) into (B, max n_k, *max rest_k), padded with
+    ``fill``; the second dimension is at least ``min_len``."""
+    ndim = seqs[0].ndim
+    shape = [len(seqs), max([min_len] + [len(x) for x in seqs])]
+    shape += [max(x.shape[d] for x in seqs) for d in range(1, ndim)]
+    out = np.full(shape, fill, dtype=seqs[0].dtype)
+    for b, x in enumerate(seqs):
+        out[(b, *(slice(0, n) for n in x.shape))] = x
+    return out
+
+
+class BuiltinFeaturizer:
+    """Word ids (lower-cased, CJK per character), bigram ids and per-token character ids."""
+
+    kind = "builtin"
+
+    def __init__(self, words: CharWordTokenizer, bigrams: Sequence[str], chars: Sequence[str]):
+        self.words = words
+        self.bigrams = list(bigrams)
+        self.chars = list(chars)
+        self.bigram_index = {b: i for i, b in enumerate(self.bigrams)}
+        self.char_index = {c: i for i, c in enumerate(self.chars)}
+        self.num_special = 0
+
+    @classmethod
+    def build(cls, texts: Iterable[str], min_bigram_freq: int = 2) -> "BuiltinFeaturizer":
+        texts = list(texts)
+        words = CharWordTokenizer.build(texts)
+        big: Counter[str] = Counter()
+        chars: Counter[str] = Counter()
+        for text in texts:
+            toks = [text[s:e].lower() for s, e in words.encode(text).offsets]
+            big.update(cls._bigram_keys(toks))
+            chars.update(text)
+        bigrams = ["[PAD]", "[UNK]", *sorted(b for b, c in big.items() if c >= min_bigram_freq)]
+        charset = ["[PAD]", "[UNK]", *sorted(c for c in chars if not c.isspace())]
+        return cls(words, bigrams, charset)
+
+    @staticmethod
+    def _bigram_keys(toks: list[str]) -> list[str]:
+        return [f"{a}\t{b}" for a, b in zip(toks, toks[1:] + ["</s>"])]
+
+    def encode(self, text: str) -> Encoding:
+        return self.words.encode(text)
+
+    def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
+        toks = [text[s:e] for s, e in enc.offsets[start:end + 1]]
+        low = [t.lower() for t in toks]
+        keys = self._bigram_keys(low)[: end - start]  # the token after the window completes it
+        chars = [[self.char_index.get(c, 1) for c in t[:MAX_CHARS]] for t in toks[: end - start]]
+        width = max([1] + [len(c) for c in chars])
+        return Window(
+            features={"ids": np.array(enc.ids[start:end], dtype=np.int64),
+                      "bigrams": np.array([self.bigram_index.get(k, 1) for k in keys],
+                                          dtype=np.int64),
+                      "chars": np.array([c + [0] * (width - len(c)) for c in chars],
+                                        dtype=np.int64).reshape(-1, width)},
+            spannable=np.array(enc.spannable[start:end], dtype=bool),
+            start=start, end=end, prefix=0)
+
+    def collate(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
+        """ids, bigrams (B, L); chars (B, L, W); lengths (B,) int64; attention_mask, mask (B, L)
+        bool."""
+        f = [w.features for w in windows]
+        ids = pad_stack([x["ids"] for x in f], min_len=1)  # L >= 1: an empty text is one pad
+        mask = pad_stack([w.spannable for w in windows], min_len=1)
+        return {"ids": ids, "bigrams": pad_stack([x["bigrams"] for x in f], min_len=1),
+                "chars": pad_stack([x["chars"] for x in f], min_len=1),
+                "lengths": np.array([max(1, len(w)) for w in windows], dtype=np.int64),
+                "attention_mask": (ids != 0) | mask, "mask": mask}
+
+    def sizes(self) -> dict[str, int]:
+        return {"words": len(self.words), "bigrams": len(self.bigrams), "chars": len(self.chars)}
+
+    def save(self, directory: Path) -> None:
+        self.words.save(directory)
+        atomic_write_text(Path(directory) / "features.json", json.dumps(
+            {"bigrams": self.bigrams, "chars": self.chars}, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, directory: Path) -> "BuiltinFeaturizer":
+        from gpner.textfiles import read_model_json
+
+        data = read_model_json(Path(directory) / "features.json", ("bigrams", "chars"))
+        return cls(CharWordTokenizer.load(directory), data["bigrams"], data["chars"])
+
+
+class HFFeaturizer:
+    """A Hugging Face fast tokenizer; each window gets the model's own special tokens.
+
+    ``tokenizer`` is a ``transformers`` fast tokenizer, or (prediction without torch) a
+    :class:`~gpner.text.tokenization.RawHFTokenizer` over ``tokenizer.json`` with the special token ids
+    saved beside it.
+    """
+
+    kind = "hf"
+
+    def __init__(self, tokenizer: Any, special: dict[str, Any] | None = None):
+        if isinstance(tokenizer, RawHFTokenizer):
+            self.adapter: Any = tokenizer
+            special = special or {}
+        else:
+            self.adapter = HFTokenizer(tokenizer)
+            special = special or special_tokens(tokenizer)
+        self.tokenizer = tokenizer
+        self.before, self.after = list(special["before"]), list(special["after"])
+        self.prefix = len(self.before)
+        self.num_special = len(self.before) + len(self.after)
+        self.pad_id = int(special["pad_id"])
+
+    def encode(self, text: str) -> Encoding:
+        return self.adapter.encode(text)
+
+    def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
+        # list() also takes the array slices of a packed encoding
+        ids = self.before + list(enc.ids[start:end]) + self.after
+        spannable = [False] * self.prefix + list(enc.spannable[start:end]) + \
+            [False] * len(self.after)
+        return Window(features={"input_ids": np.array(ids, dtype=np.int64)},
+                      spannable=np.array(spannable, dtype=bool), start=start,
+                      end=end, prefix=self.prefix)
+
+    def collate(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
+        """input_ids, attention_mask (B, L) int64; mask (B, L) bool."""
+        ids = pad_stack([w.features["input_ids"] for w in windows], fill=self.pad_id)
+        att = pad_stack([np.ones(len(w), dtype=np.int64) for w in windows])
+        return {"input_ids": ids, "attention_mask": att,
+                "mask": pad_stack([w.spannable for w in windows])}
+
+    def special(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.after, "pad_id": self.pad_id}
+
+    def save(self, directory: Path) -> None:
+        self.tokenizer.save_pretrained(str(directory))
+        atomic_write_text(Path(directory) / SPECIAL_FILE, json.dumps(self.special()))
+
+    @classmethod
+    def load(cls, directory: Path, without_torch: bool = False,
+             encoder_config: dict | None = None) -> "HFFeaturizer":
+        """``without_torch``: read ``tokenizer.json`` with the ``tokenizers`` library alone
+        (``transformers`` imports torch). ``encoder_config``: the encoder's config from the
+        model's config.json."""
+        directory = Path(directory)
+        if without_torch:
+            if not (directory / SPECIAL_FILE).is_file():
+                raise FileNotFoundError(f"{directory / SPECIAL_FILE}: missing (model saved by "
+                                        "an older gpner: run `gpner export` on it again)")
+            from gpner.textfiles import read_model_json
+
+            special = read_model_json(directory / SPECIAL_FILE)
+            return cls(RawHFTokenizer.load(directory / "tokenizer.json"), special)
+        from transformers import AutoConfig, AutoTokenizer
+
+        from gpner.model.encoders import hf_config
+
+        # the encoder's config, given so that AutoTokenizer does not read config.json: that is
+        # gpner's, whose model_type and auto_map it would take for remote code to confirm
+        kwargs: dict[str, Any] = {}
+        if encoder_config:
+            kwargs["config"] = hf_config(encoder_config)
+        elif (directory / "encoder" / "config.json").is_file():  # older model directories
+            kwargs["config"] = AutoConfig.from_pretrained(str(directory / "encoder"))
+        return cls(AutoTokenizer.from_pretrained(str(directory), use_fast=True, **kwargs))
+
+
+SPECIAL_FILE = "special_tokens.json"  # the ids a window starts and ends with, and the pad id
+
+
+def special_tokens(tokenizer: Any) -> dict[str, Any]:
+    """The model's special tokens around one text ([CLS] x [SEP], <s> x </s>, x <sep> <cls>):
+    found by encoding a probe with and without them (works for every fast tokenizer)."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    at = next((k for k in range(len(full) - len(plain) + 1)
+               if full[k:k + len(plain)] == plain), None)
+    if at is None:
+        raise ValueError(f"cannot locate the text among {type(tokenizer).__name__}'s "
+                         "special tokens")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return {"before": full[:at], "after": full[at + len(plain):], "pad_id": pad}
+
+
+def load_featurizer(kind: str, directory: Path, without_torch: bool = False,
+                    encoder_config: dict | None = None) -> BuiltinFeaturizer | HFFeaturizer:
+    """The featurizer saved in a model directory (``kind`` from its config: builtin or hf;
+    ``encoder_config`` from its config too)."""
+    if kind == "builtin":
+        return BuiltinFeaturizer.load(directory)
+    return HFFeaturizer.load(directory, without_torch, encoder_config)

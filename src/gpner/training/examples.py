@@ -1,0 +1,198 @@
+"""Records -> training windows with token-level gold spans, length-bucketed batches, and the
+collator that turns examples into a batch of CPU tensors.
+
+Long texts are cut into overlapping windows of at most ``max_length`` tokens (never truncated);
+every gold span lies inside some window unless it is wider than the overlap, which is reported.
+Everything that cannot be used is counted in a :class:`~gpner.data.records.Report`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from gpner.text.alignment import TokenSpan, align_entities
+from gpner.text.features import Window, content_size, window_bounds
+from gpner.data.records import Record, Report
+from gpner.text.tokenization import Encoding
+
+
+@dataclass
+class Example:
+    window: Window
+    spans: list[TokenSpan]  # window-local token indices, label ids
+    # relation data: (index of the subject in spans, index of the object, relation id)
+    relations: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.window)
+
+
+def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[str],
+                  max_length: int, report: Report, misaligned: str = "skip",
+                  flat_only: bool = False, stride: int | None = None,
+                  relations: Sequence[str] | None = None) -> list[Example]:
+    """Encode records into windows with gold spans; problems are counted in ``report``.
+
+    ``flat_only`` (tag heads): overlapping gold spans keep the earliest, longest one and count the
+    rest as ``nested span (tag heads cannot represent it)``. ``relations`` (relation labels, for
+    relation extraction): each window also gets the relations whose two entities it holds; a
+    relation that no window holds whole, or whose entity was skipped, is counted.
+    """
+    label_id = {lab: k for k, lab in enumerate(labels)}
+    rel_id = {lab: k for k, lab in enumerate(relations or ())}
+    size = content_size(featurizer, max_length)
+    examples: list[Example] = []
+    for doc, rec in enumerate(records):
+        text = rec["text"]
+        enc = featurizer.encode(text)
+        known = []
+        for e in rec.get("entities", []):
+            if e["label"] in label_id:
+                known.append(e)
+            else:
+                known.append(None)
+                report.problem(None, "label not in training data",
+                               f"record {doc}: {e['label']} {text[e['start']:e['end']]!r}")
+        spans = align_entities(text, [e for e in known if e is not None], enc, report,
+                               misaligned, keep_places=relations is not None)
+        links: list[tuple[int, int, int]] = []
+        if relations is not None:
+            links = _relations(rec, known, spans, rel_id, report, doc)
+            spans = [sp if sp is not None else TokenSpan(-1, -1, "") for sp in spans]
+        if flat_only:
+            spans = _flatten(spans, report, doc, text, enc)
+        report.records += 1
+        report.entities += sum(sp.start >= 0 for sp in spans)
+        report.relations += len(links)
+        placed = [sp.start < 0 for sp in spans]  # a skipped entity has no place to be in
+        linked = [False] * len(links)
+        for start, end in window_bounds(len(enc), size, stride):
+            win = featurizer.window(text, enc, start, end)
+            shift = win.prefix - win.start  # content token -> window token
+            local, where = [], {}
+            for k, sp in enumerate(spans):
+                if sp.start >= 0 and win.start <= sp.start and sp.end <= win.end:
+                    where[k] = len(local)
+                    local.append(TokenSpan(sp.start + shift, sp.end + shift, label_id[sp.label]))
+                    placed[k] = True
+            inside = []
+            for n, (h, t, p) in enumerate(links):
+                if h in where and t in where:
+                    inside.append((where[h], where[t], p))
+                    linked[n] = True
+            examples.append(Example(win, local, inside))
+        for k, ok in enumerate(placed):
+            if not ok:
+                sp = spans[k]
+                report.problem(None, "entity wider than the window overlap",
+                               f"record {doc}: {sp.label} of {sp.end - sp.start} tokens; "
+                               "raise max_length")
+        for n, ok in enumerate(linked):
+            if not ok:
+                h, t, p = links[n]
+                report.problem(None, "relation wider than a window",
+                               f"record {doc}: {relations[p]} between tokens {spans[h].start} "
+                               f"and {spans[t].start}; raise max_length")
+    return examples
+
+
+def _relations(rec: Record, known: list, spans: list, rel_id: dict[str, int], report: Report,
+               doc: int) -> list[tuple[int, int, int]]:
+    """The record's relations as (span index, span index, relation id); ``known`` has None for
+    entities of unknown labels, ``spans`` None for entities that did not align."""
+    span_of, k = {}, 0
+    for n, e in enumerate(known):  # record entity index -> index in spans
+        if e is not None:
+            span_of[n] = k
+            k += 1
+    out = []
+    for r in rec.get("relations", []):
+        h, t = span_of.get(r["head"]), span_of.get(r["tail"])
+        if r["label"] not in rel_id:
+            report.problem(None, "relation label not in training data", f"record {doc}: "
+                                                                        f"{r['label']}")
+        elif h is None or t is None or spans[h] is None or spans[t] is None:
+            report.problem(None, "relation on a skipped entity", f"record {doc}: {r['label']}")
+        else:
+            out.append((h, t, rel_id[r["label"]]))
+    return out
+
+
+def _flatten(spans: list[TokenSpan], report: Report, doc: int, text: str, enc: Encoding
+             ) -> list[TokenSpan]:
+    kept, reach = [], -1
+    for sp in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if sp.start < reach:
+            s, e = enc.offsets[sp.start][0], enc.offsets[sp.end - 1][1]
+            report.problem(None, "nested span (tag heads cannot represent it)",
+                           f"record {doc}: {sp.label} {text[s:e]!r}")
+            continue
+        kept.append(sp)
+        reach = sp.end
+    return kept
+
+
+def batches(examples: Sequence[Any], batch_size: int, seed: int | None = None,
+            epoch: int = 0) -> list[list[int]]:
+    """Index batches of similar length (little padding).
+
+    Training (``seed`` given): shuffle, sort within chunks of 50 batches, shuffle the batches;
+    the order depends only on (seed, epoch), so a resumed run sees the same batches.
+    Evaluation (``seed=None``): sorted by length, longest first.
+    """
+    idx = list(range(len(examples)))
+    if seed is None:
+        idx.sort(key=lambda k: -len(examples[k]))
+        return [idx[k:k + batch_size] for k in range(0, len(idx), batch_size)]
+    rng = random.Random(seed * 100003 + epoch)
+    rng.shuffle(idx)
+    chunk = batch_size * 50
+    out: list[list[int]] = []
+    for c in range(0, len(idx), chunk):
+        part = sorted(idx[c:c + chunk], key=lambda k: len(examples[k]))
+        out.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+class Collator:
+    """Examples -> one batch: the featurizer's inputs plus the task's targets, CPU tensors only
+    (so a batch can be pinned, moved to any device or exported)."""
+
+    def __init__(self, featurizer: Any, task: Any):
+        self.featurizer, self.task = featurizer, task
+
+    def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        batch = as_tensors(self.featurizer.collate([ex.window for ex in examples]))
+        if getattr(self.task, "has_relations", False):
+            batch.update(self.task.targets([ex.spans for ex in examples], batch,
+                                           [ex.relations for ex in examples]))
+        else:
+            batch.update(self.task.targets([ex.spans for ex in examples], batch))
+        return batch
+
+
+def as_tensors(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The featurizer's NumPy arrays as CPU tensors (sharing their memory)."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device | str
+              ) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def max_span_width(examples: Sequence[Example]) -> int:
+    """Widest gold span in tokens (the learned decoding cap)."""
+    return max((sp.end - sp.start for ex in examples for sp in ex.spans), default=1)
+
+
+def has_overlaps(records: Sequence[Record]) -> bool:
+    from gpner.data.records import is_nested
+
+    return any(is_nested(r) for r in records)

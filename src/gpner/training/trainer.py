@@ -1,0 +1,509 @@
+"""The training loop: AdamW with warm-up and linear decay, length-bucketed batches with dynamic
+padding, dev F1 every epoch with early stopping, atomic checkpoints and an exact ``resume``.
+
+:func:`train` prepares data, model and run directory and hands them to a :class:`Trainer`, whose
+``train_step`` is one optimizer step with the configured regularisers. Where things live:
+the run directory's files in :mod:`gpner.training.rundir`, checkpoints in :mod:`gpner.training.checkpoint`, the
+regularisers in :mod:`gpner.training.regularizers`, the schedule in :mod:`gpner.training.optim`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from gpner.model.artifact import ModelConfig
+from gpner.training.checkpoint import has_checkpoint, load_checkpoint
+from gpner.training.config import TrainConfig
+from gpner.training.examples import (Collator, Example, batches, has_overlaps, make_examples, max_span_width,
+                        to_device)
+from gpner.training.distributed import all_true, backend, barrier, gather, setup, share
+from gpner.model.losses import flood
+from gpner.model.network import build, resolve_task, unwrap
+from gpner.training.optim import adamw, fit_schedule, lr_factor, param_groups
+from gpner.prediction.predictor import Predictor, TorchBackend
+from gpner.errors import ArgumentTypeError, DataError, RunDirError
+from gpner.data.records import Record, Report
+from gpner.training.regularizers import EMA, FGM, PGD, penalised_loss, rdrop_loss, vat_loss
+from gpner.training.rundir import RunDir, is_main_process
+
+log = logging.getLogger("gpner")
+
+
+def read_data(source: str | Path | Sequence[Record], encoding: str | None = None
+              ) -> tuple[list[Record], Report]:
+    """Records from a path in any supported format, or a list of records as is."""
+    if isinstance(source, (str, Path)):
+        from gpner.data.formats import read
+
+        corpus = read(source, encoding=encoding)
+        if not corpus.records:
+            raise DataError(f"{source}: no records to train or evaluate on "
+                            f"({corpus.report.summary()})", code="E112")
+        return corpus.records, corpus.report
+    if isinstance(source, dict) or not hasattr(source, "__len__"):
+        raise ArgumentTypeError(f"training data should be a path or a list of records, got "
+                                f"{type(source).__name__}")
+    return list(source), Report("<records>", records=len(source))
+
+
+def resume_settings(output: Path, train_data: Any, dev_data: Any
+                    ) -> tuple[TrainConfig, Any, Any, str | None]:
+    """The run's own config, (unless given) data paths and their encoding, for ``--resume``."""
+    from gpner.training.config import load_yaml
+
+    if not has_checkpoint(output / "last"):
+        raise RunDirError(f"{output}: no checkpoint to resume (no last/state.json); train "
+                          "without --resume to start this run", code="E402")
+    saved = output / "config.yaml"
+    if not saved.is_file():
+        raise RunDirError(f"{saved}: missing; the run's settings are needed to resume it",
+                          code="E402")
+    cfg = TrainConfig().update(load_yaml(saved) or {}, str(saved))
+    paths: dict[str, Any] = {}
+    if (output / "data.json").exists():
+        from gpner.textfiles import parse_json, read_text
+
+        paths = parse_json(read_text(output / "data.json"), str(output / "data.json"))
+    train_data = train_data if train_data is not None else paths.get("train")
+    dev_data = dev_data if dev_data is not None else paths.get("dev")
+    if train_data is None:
+        raise RunDirError(f"{output}: the training data is not recorded; pass --train",
+                          code="E402")
+    return cfg, train_data, dev_data, paths.get("encoding")
+
+
+def train(train_data: str | Path | Sequence[Record] | None,
+          dev_data: str | Path | Sequence[Record] | None, output: str | Path,
+          cfg: TrainConfig | None = None, resume: bool = False, progress: bool = True,
+          on_step: Callable[[int, float], None] | None = None, overwrite: bool = False,
+          encoding: str | None = None) -> dict:
+    """Train a model into the run directory ``output``; return the summary (also summary.json).
+
+    ``resume=True`` continues from ``output/last`` and reaches the same weights as a run that was
+    never interrupted; a ``cfg`` that differs from the run's saved one is refused (E403).
+    Without it, an ``output`` that holds a run is refused (E401) unless ``overwrite``, which
+    removes that run's files before anything new is written, so the two never mix.
+    ``encoding``: of the data files (default UTF-8). ``on_step(step, loss)`` is called after
+    every optimizer step.
+    """
+    output = Path(output)
+    if cfg is not None and not isinstance(cfg, TrainConfig):
+        raise ArgumentTypeError(f"cfg should be a TrainConfig (gpner.training.config.load_config), got "
+                                f"{type(cfg).__name__}")
+    if resume:
+        saved, train_data, dev_data, saved_encoding = resume_settings(output, train_data,
+                                                                      dev_data)
+        if cfg is not None and cfg.to_dict() != saved.to_dict():
+            changed = sorted(k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v)
+            raise RunDirError(f"{output}: resume continues the run with its saved settings "
+                              f"(config.yaml); these differ and would be ignored: "
+                              f"{', '.join(f'{k}={getattr(cfg, k)!r}' for k in changed)}. "
+                              "Resume without them, or start a new run", code="E403")
+        cfg, encoding = saved, encoding or saved_encoding
+    else:
+        check_output(output, overwrite)  # refused at once, before any data is read
+    cfg = cfg or TrainConfig()
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rank, world, device = setup()  # torchrun's group, or one process
+    if world > 1:
+        refuse_under_ddp(cfg)
+    if rank:  # one process reports: the others only warn
+        log.setLevel(max(log.level, logging.WARNING))
+    torch.manual_seed(cfg.seed)
+    started = time.time()
+
+    train_records, train_report = read_data(train_data, encoding)
+    dev_records, dev_report = read_data(dev_data, encoding) if dev_data is not None \
+        else ([], None)
+    cfg = resolve_task(cfg, train_records)
+    model, featurizer, task, config = build(cfg, train_records)
+    model.to(device)
+    align_report = Report(f"{train_report.source} (tokens)")
+    examples = make_examples(train_records, featurizer, config.labels, config.max_length,
+                             align_report, cfg.misaligned, flat_only=not task.span_head,
+                             stride=cfg.stride, relations=config.relations)
+    if config.decode.flat is None:  # a triple needs both its entities: relations decode nested
+        config.decode.flat = not task.has_relations and not has_overlaps(train_records)
+    if config.decode.max_width is None and task.span_head:
+        config.decode.max_width = max_span_width(examples)
+    config.data = {"train": train_report.as_dict(), "train_alignment": align_report.as_dict(),
+                   "dev": dev_report.as_dict() if dev_report else None}
+    for rep in (train_report, align_report, dev_report):
+        if rep is not None:
+            (log.warning if rep.total_skipped else log.info)(rep.summary())
+
+    run = RunDir(output, main=is_main_process())
+    if not resume and overwrite and run.main:
+        # only now, with the data read and the model built, is the old run removed
+        remove_run(output)
+    paths = {k: str(Path(v).resolve()) for k, v in (("train", train_data), ("dev", dev_data))
+             if isinstance(v, (str, Path))}
+    run.write_setup(cfg.to_dict(), {**paths, **({"encoding": encoding} if encoding else {})})
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index]
+                                        if device.type == "cuda" else None)
+    if cfg.compile:  # after DDP, as torch recommends; lengths vary by batch: dynamic shapes
+        model = torch.compile(model, dynamic=True)
+    trainer = Trainer(cfg, model, task, featurizer, config, examples, dev_records, run, device,
+                      started, rank=rank, world=world)
+    if resume:
+        trainer.resume()
+    trainer.fit(progress and rank == 0, on_step)
+    summary = trainer.finish()
+    barrier()  # rank 0 has written the model and summary before anyone leaves
+    return summary
+
+
+# a run directory's files, in the order --overwrite removes them: summary first (the run is no
+# longer finished), the checkpoint next (nothing left to resume), then the rest
+RUN_FILES = ("summary.json", "last", "model", "config.yaml", "data.json", "metrics.jsonl",
+             "curve.png")
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``, or is a file (E404)."""
+    from gpner.atomic import old_copy
+
+    if output.exists() and not output.is_dir():
+        raise RunDirError(f"{output}: a file, where the run directory goes; choose another "
+                          "--output", code="E404")
+    present = [n for n in RUN_FILES if (output / n).exists() or old_copy(output / n).exists()]
+    if not present:
+        return
+    if not overwrite:
+        state = ("a finished run (summary.json, model/)" if "summary.json" in present else
+                 "an unfinished run (" + ", ".join(present) + ")")
+        raise RunDirError(f"{output}: holds {state}; pass --overwrite to replace it"
+                          + ("" if "summary.json" in present else ", --resume to continue it")
+                          + ", or choose another --output", code="E401")
+
+
+def remove_run(output: Path) -> None:
+    """Remove a run's files (``RUN_FILES``, in that order) so that a new run never mixes with
+    them; other files in the directory stay."""
+    import shutil
+
+    from gpner.atomic import old_copy
+
+    removed = 0
+    for name in RUN_FILES:
+        for path in (output / name, old_copy(output / name)):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed += 1
+    if removed:
+        log.info("%s: removed the previous run (--overwrite)", output)
+
+
+def refuse_under_ddp(cfg: TrainConfig) -> None:
+    """Regularisers that DistributedDataParallel does not run correctly as written, refused
+    with the reason (each works in one process, with or without ``accumulate``)."""
+    why = {"rdrop": "it runs two forward passes before one backward, which DDP's gradient "
+                    "reducer does not allow",
+           "fgm": "it runs a second backward pass on perturbed embeddings, and DDP would average "
+                  "the two passes' gradients separately",
+           "pgd": "it runs several backward passes per step, each of which DDP would reduce",
+           "vat": "it calls torch.autograd.grad, which DDP's reducer does not support",
+           "grad_penalty": "it calls torch.autograd.grad (create_graph), which DDP's reducer "
+                           "does not support"}
+    on = [name for name in why if getattr(cfg, name)]
+    if on:
+        raise ValueError(f"{on[0]}={getattr(cfg, on[0])} cannot run under torchrun yet: "
+                         f"{why[on[0]]}. Train in one process (with accumulate=K for a larger "
+                         "batch), or without it")
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: Any, featurizer: Any,
+                 config: ModelConfig, examples: list[Example], dev_records: list[Record],
+                 run: RunDir, device: torch.device, started: float | None = None,
+                 rank: int = 0, world: int = 1):
+        self.cfg, self.model, self.task, self.featurizer = cfg, model, task, featurizer
+        self.rank, self.world = rank, world
+        # examples per optimizer step, over every rank and accumulation step
+        self.global_batch = cfg.batch_size * world * cfg.accumulate
+        self.config, self.examples, self.dev_records = config, examples, dev_records
+        self.run, self.device = run, device
+        self.started = time.time() if started is None else started
+        self.collate = Collator(featurizer, task)
+        self.opt = adamw(param_groups(unwrap(model), cfg), device)
+        self.ema = EMA(model, cfg.ema) if cfg.ema else None
+        emb = unwrap(model).word_embeddings.weight
+        self.fgm = FGM(emb, cfg.fgm) if cfg.fgm else None
+        self.pgd = PGD(emb, cfg.pgd, cfg.pgd_steps) if cfg.pgd else None
+        self.per_epoch = len(batches(examples, self.global_batch, cfg.seed, 0))
+        # bf16 needs no loss scaling; fp16 does: its gradients underflow without a scaler
+        self.autocast = torch.autocast(device_type=device.type, enabled=cfg.bf16 or cfg.fp16,
+                                       dtype=torch.float16 if cfg.fp16 else torch.bfloat16)
+        self.scaler = torch.amp.GradScaler(device.type) if cfg.fp16 else None
+        self.state: dict[str, Any] = {
+            "epoch": 0, "batch": 0, "step": 0, "total": self.per_epoch * cfg.epochs,
+            "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "elapsed": 0.0,
+            "loss_sum": 0.0, "loss_n": 0, "skipped_steps": 0}
+
+    def resume(self) -> None:
+        self.state = load_checkpoint(self.run.path / "last", self.model, self.opt, self.ema)
+        if self.scaler is not None and "scaler" in self.state:
+            self.scaler.load_state_dict(self.state.pop("scaler"))
+        self.started -= self.state["elapsed"]
+        log.info("resumed %s at epoch %d, batch %d", self.run.path, self.state["epoch"] + 1,
+                 self.state["batch"])
+
+    # ------------------------------------------------------------ one step
+
+    def objective(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+                  ) -> torch.Tensor:
+        """The task's loss of a batch, flooded when ``flood`` is set."""
+        loss = self.task.loss(outputs, batch)
+        return flood(loss, self.cfg.flood) if self.cfg.flood else loss
+
+    def divergence(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.task.divergence(a, b, self.cfg.divergence)
+
+    def train_step(self, batch: dict[str, torch.Tensor] | list[tuple[dict, float]]
+                   ) -> torch.Tensor:
+        """One optimizer step; returns the (detached) mean loss. ``batch``: a batch already on
+        the device, or this rank's micro-batches of a global batch with their loss scales
+        (gradients accumulate over them; DDP reduces once, after the last). A non-finite loss
+        on any rank skips the step everywhere and is counted."""
+        cfg, model, state = self.cfg, self.model, self.state
+        micro = [(batch, 1.0)] if isinstance(batch, dict) else batch
+        for g in self.opt.param_groups:
+            g["lr"] = g["base_lr"] * lr_factor(state["step"], state["total"], cfg.warmup,
+                                                  cfg.schedule)
+        losses = []
+        for m, (b, scale) in enumerate(micro):
+            last = m == len(micro) - 1
+            sync = contextlib.nullcontext() if last or self.world == 1 else model.no_sync()
+            with sync:
+                loss = self._micro_step(b, scale)
+            if loss is None:  # non-finite somewhere: nothing applied
+                state["skipped_steps"] += 1
+                log.warning("step %d: non-finite loss, step skipped", state["step"])
+                self.opt.zero_grad(set_to_none=True)
+                return torch.tensor(float("nan"))
+            if scale:
+                losses.append(loss)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.opt)  # clip the true gradients
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if self.scaler is not None:  # skips the step when a gradient overflowed
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(model)
+        mean = torch.stack(losses).mean() if losses else torch.tensor(0.0)
+        state["loss_sum"] += float(mean)
+        state["loss_n"] += 1
+        return mean
+
+    def _micro_step(self, batch: dict[str, torch.Tensor], scale: float
+                    ) -> torch.Tensor | None:
+        """Forward and backward of one (micro-)batch with the regularisers, the loss scaled by
+        ``scale`` for the backward; its unscaled loss, or None when a rank's loss is not
+        finite."""
+        cfg, model = self.cfg, self.model
+
+        def objective(out: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.objective(out, batch)
+
+        with self.autocast:
+            if cfg.grad_penalty:
+                loss, out, _ = penalised_loss(model, batch, objective, cfg.grad_penalty)
+            elif cfg.rdrop:
+                loss, out = rdrop_loss(model, batch, objective, self.divergence, cfg.rdrop)
+            else:
+                out = model(batch)
+                loss = objective(out)
+            if cfg.vat:
+                loss = loss + cfg.vat * vat_loss(model, batch, out, self.divergence, cfg.vat_eps)
+        if not all_true(bool(torch.isfinite(loss)), self.device):
+            return None
+        self._backward(loss * scale)
+        if self.fgm is not None and self.fgm.attack():  # the direction: scaling changes no sign
+            with self.autocast:
+                adv = objective(model(batch))
+            self._backward(adv * scale)
+            self.fgm.restore()
+        if self.pgd is not None:
+            def adv_loss() -> torch.Tensor:
+                with self.autocast:
+                    adv = objective(model(batch)) * scale
+                return self.scaler.scale(adv) if self.scaler is not None else adv
+            self.pgd.run(model, adv_loss)
+        return loss.detach()
+
+    # ------------------------------------------------------------ epochs
+
+    def fit(self, progress: bool = True,
+            on_step: Callable[[int, float], None] | None = None) -> None:
+        from tqdm.auto import tqdm
+
+        cfg, state = self.cfg, self.state
+        # disable=None: no bar when stderr is not a terminal (logs get the per-epoch lines)
+        bar = tqdm(total=state["total"], initial=state["step"], unit="step", dynamic_ncols=True,
+                   disable=None if progress else True, mininterval=0.5,
+                   desc=f"{cfg.head} {cfg.encoder}")
+        out_of_time = False
+        while state["epoch"] < cfg.epochs and not out_of_time:
+            out_of_time = self.train_epoch(bar, on_step)
+            if self.end_epoch(out_of_time, bar):
+                break
+        bar.close()
+
+    def train_epoch(self, bar: Any, on_step: Callable[[int, float], None] | None) -> bool:
+        """The rest of the current epoch; True when ``max_minutes`` ran out during it."""
+        cfg, state = self.cfg, self.state
+        self.model.train()
+        order = batches(self.examples, self.global_batch, cfg.seed, state["epoch"])
+        for b_idx in range(state["batch"], len(order)):
+            loss = float(self.train_step(self.micro_batches(order[b_idx])))
+            state["step"] += 1
+            state["batch"] = b_idx + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{state['loss_sum'] / max(1, state['loss_n']):.4f}",
+                            best_f1=f"{max(0.0, state['best_f1']):.4f}", epoch=state["epoch"] + 1)
+            if on_step is not None:
+                on_step(state["step"], loss)
+            if cfg.max_minutes and time.time() - self.started > cfg.max_minutes * 60:
+                log.warning("max_minutes=%s reached during epoch %d", cfg.max_minutes,
+                            state["epoch"] + 1)
+                return True
+        return False
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def micro_batches(self, idx: Sequence[int]) -> list[tuple[dict[str, torch.Tensor], float]]:
+        """This rank's micro-batches of the global batch ``idx`` with their loss scales
+        n_m * world / n: summed over micro-batches and averaged over ranks by DDP, the gradient
+        is the mean over the whole global batch, as one process with that batch computes it.
+        An empty share runs one example with scale 0 (every rank must join the reduction)."""
+        out = []
+        for part in share(idx, self.rank, self.world, self.cfg.accumulate):
+            scale = len(part) * self.world / len(idx)
+            batch = self.collate([self.examples[k] for k in (part or list(idx[:1]))])
+            out.append((to_device(batch, self.device), scale))
+        return out
+
+    def evaluate(self) -> dict | None:
+        """Dev metrics of the current weights (the EMA weights when EMA is on). Under DDP each
+        rank predicts every world-th record; the predictions are gathered in order, so every
+        rank computes the same metrics as one process would."""
+        if not self.dev_records:
+            return None
+        from gpner.metrics import evaluate, evaluate_relations
+
+        predictor = Predictor(self.config, self.featurizer, self.task,
+                              TorchBackend(unwrap(self.model), self.device))
+        mine = [r["text"] for r in self.dev_records[self.rank::self.world]]
+        if self.ema is not None:
+            with self.ema.applied(self.model):
+                pred = predictor.predict(mine)
+        else:
+            pred = predictor.predict(mine)
+        pred = gather(pred, self.rank, self.world)
+        if self.task.has_relations:  # triple F1 selects the model; entity scores alongside
+            return evaluate_relations(self.dev_records, pred)
+        return evaluate(self.dev_records, pred)
+
+    def save_best(self, dev: dict | None = None) -> None:
+        """The model directory, with the EMA weights when EMA is on; its model card gets the
+        data, the dev scores and the command."""
+        data = {}
+        for part in ("train", "dev"):
+            info = (self.config.data or {}).get(part) or {}
+            if part in self.run.data_paths:
+                data[part] = (f"{Path(self.run.data_paths[part]).name} ({info.get('records')} "
+                              f"records, {info.get('entities')} entities)")
+        card = {"data": data, "dev": dev, "epoch": self.state["epoch"] + 1,
+                "command": _command()}
+        if self.ema is not None:
+            with self.ema.applied(self.model):
+                self.run.save_model(unwrap(self.model), self.featurizer, self.config, card)
+        else:
+            self.run.save_model(unwrap(self.model), self.featurizer, self.config, card)
+
+    def end_epoch(self, out_of_time: bool, bar: Any) -> bool:
+        """Evaluate, keep the best model, write the checkpoint and logs; True to stop."""
+        cfg, state = self.cfg, self.state
+        epoch = state["epoch"]
+        self.model.eval()
+        dev = self.evaluate()
+        f1 = dev["f1"] if dev else None
+        row = {"epoch": epoch + 1, "step": state["step"], "complete": not out_of_time,
+               "loss": state["loss_sum"] / max(1, state["loss_n"]),
+               "lr": self.opt.param_groups[0]["lr"], "minutes": self.elapsed() / 60}
+        if dev:
+            row["dev"] = {k: dev[k] for k in ("precision", "recall", "f1", "macro_f1")}
+        state["history"].append(row)
+        if f1 is None or f1 > state["best_f1"]:
+            state["best_f1"], state["best_epoch"], state["bad_epochs"] = (f1 or 0.0), epoch + 1, 0
+            self.save_best(dev)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] += 1
+        state["batch"], state["loss_sum"], state["loss_n"] = 0, 0.0, 0
+        if cfg.max_minutes and not out_of_time:
+            fit_schedule(state, cfg, self.per_epoch, self.elapsed())
+        extra = {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+        self.run.save_checkpoint(self.model, self.opt, self.ema,
+                                 state | {"elapsed": self.elapsed()} | extra)
+        self.run.write_history(state["history"])
+        bar.set_postfix(loss=f"{row['loss']:.4f}", dev_f1=f"{f1 or 0:.4f}",
+                        best_f1=f"{max(0.0, state['best_f1']):.4f}", epoch=epoch + 1)
+        log.info("epoch %d: loss %.4f%s", epoch + 1, row["loss"],
+                 f", dev F1 {f1:.4f}" if f1 is not None else "")
+        if cfg.patience and self.dev_records and state["bad_epochs"] >= cfg.patience:
+            log.info("early stop: no dev F1 gain in %d epochs", cfg.patience)
+            return True
+        return state["step"] >= state["total"]  # the time-fitted schedule has decayed to zero
+
+    def elapsed(self) -> float:
+        return time.time() - self.started
+
+    def finish(self) -> dict:
+        """The summary, also written as summary.json."""
+        state = self.state
+        summary = {"output": str(self.run.path), "best_epoch": state["best_epoch"],
+                   "best_dev_f1": state["best_f1"] if self.dev_records else None,
+                   "epochs_run": state["epoch"], "steps": state["step"],
+                   "minutes": round(self.elapsed() / 60, 2),
+                   "skipped_steps": state["skipped_steps"], "labels": self.config.labels,
+                   "decode": dataclasses.asdict(self.config.decode), "data": self.config.data,
+                   "world_size": self.world, "backend": backend(),
+                   "batch_size_per_rank": self.cfg.batch_size,
+                   "accumulate": self.cfg.accumulate, "global_batch_size": self.global_batch,
+                   "config": self.cfg.to_dict()}
+        self.run.write_summary(summary)
+        return summary
+
+
+def _command() -> str | None:
+    """The shell command that started training, for the model card (None from Python)."""
+    import shlex
+    import sys
+
+    exe = Path(sys.argv[0]).name if sys.argv else ""
+    if exe == "gpner" or sys.argv[0].endswith("gpner/cli/__main__.py"):
+        return shlex.join(["gpner", *sys.argv[1:]])
+    return None
