@@ -20,7 +20,7 @@ from common import RESULTS, ROOT, machine, save
 
 CHILD = """
 import json, sys, time
-from gpner.prediction.predictor import load
+from gpner.prediction.loading import load
 
 
 def hwm():  # this process's own peak RSS (ru_maxrss would include the parent's at fork)

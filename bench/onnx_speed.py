@@ -30,8 +30,8 @@ def bert_base_model(records: list, out: Path) -> Path:
     from speed import _bert_dir
 
     from gpner.model.artifact import save_model
+    from gpner.training.build import build
     from gpner.training.config import TrainConfig
-    from gpner.model.network import build
 
     cfg = TrainConfig(encoder=_bert_dir(12, 768), head="egp", max_length=128)
     model, featurizer, _, config = build(cfg, records)
@@ -41,7 +41,7 @@ def bert_base_model(records: list, out: Path) -> Path:
 
 
 def speed(model_dir: Path, texts: list[str], batches: tuple[int, ...], rounds: int) -> list:
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
 
     models = {(b, c): load(model_dir, backend=b, concurrency=c) for b, c in RUNS}
     for m in models.values():
@@ -71,9 +71,9 @@ def main() -> None:
     ap.add_argument("--data-root", default=str(DATA))
     ap.add_argument("--quick", action="store_true", help="few sentences, one round (a check)")
     args = ap.parse_args()
-    from gpner.integrations.onnx_export import export_onnx
     from gpner.data.formats import read
-    from gpner.prediction.predictor import load
+    from gpner.integrations.onnx_export import export_onnx
+    from gpner.prediction.loading import load
 
     dev = read(Path(args.data_root) / "cluener" / "dev.json").records
     n_small, n_bert, rounds = (40, 8, 1) if args.quick else (500, 120, 3)

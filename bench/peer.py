@@ -65,10 +65,10 @@ def random_bert(out: Path) -> Path:
 def gpner_side(bert: Path, train: list, dev: list, head: str, epochs: int, work: Path) -> dict:
     import torch
 
-    from gpner.training.config import TrainConfig
     from gpner.integrations.onnx_export import export_onnx
     from gpner.metrics import evaluate
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
+    from gpner.training.config import TrainConfig
     from gpner.training.trainer import train as fit
 
     # the example's optimisation: Adam at a constant rate, no weight decay, no clipping

@@ -140,12 +140,12 @@ def main() -> None:
         ids = torch.tensor(sequence_padding([e[0] for e in enc]), dtype=torch.long)
         scores = model.predict(ids).cpu().numpy()
         found = [[] for _ in chunk]
-        for b, c, i, j in zip(*np.where(scores > 0)):
+        for b, c, i, j in zip(*np.where(scores > 0), strict=True):
             mapping = enc[b][2]
             if mapping[i] and mapping[j]:
                 found[b].append({"start": int(mapping[i][0]), "end": int(mapping[j][-1]) + 1,
                                  "label": categories[c]})
-        return [{"text": r["text"], "entities": f} for r, f in zip(chunk, found)]
+        return [{"text": r["text"], "entities": f} for r, f in zip(chunk, found, strict=True)]
 
     predict(dev[:args.batch_size])  # warm-up, as on gpner's side
     times = []

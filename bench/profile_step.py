@@ -18,10 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile, record_function
-
 from common import DATA, RESULTS, machine, save
 from peer import random_bert
+from torch.profiler import ProfilerActivity, profile, record_function
 
 STAGES = ("collate", "encoder", "head", "loss", "backward", "optimizer")
 
@@ -43,12 +42,13 @@ def main() -> None:
     ap.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                     help="gpner's optimizer (fused AdamW); --no-fused: torch's default AdamW")
     args = ap.parse_args()
-    from gpner.training.config import TrainConfig
-    from gpner.training.examples import Collator, batches, make_examples, to_device
     from gpner.data.formats import read
-    from gpner.model.network import build
-    from gpner.training.optim import adamw, param_groups
     from gpner.data.records import Report
+    from gpner.model.network import to_device
+    from gpner.training.build import build
+    from gpner.training.config import TrainConfig
+    from gpner.training.examples import Collator, length_buckets, make_examples
+    from gpner.training.optim import adamw, param_groups
 
     torch.manual_seed(0)
     bert = random_bert(Path(tempfile.mkdtemp()) / "bert")
@@ -62,7 +62,7 @@ def main() -> None:
     collate = Collator(featurizer, task)
     opt = adamw(param_groups(model, cfg), torch.device("cpu")) if args.fused else \
         torch.optim.AdamW(param_groups(model, cfg))
-    order = batches(examples, args.batch_size, 0, 0)
+    order = length_buckets(examples, args.batch_size, 0, 0)
     model.train()
     totals: dict[str, float] = {}
 

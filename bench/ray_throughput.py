@@ -57,7 +57,7 @@ def main() -> None:
     same = filecmp.cmp(work / "single.jsonl", work / "ray.jsonl", shallow=False)
     one = (work / "single.jsonl").read_text(encoding="utf-8").splitlines()
     differ = sum(a != b for a, b in zip(one, (work / "ray.jsonl").read_text(
-        encoding="utf-8").splitlines()))
+        encoding="utf-8").splitlines(), strict=True))
     spans = [[(e["start"], e["end"], e["label"]) for e in json.loads(x)["entities"]]
              for x in (work / "single.jsonl").read_text(encoding="utf-8").splitlines()]
     spans_ray = [[(e["start"], e["end"], e["label"]) for e in json.loads(x)["entities"]]

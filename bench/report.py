@@ -261,127 +261,154 @@ def _machine_line(data: dict) -> str:
 def prediction_sections(load) -> list[str]:
     """Prediction at any scale: ONNX Runtime, long documents, streaming, Ray, long positions."""
     out = ["## Prediction at any scale", ""]
-    onnx = load("onnx_speed.json")
-    if onnx:
-        out += ["### PyTorch eager against ONNX Runtime fp32 and int8", "",
-                _machine_line(onnx) + " Sentences/s end to end (`model.predict`: featurize, "
-                "forward, decode) on CLUENER dev sentences, all runs interleaved, medians of "
-                "three rounds; ratios against PyTorch eager one batch at a time in the same "
-                "run. Concurrency 1: one batch at a time on all cores (the default); 2: two "
-                "batches at once on a core each (`concurrency=2`, `--concurrency 2`).", "",
-                "| encoder | batch | backend | concurrency | sentences/s | vs PyTorch |",
-                "|---|---|---|---|---|---|"]
-        for r in onnx["rows"]:
-            out.append(f"| {r['encoder']} | {r['batch']} | {r['backend']} | "
-                       f"{r.get('concurrency', 1)} | {r['sents_per_s']:.1f} | "
-                       f"{r['vs_torch']:.2f}x |")
-        f1 = onnx["f1"]
-        out += ["", f"Strict micro F1 on all of CLUENER dev ({onnx['f1_model']}): " + ", ".join(
-            f"{b} {pct(v)}" for b, v in f1.items()) + f"; int8 changes F1 by "
-            f"{100 * (f1['onnx-int8'] - f1['torch']):+.2f} points.", ""]
-    long = load("long_docs.json")
-    if long:
-        out += ["### Long documents", "", _machine_line(long) + " One generated document per "
-                "size (demo generator, Chinese and English, entities throughout), predicted in "
-                f"its own process with the {long['backend']} backend and the demo model "
-                "(windows of 256 tokens, stride 128). Warmed up: the high-water mark after the "
-                "model loaded, the text read and a warm-up text of more windows than the "
-                "predictor's look-ahead holds (16 batches) was predicted: the model's working "
-                "set, which does not depend on the document. Peak: the high-water mark after "
-                "predicting the document; growth: the difference, what the document itself "
-                "costs. Encoding: the text's token encoding as Python lists, as the tokenizer "
-                "makes it (tracemalloc); held: the same encoding packed into arrays, the form a "
-                "text cut into several windows is held in until its last window is predicted. "
-                "The demo model learnt from single sentences, so it is not exact on run-on "
-                "documents (the recovery test trains on texts of one to three sentences and "
-                "is). Windows stream through the bounded look-ahead; what a document still "
-                "holds to its end are the spans it found and then its record, so past the "
-                "model's working set peak memory grows with the document's entities: its "
-                "output.", "",
-                "![long documents](long_docs.png)", "",
-                "| characters | tokens | seconds | characters/s | warmed-up RSS MB | peak RSS MB "
-                "| growth MB | encoding MB | held MB | gold entities | found | correct |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in long["rows"]:
-            enc = f"{r['encoding_mb']:.1f}" if "encoding_mb" in r else "-"
-            held = f"{r['packed_mb']:.1f}" if "packed_mb" in r else "-"
-            out.append(f"| {r['chars']:,} | {r['tokens']:,} | {r['seconds']:.2f} | "
-                       f"{r['chars_per_s']:,} | {r['rss_before_mb']:.0f} | "
-                       f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['rss_before_mb']:.0f} | "
-                       f"{enc} | {held} | {r['entities']:,} | {r['found']:,} | "
-                       f"{r.get('correct', '-'):,} |")
-        out.append("")
-    stream = load("stream_memory.json")
-    if stream:
-        out += ["### Streaming `gpner predict`", "", _machine_line(stream) + " JSON lines of "
-                "CLUENER sentences in, one output line per input line; a small built-in model "
-                f"({' '.join(stream['model_settings'])}); peak RSS of the whole process.", "",
-                "| input MB | lines | seconds | texts/s | peak RSS MB |", "|---|---|---|---|---|"]
-        for r in stream["rows"]:
-            out.append(f"| {r['input_mb']:g} | {r['lines']:,} | {r['seconds']} | "
-                       f"{r['texts_per_s']:,} | {r['peak_rss_mb']:.0f} |")
-        out.append("")
-    ray = load("ray_throughput.json")
-    if ray:
-        out += ["### Ray against one process", "", _machine_line(ray) + f" {ray['lines']:,} "
-                "CLUENER sentences as JSON lines; wall time of the whole command, Ray's start "
-                "included. The same spans as one process: "
-                f"{'yes' if ray.get('same_spans') else 'NO'}; byte-for-byte identical: "
-                f"{'yes' if ray['identical_output'] else 'no'}"
-                + ("" if ray["identical_output"] else
-                   f" ({ray.get('records_differing')} records differ in the 4th decimal of a "
-                   "score: the replicas batch other texts together, so windows are padded to "
-                   "other lengths and the kernels sum in another order)") + ".", "",
-                "| path | seconds | texts/s |", "|---|---|---|"]
-        out += [f"| {r['path']} | {r['seconds']} | {r['texts_per_s']:,} |" for r in ray["rows"]]
-        out.append("")
-    peer = load("peer.json")
-    if peer:
-        out += ["### Side by side with bert4torch 0.6.2", "", _machine_line(peer) + " Both "
-                "train on the same randomly initialised BERT (4 layers, hidden 256, the real "
-                "Chinese vocabulary) and CLUENER 2,000 / 500 sentences, batch 16, a constant lr "
-                "1e-4 without weight decay or clipping (the example's optimiser); "
-                "bert4torch the way its NER example does (`bench/peer_bert4torch.py`), gpner with "
-                "each backend at batch 16, one batch at a time and (where measured) two at once "
-                "on a core each (`concurrency=2`). Strict micro F1 on characters for both. "
-                "Prediction on both sides: a warm-up batch, then the median of three passes "
-                "over the dev sentences.", "",
-                "| head | bert4torch train sent/s | gpner train sent/s | ratio | F1 bert4torch | "
-                "F1 gpner (torch) |", "|---|---|---|---|---|---|"]
-        for r in peer["rows"]:
-            b, g = r["bert4torch"], r["gpner"]
-            out.append(f"| {r['head']} | {b['train_sents_per_s']:.1f} | "
-                       f"{g['train_sents_per_s']:.1f} | {r['train_ratio']:.2f}x | "
-                       f"{pct(b['f1'])} | {pct(g['f1']['torch'])} |")
-        out += ["", "| head | predictor | concurrency | sentences/s | vs bert4torch | F1 |",
-                "|---|---|---|---|---|---|"]
-        for r in peer["rows"]:
-            b, g = r["bert4torch"], r["gpner"]
-            out.append(f"| {r['head']} | bert4torch | 1 | {b['predict_sents_per_s']:.0f} | "
-                       f"1.00x | {pct(b['f1'])} |")
-            for key, ratio in r["predict_ratio"].items():
-                backend, _, c = key.partition("-c")
-                out.append(f"| {r['head']} | gpner {backend} | {c or 1} | "
-                           f"{g[f'predict_sents_per_s_{key}']:.0f} | {ratio:.2f}x | "
-                           f"{pct(g['f1'][key])} |")
-        out.append("")
-    docs = load("conll2003-docs.json")
-    if docs:
-        out += ["### Whole CoNLL-2003 documents with extended positions (MiniLM-L6)", "",
-                "`python bench/long_positions.py` (`make bench-minilm-docs`): the `-DOCSTART-` "
-                "documents as records (`gpner convert --documents`), MiniLM's 512 learned "
-                "positions extended to 1,024 by the hierarchical decomposition, one window per "
-                "test document (at most 867 word pieces); GP, batch 4 documents.", "",
-                "| unit | settings | test F1 | P | R | epochs (best) | minutes | date |",
-                "|---|---|---|---|---|---|---|---|"]
-        for r in docs["rows"]:
-            note = f" ({r['note']})" if r.get("note") else ""
-            out.append(f"| documents | `{' '.join(r['settings'])}`{note} | {pct(r['f1'])} | "
-                       f"{pct(r['precision'])} | {pct(r['recall'])} | {r['epochs_run']} "
-                       f"({r['best_epoch']}) | {r['train_minutes']} | {r['machine']['date']} |")
-        out += [f"| sentences | the MiniLM GP row above (8 epochs, batch 16) | "
-                f"{pct(docs['sentence_level_f1'])} | | | 8 (8) | 26.9 | |", ""]
+    for name, section in (("onnx_speed.json", _onnx_speed_section),
+                          ("long_docs.json", _long_docs_section),
+                          ("stream_memory.json", _stream_memory_section),
+                          ("ray_throughput.json", _ray_throughput_section),
+                          ("peer.json", _peer_section),
+                          ("conll2003-docs.json", _conll2003_docs_section)):
+        results = load(name)
+        if results:
+            out += section(results)
     return out if len(out) > 2 else []
+
+
+def _onnx_speed_section(onnx: dict) -> list[str]:
+    out: list[str] = []
+    out += ["### PyTorch eager against ONNX Runtime fp32 and int8", "",
+            _machine_line(onnx) + " Sentences/s end to end (`model.predict`: featurize, "
+            "forward, decode) on CLUENER dev sentences, all runs interleaved, medians of "
+            "three rounds; ratios against PyTorch eager one batch at a time in the same "
+            "run. Concurrency 1: one batch at a time on all cores (the default); 2: two "
+            "batches at once on a core each (`concurrency=2`, `--concurrency 2`).", "",
+            "| encoder | batch | backend | concurrency | sentences/s | vs PyTorch |",
+            "|---|---|---|---|---|---|"]
+    for r in onnx["rows"]:
+        out.append(f"| {r['encoder']} | {r['batch']} | {r['backend']} | "
+                   f"{r.get('concurrency', 1)} | {r['sents_per_s']:.1f} | "
+                   f"{r['vs_torch']:.2f}x |")
+    f1 = onnx["f1"]
+    out += ["", f"Strict micro F1 on all of CLUENER dev ({onnx['f1_model']}): " + ", ".join(
+        f"{b} {pct(v)}" for b, v in f1.items()) + f"; int8 changes F1 by "
+        f"{100 * (f1['onnx-int8'] - f1['torch']):+.2f} points.", ""]
+    return out
+
+
+def _long_docs_section(long: dict) -> list[str]:
+    out: list[str] = []
+    out += ["### Long documents", "", _machine_line(long) + " One generated document per "
+            "size (demo generator, Chinese and English, entities throughout), predicted in "
+            f"its own process with the {long['backend']} backend and the demo model "
+            "(windows of 256 tokens, stride 128). Warmed up: the high-water mark after the "
+            "model loaded, the text read and a warm-up text of more windows than the "
+            "predictor's look-ahead holds (16 batches) was predicted: the model's working "
+            "set, which does not depend on the document. Peak: the high-water mark after "
+            "predicting the document; growth: the difference, what the document itself "
+            "costs. Encoding: the text's token encoding as Python lists, as the tokenizer "
+            "makes it (tracemalloc); held: the same encoding packed into arrays, the form a "
+            "text cut into several windows is held in until its last window is predicted. "
+            "The demo model learnt from single sentences, so it is not exact on run-on "
+            "documents (the recovery test trains on texts of one to three sentences and "
+            "is). Windows stream through the bounded look-ahead; what a document still "
+            "holds to its end are the spans it found and then its record, so past the "
+            "model's working set peak memory grows with the document's entities: its "
+            "output.", "",
+            "![long documents](long_docs.png)", "",
+            "| characters | tokens | seconds | characters/s | warmed-up RSS MB | peak RSS MB "
+            "| growth MB | encoding MB | held MB | gold entities | found | correct |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in long["rows"]:
+        enc = f"{r['encoding_mb']:.1f}" if "encoding_mb" in r else "-"
+        held = f"{r['packed_mb']:.1f}" if "packed_mb" in r else "-"
+        out.append(f"| {r['chars']:,} | {r['tokens']:,} | {r['seconds']:.2f} | "
+                   f"{r['chars_per_s']:,} | {r['rss_before_mb']:.0f} | "
+                   f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['rss_before_mb']:.0f} | "
+                   f"{enc} | {held} | {r['entities']:,} | {r['found']:,} | "
+                   f"{r.get('correct', '-'):,} |")
+    out.append("")
+    return out
+
+
+def _stream_memory_section(stream: dict) -> list[str]:
+    out: list[str] = []
+    out += ["### Streaming `gpner predict`", "", _machine_line(stream) + " JSON lines of "
+            "CLUENER sentences in, one output line per input line; a small built-in model "
+            f"({' '.join(stream['model_settings'])}); peak RSS of the whole process.", "",
+            "| input MB | lines | seconds | texts/s | peak RSS MB |", "|---|---|---|---|---|"]
+    for r in stream["rows"]:
+        out.append(f"| {r['input_mb']:g} | {r['lines']:,} | {r['seconds']} | "
+                   f"{r['texts_per_s']:,} | {r['peak_rss_mb']:.0f} |")
+    out.append("")
+    return out
+
+
+def _ray_throughput_section(ray: dict) -> list[str]:
+    out: list[str] = []
+    out += ["### Ray against one process", "", _machine_line(ray) + f" {ray['lines']:,} "
+            "CLUENER sentences as JSON lines; wall time of the whole command, Ray's start "
+            "included. The same spans as one process: "
+            f"{'yes' if ray.get('same_spans') else 'NO'}; byte-for-byte identical: "
+            f"{'yes' if ray['identical_output'] else 'no'}"
+            + ("" if ray["identical_output"] else
+               f" ({ray.get('records_differing')} records differ in the 4th decimal of a "
+               "score: the replicas batch other texts together, so windows are padded to "
+               "other lengths and the kernels sum in another order)") + ".", "",
+            "| path | seconds | texts/s |", "|---|---|---|"]
+    out += [f"| {r['path']} | {r['seconds']} | {r['texts_per_s']:,} |" for r in ray["rows"]]
+    out.append("")
+    return out
+
+
+def _peer_section(peer: dict) -> list[str]:
+    out: list[str] = []
+    out += ["### Side by side with bert4torch 0.6.2", "", _machine_line(peer) + " Both "
+            "train on the same randomly initialised BERT (4 layers, hidden 256, the real "
+            "Chinese vocabulary) and CLUENER 2,000 / 500 sentences, batch 16, a constant lr "
+            "1e-4 without weight decay or clipping (the example's optimiser); "
+            "bert4torch the way its NER example does (`bench/peer_bert4torch.py`), gpner with "
+            "each backend at batch 16, one batch at a time and (where measured) two at once "
+            "on a core each (`concurrency=2`). Strict micro F1 on characters for both. "
+            "Prediction on both sides: a warm-up batch, then the median of three passes "
+            "over the dev sentences.", "",
+            "| head | bert4torch train sent/s | gpner train sent/s | ratio | F1 bert4torch | "
+            "F1 gpner (torch) |", "|---|---|---|---|---|---|"]
+    for r in peer["rows"]:
+        b, g = r["bert4torch"], r["gpner"]
+        out.append(f"| {r['head']} | {b['train_sents_per_s']:.1f} | "
+                   f"{g['train_sents_per_s']:.1f} | {r['train_ratio']:.2f}x | "
+                   f"{pct(b['f1'])} | {pct(g['f1']['torch'])} |")
+    out += ["", "| head | predictor | concurrency | sentences/s | vs bert4torch | F1 |",
+            "|---|---|---|---|---|---|"]
+    for r in peer["rows"]:
+        b, g = r["bert4torch"], r["gpner"]
+        out.append(f"| {r['head']} | bert4torch | 1 | {b['predict_sents_per_s']:.0f} | "
+                   f"1.00x | {pct(b['f1'])} |")
+        for key, ratio in r["predict_ratio"].items():
+            backend, _, c = key.partition("-c")
+            out.append(f"| {r['head']} | gpner {backend} | {c or 1} | "
+                       f"{g[f'predict_sents_per_s_{key}']:.0f} | {ratio:.2f}x | "
+                       f"{pct(g['f1'][key])} |")
+    out.append("")
+    return out
+
+
+def _conll2003_docs_section(docs: dict) -> list[str]:
+    out: list[str] = []
+    out += ["### Whole CoNLL-2003 documents with extended positions (MiniLM-L6)", "",
+            "`python bench/long_positions.py` (`make bench-minilm-docs`): the `-DOCSTART-` "
+            "documents as records (`gpner convert --documents`), MiniLM's 512 learned "
+            "positions extended to 1,024 by the hierarchical decomposition, one window per "
+            "test document (at most 867 word pieces); GP, batch 4 documents.", "",
+            "| unit | settings | test F1 | P | R | epochs (best) | minutes | date |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in docs["rows"]:
+        note = f" ({r['note']})" if r.get("note") else ""
+        out.append(f"| documents | `{' '.join(r['settings'])}`{note} | {pct(r['f1'])} | "
+                   f"{pct(r['precision'])} | {pct(r['recall'])} | {r['epochs_run']} "
+                   f"({r['best_epoch']}) | {r['train_minutes']} | {r['machine']['date']} |")
+    out += [f"| sentences | the MiniLM GP row above (8 epochs, batch 16) | "
+            f"{pct(docs['sentence_level_f1'])} | | | 8 (8) | 26.9 | |", ""]
+    return out
 
 
 def profile_section(fused: dict | None, unfused: dict | None) -> list[str]:

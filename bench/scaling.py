@@ -97,7 +97,7 @@ def plot(rows: list[dict], path: Path) -> None:
     type_len = next(r["length"] for r in rows if r["sweep"] == "types")
     for head in ("gp", "egp"):
         for loss, style in (("sparse", "-"), ("dense", "--")):
-            def pick(sweep, key):
+            def pick(sweep, key, head=head, loss=loss):
                 return sorted((r for r in rows if r["sweep"] == sweep and r["head"] == head
                                and r["loss"] == loss), key=lambda r: r[key])
             lab = f"{head.upper()} {loss}"

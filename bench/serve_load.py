@@ -28,7 +28,6 @@ import sys
 import time
 
 import httpx
-
 from common import DATA, RESULTS, ROOT, machine, save
 
 HOST = "127.0.0.1"  # never another host: this is a load generator

@@ -66,11 +66,12 @@ def _pad_to(batch: dict, length: int) -> dict:
 def worker(spec: dict) -> dict:
     import torch
 
-    from gpner.training.config import TrainConfig
-    from gpner.training.examples import Collator, batches, make_examples
-    from gpner.model.network import build
-    from gpner.prediction.predictor import Predictor, TorchBackend
     from gpner.data.records import Report
+    from gpner.prediction.backends import TorchBackend
+    from gpner.prediction.predictor import Predictor
+    from gpner.training.build import build
+    from gpner.training.config import TrainConfig
+    from gpner.training.examples import Collator, length_buckets, make_examples
 
     torch.manual_seed(0)
     root = Path(spec["data_root"])
@@ -86,7 +87,7 @@ def worker(spec: dict) -> dict:
                        flat_only=not task.span_head)
     collate = Collator(featurizer, task)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    order = batches(ex, cfg.batch_size, seed=1)[: spec["batches"]]
+    order = length_buckets(ex, cfg.batch_size, seed=1)[: spec["batches"]]
     sents = sum(len(b) for b in order)
     res: dict = {"spec": {k: v for k, v in spec.items() if k != "data_root"}}
 

@@ -83,9 +83,9 @@ def tiny_bert_dir(tmp_path_factory, bert_vocab):
 def nested_model_dir(tmp_path_factory):
     """A tiny built-in model trained (about 5 s) on the generated corpus until it finds nested
     entities: 北京大学 (ORG) holding 北京 (LOC), Bank of London (ORG) holding London (LOC)."""
-    from gpner.training.trainer import train
-
     from helpers import tiny_config, tiny_data
+
+    from gpner.training.trainer import train
 
     run = tmp_path_factory.mktemp("nested") / "run"
     train(tiny_data(300, 1), None, run, tiny_config(epochs=10), progress=False)

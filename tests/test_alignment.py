@@ -7,12 +7,18 @@ import os
 import unicodedata
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from gpner.text.alignment import Alignment, align_entities
 from gpner.data.records import Report
+from gpner.text.alignment import Alignment, align_entities
 from gpner.text.tokenization import (
-    CharWordTokenizer, HFTokenizer, _SIMPLE_TEXT, pre_tokenize, pre_tokenize_general)
+    _SIMPLE_TEXT,
+    CharWordTokenizer,
+    HFTokenizer,
+    pre_tokenize,
+    pre_tokenize_general,
+)
 
 PIECES = ["New", "York", "city", "Berlin", "er", "2019", " ", "  ", "\t", "\n", " \u3000 ",
           "北京", "中国", "的", "ＡＢＣ", "１２３", "👍🏽", "👨\u200d👩\u200d👧", "e\u0301", "naïve",
@@ -33,7 +39,7 @@ def tokenizers(hf_tokenizers):
 
 
 def check_offsets(text, enc):
-    for (s, e), ok in zip(enc.offsets, enc.spannable):
+    for (s, e), ok in zip(enc.offsets, enc.spannable, strict=True):
         if ok:
             assert 0 <= s < e <= len(text)
             piece = text[s:e]
@@ -205,9 +211,9 @@ def test_char_word_tokenizer_save_load(tmp_path):
 def test_the_rust_tokenizer_gives_transformers_ids_and_offsets(hf_tokenizers, family):
     """gpner encodes through a copy of the Rust tokenizer (far less overhead per text): the
     same ids and offsets as calling the transformers tokenizer, long texts untruncated."""
-    from gpner.text.tokenization import HFTokenizer, trim_offsets
-
     from conftest import CORPUS
+
+    from gpner.text.tokenization import HFTokenizer, trim_offsets
 
     tok = hf_tokenizers[family]
     ours = HFTokenizer(tok)

@@ -11,9 +11,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from gpner.model.artifact import DecodeSettings, EncoderSpec, ModelConfig, resolve_dir, save_model
-from gpner.model.network import build
-from gpner.prediction.predictor import load
+from gpner.model.artifact import (
+    DecodeSettings,
+    EncoderSpec,
+    ModelConfig,
+    resolve_dir,
+    save_model,
+)
+from gpner.prediction.loading import load
+from gpner.training.build import build
 from tests.helpers import tiny_config, tiny_data
 
 TEXTS = ["张伟在上海大学工作。", "Alice Johnson works at the Bank of London .",

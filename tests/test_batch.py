@@ -18,10 +18,10 @@ TEXTS = ["张伟在上海大学工作。", "", "Alice works at the Bank of Londo
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
+    from helpers import tiny_config
+
     from gpner.data.demo import generate
     from gpner.training.trainer import train
-
-    from helpers import tiny_config
 
     d = tmp_path_factory.mktemp("batch")
     train(generate(96, 1), None, d / "run", tiny_config(epochs=6), progress=False)
@@ -29,7 +29,7 @@ def model_dir(tmp_path_factory):
 
 
 def test_predictor_pickles_without_weights_and_takes_every_batch_shape(model_dir):
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
 
     want = [r["entities"] for r in load(model_dir).predict(TEXTS)]
     pred = GpnerPredictor(str(model_dir))
@@ -76,11 +76,11 @@ def test_ray_writes_the_single_process_output(model_dir, tmp_path):
     got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     want = [json.loads(x) for x in single.read_text(encoding="utf-8").splitlines()]
     assert len(got) == len(want)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert {k: v for k, v in g.items() if k != "entities"} == \
             {k: v for k, v in w.items() if k != "entities"}
         assert [(e["start"], e["end"], e["label"]) for e in g["entities"]] == \
             [(e["start"], e["end"], e["label"]) for e in w["entities"]]
         assert all(abs(a["score"] - b["score"]) <= 2e-4
-                   for a, b in zip(g["entities"], w["entities"]))
+                   for a, b in zip(g["entities"], w["entities"], strict=True))
     assert "in.jsonl:8: invalid JSON" in res.stderr and "in.jsonl:12: blank line" in res.stderr

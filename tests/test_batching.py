@@ -10,8 +10,9 @@ import threading
 
 import pytest
 
+from gpner.prediction.loading import load
+from gpner.prediction.predictor import Predictor
 from gpner.serving.microbatch import BatchSettings, MicroBatcher, Overloaded, pass_sizes
-from gpner.prediction.predictor import Predictor, load
 
 TEXTS = ["张伟在北京大学工作。", "The Bank of London opened a new office in Paris .",
          "李娜是上海银行的研究员，住在杭州。", "Alice Johnson works at the University of Tokyo .",
@@ -57,10 +58,10 @@ def assert_same(got: list[dict], want: list[dict]) -> None:
     """Same texts, spans, labels and order; scores within 2e-4 (other padding in a shared batch
     moves the 4th decimal of a float32 forward pass)."""
     assert [r["text"] for r in got] == [r["text"] for r in want]
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         key = [(e["start"], e["end"], e["label"], e["text"]) for e in g["entities"]]
         assert key == [(e["start"], e["end"], e["label"], e["text"]) for e in w["entities"]]
-        for a, b in zip(g["entities"], w["entities"]):
+        for a, b in zip(g["entities"], w["entities"], strict=True):
             assert abs(a["score"] - b["score"]) <= 2e-4 and abs(a["prob"] - b["prob"]) <= 2e-4
 
 
@@ -88,7 +89,7 @@ def test_concurrent_requests_share_passes_and_get_what_each_would_alone(model):
     async def go():
         b = MicroBatcher(predictor, BatchSettings(max_batch_tokens=4096, max_wait_ms=50))
         b.start()
-        out = await asyncio.gather(*(b.predict([t], **o) for t, o in zip(TEXTS, options)))
+        out = await asyncio.gather(*(b.predict([t], **o) for t, o in zip(TEXTS, options, strict=True)))
         await b.stop()
         return out
 
@@ -96,7 +97,7 @@ def test_concurrent_requests_share_passes_and_get_what_each_would_alone(model):
     got = run(go())
     assert len(rec.shapes) < len(TEXTS)  # shared forward passes
     assert sum(n for n, _ in rec.shapes) == len(TEXTS)
-    for text, o, records in zip(TEXTS, options, got):
+    for text, o, records in zip(TEXTS, options, got, strict=True):
         want = plain.predict(text, threshold=o["threshold"], flat=o["flat"])
         if o["labels"]:
             want["entities"] = [e for e in want["entities"] if e["label"] in o["labels"]]
@@ -159,7 +160,7 @@ def test_passes_stay_within_the_token_budget_and_batching_off_runs_each_alone(mo
 
 
 def _windows(plain, text):
-    from gpner.text.features import content_size, window_bounds
+    from gpner.text.windows import content_size, window_bounds
 
     enc = plain.featurizer.encode(text)
     return len(window_bounds(len(enc), content_size(plain.featurizer, plain.config.max_length),
@@ -217,5 +218,5 @@ def test_a_full_queue_refuses_at_once_and_the_rest_complete(model):
         out = run(go())
     finally:
         rec.gate = None
-    for records, text in zip(out, TEXTS[:3]):
+    for records, text in zip(out, TEXTS[:3], strict=True):
         assert_same(records, [plain.predict(text)])

@@ -125,7 +125,7 @@ def test_evaluate_json_and_table(trained):
     assert set(out["per_label"]) <= {"LOC", "ORG", "PER"}
     # the JSON agrees with the Python API on the same data
     from gpner.data.formats import read
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
 
     api = load(trained / "run").evaluate(read(trained / "dev.jsonl").records)
     assert out["f1"] == pytest.approx(api["f1"])
@@ -140,12 +140,12 @@ def test_predict_file_and_stdin(trained, tmp_path):
     assert res.returncode == 0, res.stderr
     lines = [json.loads(l) for l in res.stdout.splitlines()]
     assert [l["text"] for l in lines] == ["张伟在上海大学工作。", "Alice Johnson flew to Tokyo ."]
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
 
     assert lines == load(trained / "run").predict([l["text"] for l in lines], flat=True)
     for l in lines:
         spans = sorted((e["start"], e["end"]) for e in l["entities"])
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # --flat: no overlaps
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))  # --flat: no overlaps
         for e in l["entities"]:
             assert set(e) == {"start", "end", "label", "score", "prob", "text"}
     exe = shutil.which("gpner") or str(Path(sys.executable).parent / "gpner")

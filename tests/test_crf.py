@@ -19,7 +19,7 @@ def brute(start, end, trans, em, length):
     scores = {}
     for path in itertools.product(range(T), repeat=length):
         s = start[path[0]] + end[path[-1]] + sum(em[t, p] for t, p in enumerate(path))
-        scores[path] = s + sum(trans[a, b] for a, b in zip(path, path[1:]))
+        scores[path] = s + sum(trans[a, b] for a, b in zip(path, path[1:], strict=False))
     return scores, torch.logsumexp(torch.stack(list(scores.values())), 0)
 
 

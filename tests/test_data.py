@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gpner.training.examples import make_examples, window_bounds
-from gpner.model.network import build
 from gpner.data.records import Report
+from gpner.training.build import build
+from gpner.training.examples import make_examples, window_bounds
 from tests.helpers import tiny_config, tiny_data
 
 
@@ -14,7 +14,7 @@ def test_window_bounds_cover_everything():
             b = window_bounds(n, size)
             assert b[0][0] == 0 and b[-1][1] == n
             assert all(e - s <= size for s, e in b)
-            assert all(b2[0] <= b1[1] for b1, b2 in zip(b, b[1:]))  # no gaps
+            assert all(b2[0] <= b1[1] for b1, b2 in zip(b, b[1:], strict=False))  # no gaps
 
 
 def test_long_text_is_windowed_not_truncated():
@@ -46,4 +46,4 @@ def test_tag_heads_report_nested_gold():
     assert nested > 0
     assert report.skipped["nested span (tag heads cannot represent it)"] == nested
     for e in ex:
-        assert all(a.end <= b.start for a, b in zip(e.spans, e.spans[1:]))
+        assert all(a.end <= b.start for a, b in zip(e.spans, e.spans[1:], strict=False))

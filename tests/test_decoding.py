@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from gpner.text.alignment import TokenSpan as Span
-from gpner.tasks.decoding import (decode, decode_rows, merge_best, prob, select_flat,
-                             to_entities)
 from gpner.model.heads import mask_scores
+from gpner.tasks.decoding import decode, decode_rows, prob, select_flat, to_entities
+from gpner.text.alignment import TokenSpan as Span
 from gpner.text.tokenization import CharWordTokenizer
+from gpner.text.windows import merge_best
 
 
 def naive_nested(scores, threshold, max_width=None):
@@ -57,7 +57,7 @@ def test_nested_equals_naive_scan(seed, threshold):
     got = decode(scores, threshold)
     want = naive_nested(scores, threshold)
     assert [[s[:3] for s in ex] for ex in got] == [[s[:3] for s in ex] for ex in want]
-    for ex_got, ex_want in zip(got, want):
+    for ex_got, ex_want in zip(got, want, strict=True):
         assert [s.score for s in ex_got] == pytest.approx([s.score for s in ex_want])
     assert [[s[:3] for s in ex] for ex in decode(scores, threshold, max_width=2)] == \
         [[s[:3] for s in ex] for ex in naive_nested(scores, threshold, 2)]
@@ -75,7 +75,7 @@ def test_rows_list_every_cell_above_the_threshold_in_cell_order(seed, as_array):
                 want[b].append((c, i, j + 1, s))
         got = decode_rows(scores.numpy() if as_array else scores, 0.0, max_width)
         assert len(got) == len(want)
-        for (rows, v), ex in zip(got, want):
+        for (rows, v), ex in zip(got, want, strict=True):
             assert rows.shape == (len(ex), 3) and v.shape == (len(ex),)
             assert rows.tolist() == [list(w[:3]) for w in ex]
             assert v.tolist() == pytest.approx([w[3] for w in ex])
@@ -85,10 +85,10 @@ def test_rows_list_every_cell_above_the_threshold_in_cell_order(seed, as_array):
 def test_flat_equals_naive_greedy_and_never_overlaps(seed):
     scores = random_scores(seed, L=12)
     flat = decode(scores, 0.0, flat=True)
-    for ex_flat, ex_nested in zip(flat, naive_nested(scores, 0.0)):
+    for ex_flat, ex_nested in zip(flat, naive_nested(scores, 0.0), strict=True):
         assert [s[:3] for s in ex_flat] == [s[:3] for s in naive_flat(ex_nested)]
         assert [s[:3] for s in select_flat(ex_nested)] == [s[:3] for s in ex_flat]
-        for a, b in zip(ex_flat, ex_flat[1:]):
+        for a, b in zip(ex_flat, ex_flat[1:], strict=False):
             assert a.end <= b.start
 
 

@@ -16,9 +16,8 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import tiny_data
+from safetensors.torch import load_file
 
 SETTINGS = ["word_dim=16", "bigram_dim=8", "char_dim=8", "char_channels=8", "lstm_hidden=24",
             "head_size=8", "dropout=0", "word_dropout=0", "lr=2e-2", "warmup=0", "patience=0",

@@ -245,11 +245,11 @@ def test_overwrite_replaces_a_run_whole_and_resume_refuses_a_finished_one(tmp_pa
 
 
 def test_resume_in_python_refuses_a_different_config(finished_run):
-    from gpner.training.config import TrainConfig, load_config
-    from gpner.errors import RunDirError
-    from gpner.training.trainer import train
-
     import yaml
+
+    from gpner.errors import RunDirError
+    from gpner.training.config import TrainConfig, load_config
+    from gpner.training.trainer import train
 
     saved = TrainConfig().update(yaml.safe_load((finished_run / "run" / "config.yaml")
                                                 .read_text()), "saved")
@@ -468,8 +468,8 @@ def test_a_full_disk_is_e601(monkeypatch, tmp_path, capsys):
 
 def test_ray_checks_the_encoding_before_starting_ray(nested_model_dir, tmp_path):
     ray = pytest.importorskip("ray")
-    from gpner.integrations.batch_inference import predict_with_ray
     from gpner.errors import DataEncodingError
+    from gpner.integrations.batch_inference import predict_with_ray
 
     gbk = w(tmp_path / "in.txt", "ok\n".encode() + "张三\n".encode("gbk"))
     with pytest.raises(DataEncodingError, match=r"\[E103\] .*in\.txt:2: byte 0xd5 at byte "

@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from gpner.tasks.decoding import as_array  # noqa: E402
+from helpers import tiny_config  # noqa: E402
+
 from gpner.data.demo import generate  # noqa: E402
 from gpner.integrations.onnx_export import export_onnx  # noqa: E402
-from gpner.prediction.predictor import load  # noqa: E402
+from gpner.prediction.loading import load  # noqa: E402
+from gpner.tasks.decoding import as_array  # noqa: E402
 from gpner.training.trainer import train  # noqa: E402
-
-from helpers import tiny_config  # noqa: E402
 
 # texts of many lengths, one far longer than the 40-token windows (several windows)
 TEXTS = [r["text"] for r in generate(20, 5)] + ["", "。", " ".join(
@@ -61,8 +61,8 @@ def test_onnx_outputs_and_spans_match_pytorch(exported):
         b = onnx_model.predict(TEXTS, batch_size=bs)
         assert spans(a) == spans(b)
         assert sum(map(len, spans(a))) > 10  # a model that finds things
-        for ra, rb in zip(a, b):
-            for ea, eb in zip(ra["entities"], rb["entities"]):
+        for ra, rb in zip(a, b, strict=True):
+            for ea, eb in zip(ra["entities"], rb["entities"], strict=True):
                 assert abs(ea["score"] - eb["score"]) <= 2e-4
 
 
@@ -73,22 +73,22 @@ def test_concurrent_onnx_batches_give_the_serial_records(exported, monkeypatch):
     only; int8 quantises activations with one scale per batch, so it is compared on texts of
     one window each (none empty: a record that waits for an earlier text counts against the
     look-ahead), where half the look-ahead gives the same batches."""
-    import gpner.prediction.predictor
+    import gpner.prediction.loading
 
-    monkeypatch.setattr(gpner.prediction.predictor, "_cores", lambda: 4)
+    monkeypatch.setattr(gpner.prediction.loading, "cores", lambda: 4)
     both = load(exported, backend="onnx-int8", concurrency=2)
     assert both.concurrency == 2
     assert both.backend.session.get_session_options().intra_op_num_threads == 2  # 4 cores / 2
     encs = [both.featurizer.encode(t) for t in TEXTS]
-    short = [t for t, e in zip(TEXTS, encs) if any(e.spannable) and len(e) <= 38] * 3
+    short = [t for t, e in zip(TEXTS, encs, strict=True) if any(e.spannable) and len(e) <= 38] * 3
     assert len(short) == 3 * (len(TEXTS) - 2)  # all but the empty text and the long one
     assert list(both.predict_iter(short, batch_size=2, lookahead=12)) == \
         list(load(exported, backend="onnx-int8").predict_iter(short, batch_size=2, lookahead=6))
     a = load(exported, backend="onnx", concurrency=2).predict(TEXTS * 3, batch_size=2)
     b = load(exported, backend="onnx").predict(TEXTS * 3, batch_size=2)
     assert spans(a) == spans(b) and sum(map(len, spans(a))) > 10
-    for ra, rb in zip(a, b):
-        for ea, eb in zip(ra["entities"], rb["entities"]):
+    for ra, rb in zip(a, b, strict=True):
+        for ea, eb in zip(ra["entities"], rb["entities"], strict=True):
             assert abs(ea["score"] - eb["score"]) <= 2e-4
     with pytest.raises(ValueError, match="concurrency must be an integer >= 1"):
         load(exported, backend="onnx", concurrency=0)
@@ -170,7 +170,7 @@ def test_hf_encoder_exports_and_runs_without_torch(tmp_path, tiny_bert_dir):
     got = json.loads(res.stdout)
     want = torch_model.predict(texts)
     assert [r["text"] for r in got] == texts
-    for ra, rb in zip(want, got):  # an untrained model: compare only decisive scores
+    for ra, rb in zip(want, got, strict=True):  # an untrained model: compare only decisive scores
         sure = {(e["start"], e["end"], e["label"]) for e in ra["entities"]
                 if abs(e["score"]) > 1e-3}
         assert sure <= {(e["start"], e["end"], e["label"]) for e in rb["entities"]}

@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpner.errors import GpnerError
 from gpner.data.formats import READERS, read, write
+from gpner.errors import GpnerError
 
 # GPNER_FUZZ_EXAMPLES=5000 for a long hunt with fresh examples; the default run is quick and
 # draws the same ones every time (tests/conftest.py)

@@ -8,7 +8,13 @@ import math
 import pytest
 import torch
 
-from gpner.model.heads import CRFTagger, EfficientGlobalPointer, GlobalPointer, SoftmaxTagger, rope
+from gpner.model.heads import (
+    CRFTagger,
+    EfficientGlobalPointer,
+    GlobalPointer,
+    SoftmaxTagger,
+    rope,
+)
 from gpner.model.losses import mcce_sparse
 
 torch.manual_seed(0)
@@ -26,7 +32,7 @@ def rotate(vec: list[float], pos: int) -> list[float]:
 
 
 def dot(a, b):
-    return sum(x * y for x, y in zip(a, b))
+    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 def make_inputs(B=2, L=6, D=8):

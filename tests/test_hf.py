@@ -16,9 +16,10 @@ import torch
 
 pytest.importorskip("transformers")
 
-from gpner.prediction.predictor import load  # noqa: E402
-from gpner.training.trainer import train  # noqa: E402
 from helpers import tiny_config, tiny_data  # noqa: E402
+
+from gpner.prediction.loading import load  # noqa: E402
+from gpner.training.trainer import train  # noqa: E402
 
 TEXTS = ["张伟在北京工作。", "Bob Smith works in London ."]
 
@@ -33,8 +34,9 @@ def hf_model_dir(tmp_path_factory, tiny_bert_dir):
 
 
 def test_config_json_is_a_transformers_config(hf_model_dir):
-    import gpner.hf  # noqa: F401  (registers)
     from transformers import AutoConfig
+
+    import gpner.hf  # noqa: F401  (registers)
 
     raw = json.loads((hf_model_dir / "config.json").read_text())
     assert raw["model_type"] == "gpner" and raw["architectures"] == [
@@ -48,9 +50,9 @@ def test_config_json_is_a_transformers_config(hf_model_dir):
 
 
 def test_automodel_logits_equal_gpners_and_labels_give_the_loss(hf_model_dir):
-    import gpner.hf  # noqa: F401
     from transformers import AutoModel, AutoTokenizer
 
+    import gpner.hf  # noqa: F401
     from gpner.model.losses import mcce_dense
 
     model = AutoModel.from_pretrained(hf_model_dir).eval()
@@ -86,8 +88,9 @@ def test_remote_code_needs_no_import_and_save_pretrained_round_trips(hf_model_di
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["GlobalPointerForSpanClassification", "True"]
 
-    import gpner.hf  # noqa: F401
     from transformers import AutoModel, AutoTokenizer
+
+    import gpner.hf  # noqa: F401
 
     model = AutoModel.from_pretrained(hf_model_dir)
     saved = tmp_path / "saved"
@@ -101,8 +104,9 @@ def test_remote_code_needs_no_import_and_save_pretrained_round_trips(hf_model_di
 
 
 def test_pipeline_returns_gpners_records(hf_model_dir):
-    import gpner.hf  # noqa: F401
     from transformers import pipeline
+
+    import gpner.hf  # noqa: F401
 
     nlp = pipeline("gpner-ner", model=str(hf_model_dir))
     gp = load(hf_model_dir, device="cpu")

@@ -5,13 +5,12 @@ trained on the generator's short texts; and the stride decides which spans a win
 from __future__ import annotations
 
 import pytest
+from helpers import tiny_config
 
 from gpner.data.demo import generate
-from gpner.text.features import window_bounds
-from gpner.prediction.predictor import load
+from gpner.prediction.loading import load
+from gpner.text.windows import window_bounds
 from gpner.training.trainer import train
-
-from helpers import tiny_config
 
 WINDOW = 48  # tokens: a 100,000-character document needs thousands of windows
 
@@ -94,8 +93,7 @@ def test_strides_that_leave_no_overlap_lose_entities(model):
 
 def test_a_span_at_an_inner_edge_is_left_to_the_window_that_holds_it_whole():
     from gpner.text.alignment import TokenSpan
-    from gpner.text.features import Window
-    from gpner.prediction.predictor import uncut
+    from gpner.text.windows import Window, uncut
 
     bounds = window_bounds(40, 16)  # (0, 16), (8, 24), (16, 32), (24, 40)
     win = Window({}, None, 8, 24, 0)
@@ -114,8 +112,7 @@ def test_the_edge_rule_scan_matches_a_check_of_every_window():
     """The bisect scan against the naive rule, over many window layouts and spans."""
     import random
 
-    from gpner.text.features import Window
-    from gpner.prediction.predictor import _held_elsewhere
+    from gpner.text.windows import Window, held_elsewhere
 
     rng = random.Random(0)
     for _ in range(300):
@@ -127,7 +124,7 @@ def test_the_edge_rule_scan_matches_a_check_of_every_window():
         j = rng.randint(i + 1, e0)
         naive = any((s, e) != (s0, e0) and (s < i or s == 0) and (j < e or e == n)
                     for s, e in bounds)
-        assert _held_elsewhere(i, j, win, bounds, n) == naive, (n, size, bounds, s0, i, j)
+        assert held_elsewhere(i, j, win, bounds, n) == naive, (n, size, bounds, s0, i, j)
 
 
 @pytest.mark.parametrize("family", ["ours", "wordpiece", "bytelevel-bpe", "sentencepiece"])

@@ -180,7 +180,7 @@ def test_divergence_brute_force_and_laws():
     _, mask, s, _ = random_case(3, 2, 6, 4)
     t = mask_scores(torch.randn(s.shape, dtype=torch.float64) * 3, mask)
     expected = 0.0
-    for cell in zip(*torch.nonzero(torch.isfinite(s), as_tuple=True)):
+    for cell in zip(*torch.nonzero(torch.isfinite(s), as_tuple=True), strict=True):
         a, b = s[cell].item(), t[cell].item()
         expected += (1 / (1 + math.exp(-a)) - 1 / (1 + math.exp(-b))) * (a - b)
     d = gp_divergence(s, t, reduction="sum")

@@ -10,8 +10,10 @@ import torch
 
 from gpner.model.artifact import save_model
 from gpner.model.encoders import EncoderNotFound, load_hf
-from gpner.model.network import build
-from gpner.prediction.predictor import Predictor, TorchBackend, load
+from gpner.prediction.backends import TorchBackend
+from gpner.prediction.loading import load
+from gpner.prediction.predictor import Predictor
+from gpner.training.build import build
 from tests.helpers import tiny_config, tiny_data
 
 TEXTS = ["张伟在上海大学工作。", "Alice Johnson works at the Bank of London .", "", "   "]

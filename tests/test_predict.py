@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from gpner.model.artifact import EncoderSpec, ModelConfig
-from gpner.text.features import BuiltinFeaturizer, HFFeaturizer
 from gpner.model.heads import mask_scores
-from gpner.prediction.predictor import Predictor, load
+from gpner.prediction.loading import load
+from gpner.prediction.predictor import Predictor
 from gpner.tasks.ner import NerTask
+from gpner.text.features import BuiltinFeaturizer, HFFeaturizer
 
 TEXT = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉"  # 20 distinct characters: one token each
 
@@ -115,19 +116,43 @@ class CellScores:
         return {"entities": mask_scores(raw.float(), torch.as_tensor(batch["mask"]))}
 
 
+def span_by_span(predictor: Predictor, text: str, flat: bool, threshold: float) -> dict:
+    """A text's record computed the slow, obvious way: every window alone through the backend,
+    its candidates as TokenSpans, moved to text tokens, the window-edge rule applied, the best
+    score kept per (label, start, end) in a dict, then flat selection and character offsets."""
+    from gpner.tasks.decoding import decode, select_flat, to_entities
+    from gpner.text.windows import content_size, uncut, window_bounds
+
+    feat = predictor.featurizer
+    enc = feat.encode(text)
+    bounds = window_bounds(len(enc), content_size(feat, predictor.config.max_length))
+    best: dict = {}
+    for start, end in bounds if any(enc.spannable) else []:
+        win = feat.window(text, enc, start, end)
+        batch = feat.collate([win])
+        spans = decode(predictor.backend(batch)["entities"], threshold)[0]
+        shifted = [sp._replace(start=sp.start + win.shift, end=sp.end + win.shift)
+                   for sp in spans]
+        for sp in uncut(shifted, win, bounds, len(enc)):
+            key = (sp.start, sp.end, sp.label)
+            if key not in best or sp.score > best[key].score:
+                best[key] = sp
+    spans = sorted(best.values(), key=lambda sp: (sp.start, sp.end, sp.label))
+    if flat:
+        spans = select_flat(spans)
+    return {"text": text, "entities": to_entities(text, enc, spans, predictor.labels)}
+
+
 @pytest.mark.parametrize("flat", [False, True])
-def test_span_rows_give_the_records_of_token_spans(flat):
-    """Span heads' candidates are merged as arrays; the records equal those of merging them one
-    TokenSpan at a time (the path tag heads and relations take), long texts included."""
+def test_merged_arrays_give_the_records_of_token_spans_one_by_one(flat):
+    """Candidates are merged as arrays (a text's only window is kept as it is); the records equal
+    those of a span-by-span reference, for texts of one window and of many."""
     feat = BuiltinFeaturizer.build([TEXT])
     texts = [TEXT, TEXT[3:9], TEXT[:8], TEXT[5:] + TEXT, "甲", "", TEXT * 3]
-    arrays = Predictor(config(8), feat, NerTask(["A", "B", "C"], "gp"), CellScores())
-    spans = Predictor(config(8), feat, NerTask(["A", "B", "C"], "gp"), CellScores())
-    spans._rows = False
-    assert arrays._rows
+    predictor = Predictor(config(8), feat, NerTask(["A", "B", "C"], "gp"), CellScores())
     for threshold in (-0.5, 0.0, 0.8):
-        got = arrays.predict(texts, flat=flat, threshold=threshold, batch_size=3)
-        assert got == spans.predict(texts, flat=flat, threshold=threshold, batch_size=3)
+        got = predictor.predict(texts, flat=flat, threshold=threshold, batch_size=3)
+        assert got == [span_by_span(predictor, t, flat, threshold) for t in texts]
         assert sum(len(r["entities"]) for r in got[:3]) > 10  # single windows
         assert len(got[-1]["entities"]) > 10  # many windows
 
@@ -233,14 +258,14 @@ def test_concurrency_is_checked():
 def test_concurrent_torch_batches_leave_the_process_threads_alone(tmp_path, monkeypatch):
     """torch's thread count is per calling thread: each concurrent batch sets its share in its
     own thread, and a model loaded later (or the caller) keeps the process's count."""
-    import gpner.prediction.predictor
+    import gpner.prediction.loading
     from gpner.model.artifact import save_model
-    from gpner.model.network import build
+    from gpner.training.build import build
     from tests.helpers import tiny_config, tiny_data
 
     model, featurizer, _, cfg = build(tiny_config(), tiny_data(16))
     save_model(model, featurizer, cfg, tmp_path / "m")
-    monkeypatch.setattr(gpner.prediction.predictor, "_cores", lambda: 2)
+    monkeypatch.setattr(gpner.prediction.loading, "cores", lambda: 2)
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the process's count, which must stay
     try:
@@ -282,7 +307,7 @@ def test_bad_inputs_are_named():
 
 def test_a_loaded_model_stays_in_eval_mode(tmp_path):
     from gpner.model.artifact import save_model
-    from gpner.model.network import build
+    from gpner.training.build import build
     from tests.helpers import tiny_config, tiny_data
 
     model, featurizer, _, cfg = build(tiny_config(dropout=0.5), tiny_data(16))

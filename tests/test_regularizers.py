@@ -7,11 +7,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gpner.training.examples import Collator, batches, make_examples
-from gpner.model.losses import gp_divergence
-from gpner.model.network import build
 from gpner.data.records import Report
-from gpner.training.regularizers import EMA, FGM, PGD, penalised_loss, rdrop_loss, vat_loss
+from gpner.model.losses import gp_divergence
+from gpner.training.build import build
+from gpner.training.examples import Collator, length_buckets, make_examples
+from gpner.training.regularizers import (
+    EMA,
+    FGM,
+    PGD,
+    penalised_loss,
+    rdrop_loss,
+    vat_loss,
+)
 from gpner.training.trainer import train
 from tests.helpers import tiny_config, tiny_data
 
@@ -22,7 +29,7 @@ def first_batch(cfg, records):
     model, featurizer, task, config = build(cfg, records)
     ex = make_examples(records, featurizer, config.labels, config.max_length, Report("t"),
                        flat_only=not task.span_head)
-    order = batches(ex, cfg.batch_size, cfg.seed, 0)
+    order = length_buckets(ex, cfg.batch_size, cfg.seed, 0)
     return model, task, Collator(featurizer, task)([ex[k] for k in order[0]]), len(order)
 
 
@@ -180,7 +187,7 @@ def pgd(model, task, batch, cfg):
             delta = emb - origin
             if delta.norm() > cfg.pgd:  # back onto the eps-ball
                 emb.copy_(origin + cfg.pgd * delta / delta.norm())
-        for p, g in zip(model.parameters(), clean):
+        for p, g in zip(model.parameters(), clean, strict=True):
             p.grad = g.clone() if t == cfg.pgd_steps - 1 else torch.zeros_like(g)
         task.loss(model(batch), batch).backward()
     with torch.no_grad():

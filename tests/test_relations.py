@@ -10,14 +10,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_config, window_spans
 
-from gpner.text.alignment import TokenSpan
+from gpner.contracts import Triple
 from gpner.data.demo import generate_relations
 from gpner.metrics import evaluate_relations, triple_set
 from gpner.tasks import relations as rel
-from gpner.tasks.relations import RelationTask, Triple
-
-from helpers import tiny_config
+from gpner.tasks.relations import RelationTask
+from gpner.text.alignment import TokenSpan
 
 
 def _masked(rng: np.random.Generator, B: int, C: int, L: int, full: bool, lengths: list[int]
@@ -64,7 +64,7 @@ def test_decoded_triples_are_the_brute_force_enumeration(threshold, monkeypatch)
     for b in range(B):
         want = brute_force(outputs["entities"][b], outputs["heads"][b], outputs["tails"][b],
                            threshold)
-        have = {(*t[:5], round(t.score, 5)) for t in got[b][1]}
+        have = {(*t[:5], round(t.score, 5)) for t in got[b].triples}
         assert have == want
         total += len(want)
     assert total > 10  # the random scores leave plenty of triples to get wrong
@@ -73,8 +73,8 @@ def test_decoded_triples_are_the_brute_force_enumeration(threshold, monkeypatch)
     monkeypatch.setattr(rel, "PAIR_BUDGET", 5)
     chunked = task.decode(outputs, {}, threshold)
     for b in range(B):
-        assert [t[:5] for t in as_torch[b][1]] == [t[:5] for t in got[b][1]]
-        assert chunked[b][1] == got[b][1]
+        assert [t[:5] for t in as_torch[b].triples] == [t[:5] for t in got[b].triples]
+        assert chunked[b].triples == got[b].triples
 
 
 def test_pairing_keeps_the_best_candidates_of_a_crowded_window(monkeypatch):
@@ -166,8 +166,8 @@ def test_windows_merge_triples_and_drop_those_cut_by_an_edge():
     a window cut at its edge only from the window that sees it whole, and drop a triple whose
     entities no window holds together."""
     from gpner.model.artifact import DecodeSettings, EncoderSpec, ModelConfig
-    from gpner.text.features import BuiltinFeaturizer
     from gpner.prediction.predictor import Predictor
+    from gpner.text.features import BuiltinFeaturizer
 
     words = ["".join(p) for p in itertools.product("abcdefg", repeat=2)][:40]  # one token each
     text = " ".join(words)
@@ -200,7 +200,7 @@ def test_windows_merge_triples_and_drop_those_cut_by_an_edge():
                             o = TokenSpan(pos[os_], pos[oe - 1] + 1, 0, 2.0)
                             spans.append(o)
                             triples.append(Triple(s.start, s.end, o.start, o.end, p, 4.0))
-                out.append((spans, triples))
+                out.append(window_spans(spans, triples))
             return out
 
     config = ModelConfig(labels=["E"], head="egp", encoder=EncoderSpec("builtin"), tokenizer={},
@@ -259,7 +259,7 @@ def trained(tmp_path_factory):
 
 
 def test_tiny_run_recovers_its_training_triples(trained):
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
 
     run, data, summary = trained
     assert summary["decode"]["flat"] is False and summary["config"]["task"] == "relations"
@@ -278,7 +278,7 @@ def test_onnx_and_http_give_the_same_triples(trained):
     from fastapi.testclient import TestClient
 
     from gpner.integrations.onnx_export import export_onnx
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
     from gpner.serving.app import ServeSettings, create_app
 
     run, data, _ = trained
@@ -299,18 +299,20 @@ def test_onnx_and_http_give_the_same_triples(trained):
         # labels keeps those entities and the relations between them, re-indexed
         body = client.post("/predict", json={"texts": texts[:8], "labels": ["PER", "ORG"]}
                            ).json()["results"]
-    from gpner.integrations.batch_inference import GpnerPredictor  # Ray Data / Spark / Dask: a relations column too
+    from gpner.integrations.batch_inference import (
+        GpnerPredictor,  # Ray Data / Spark / Dask: a relations column too
+    )
 
     rows = GpnerPredictor(str(run))([{"text": t, "id": k} for k, t in enumerate(texts[:4])])
     assert [triple_set(r) for r in rows] == [triple_set(r) for r in want[:4]]
     assert [r["id"] for r in rows] == [0, 1, 2, 3]
     checked = 0
-    for full, kept in zip(want[:8], body):
+    for full, kept in zip(want[:8], body, strict=True):
         ents = full["entities"]
         between = {t for t, r in zip(sorted(triple_set(full)), sorted(
             full["relations"], key=lambda r: (ents[r["head"]]["start"], ents[r["head"]]["end"],
                                               r["label"], ents[r["tail"]]["start"],
-                                              ents[r["tail"]]["end"])))
+                                              ents[r["tail"]]["end"])), strict=True)
                    if {ents[r["head"]]["label"], ents[r["tail"]]["label"]} <= {"PER", "ORG"}}
         assert triple_set(kept) == between
         assert [e for e in ents if e["label"] in ("PER", "ORG")] == kept["entities"]
@@ -357,14 +359,14 @@ def test_cli_convert_train_evaluate_predict(tmp_path, trained):
 
 
 def load_predictor(run):
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
 
     return load(run, device="cpu")
 
 
 def test_task_is_detected_from_the_data_and_checked():
+    from gpner.training.build import build, resolve_task
     from gpner.training.config import TrainConfig
-    from gpner.model.network import build, resolve_task
 
     data = generate_relations(6, 2)
     plain = [{"text": r["text"], "entities": r["entities"]} for r in data]
@@ -378,9 +380,9 @@ def test_task_is_detected_from_the_data_and_checked():
 
 
 def test_training_windows_hold_relations_or_count_them():
-    from gpner.training.examples import make_examples
-    from gpner.text.features import BuiltinFeaturizer
     from gpner.data.records import Report
+    from gpner.text.features import BuiltinFeaturizer
+    from gpner.training.examples import make_examples
 
     text = "Alice lives in Paris . " + "and so on " * 10 + "Bob lives in Rome ."
     s = text.index

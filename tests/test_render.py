@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from gpner.prediction.predictor import load
+from gpner.prediction.loading import load
 from gpner.serving.pages import compare, render, report_html
 
 
@@ -71,7 +71,7 @@ def test_a_model_page_compares_with_gold_and_keeps_errors_only(nested_model_dir,
     model = load(nested_model_dir, device="cpu")
     preds = model.predict([r["text"] for r in recs])
     want = [compare([{**e, "text": r["text"][e["start"]:e["end"]]} for e in r["entities"]],
-                    p["entities"])[2] for r, p in zip(recs, preds)]
+                    p["entities"])[2] for r, p in zip(recs, preds, strict=True)]
     assert want[1] > 0 and want[2] == 0  # the oracle has errors to find, and a clean record
     out = render(nested_model_dir, tmp_path / "p.html", data, compare_gold=True,
                  errors_only=True)

@@ -19,10 +19,11 @@ import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
-
-from gpner.prediction.predictor import Predictor, load  # noqa: E402
-from gpner.serving.app import ServeSettings, create_app  # noqa: E402
 from test_batching import TEXTS, Recording, _token_id, assert_same  # noqa: E402
+
+from gpner.prediction.loading import load  # noqa: E402
+from gpner.prediction.predictor import Predictor
+from gpner.serving.app import ServeSettings, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_health_info_openapi_and_page(client, plain):
 
 
 def test_health_is_ready_only_once_the_model_is_loaded(plain, monkeypatch):
-    import gpner.prediction.predictor
+    import gpner.prediction.loading
 
     loaded = threading.Event()
 
@@ -140,7 +141,7 @@ def test_health_is_ready_only_once_the_model_is_loaded(plain, monkeypatch):
         assert loaded.wait(20)
         return plain
 
-    monkeypatch.setattr(gpner.prediction.predictor, "load", slow_load)
+    monkeypatch.setattr(gpner.prediction.loading, "load", slow_load)
     with TestClient(create_app(ServeSettings(model="tiny"))) as c:
         r = c.get("/health")
         assert (r.status_code, r.json()) == (503, {"status": "loading"})

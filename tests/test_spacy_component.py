@@ -15,7 +15,7 @@ import pytest
 
 spacy = pytest.importorskip("spacy", reason="the spacy extra")
 
-from gpner.prediction.predictor import load  # noqa: E402
+from gpner.prediction.loading import load  # noqa: E402
 
 ZH = ["张伟在北京大学工作。", "李娜是上海银行的研究员，住在杭州。", "今天天气很好。"]
 EN = ["The Bank of London opened a new office in Paris .", "Alice Johnson works at the "
@@ -42,8 +42,8 @@ def test_spans_and_ents_equal_the_predictors_nested_and_flat_answers(lang, texts
     nlp.add_pipe("gpner", config={"model": str(nested_model_dir), "spans_key": "sc"})
     docs = list(nlp.pipe(texts))
     nested, flat = plain.predict(texts), plain.predict(texts, flat=True)
-    assert any(len(r["entities"]) > len(f["entities"]) for r, f in zip(nested, flat))  # nested
-    for doc, n, f in zip(docs, nested, flat):
+    assert any(len(r["entities"]) > len(f["entities"]) for r, f in zip(nested, flat, strict=True))  # nested
+    for doc, n, f in zip(docs, nested, flat, strict=True):
         assert sorted(spans_of(doc.spans["sc"])) == sorted(keys(n["entities"]))
         assert spans_of(doc.ents) == keys(f["entities"])
         by_key = {(e["start"], e["end"], e["label"]): e for e in n["entities"]}

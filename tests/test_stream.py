@@ -13,8 +13,14 @@ import time
 
 import pytest
 
-from gpner.prediction.files import (InputReport, ResumableOutput, _looks_like_columns, detect_kind,
-                          parse_line, read_inputs)
+from gpner.prediction.files import (
+    InputReport,
+    ResumableOutput,
+    _looks_like_columns,
+    detect_kind,
+    parse_line,
+    read_inputs,
+)
 
 
 def gpner(*args, stdin=None):
@@ -85,10 +91,10 @@ def test_resumable_output_cuts_a_half_written_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
+    from helpers import tiny_config
+
     from gpner.data.demo import generate
     from gpner.training.trainer import train
-
-    from helpers import tiny_config
 
     d = tmp_path_factory.mktemp("stream")
     train(generate(96, 1), None, d / "run", tiny_config(epochs=6), progress=False)
@@ -96,7 +102,7 @@ def model_dir(tmp_path_factory):
 
 
 def test_predict_file_keeps_lines_fields_and_order(model_dir, tmp_path):
-    from gpner.prediction.predictor import load
+    from gpner.prediction.loading import load
 
     js = tmp_path / "in.jsonl"
     rows = [{"text": "张伟在上海大学工作。", "id": "a"}, {"text": "", "id": "b"},

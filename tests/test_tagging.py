@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gpner.data.tagging import detect_scheme, spans_to_tags, split_tag
 from gpner.data.tagging import tags_to_spans as decode

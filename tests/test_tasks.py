@@ -10,12 +10,12 @@ import sys
 import pytest
 import torch
 
-from gpner.text.alignment import TokenSpan
-from gpner.training.examples import Collator, make_examples
-from gpner.model.network import build
 from gpner.data.records import Report
 from gpner.tasks import HEADS
 from gpner.tasks.ner import NerTask
+from gpner.text.alignment import TokenSpan
+from gpner.training.build import build
+from gpner.training.examples import Collator, make_examples
 from tests.helpers import tiny_config, tiny_data
 
 
@@ -88,6 +88,8 @@ def test_crf_task_decodes_with_its_transitions():
     batch = {"mask": torch.ones(1, 2, dtype=torch.bool)}
     outputs = {"entities.emissions": em, "entities.start": torch.zeros(3),
                "entities.end": torch.zeros(3), "entities.transitions": trans}
-    assert [s[:3] for s in NerTask(["A"], "crf").decode(outputs, batch)[0]] == [(0, 2, 0)]
+    crf = NerTask(["A"], "crf").decode(outputs, batch)[0]
+    assert crf.rows.tolist() == [[0, 0, 2]]  # (label, start, end)
     softmax = NerTask(["A"], "softmax").decode({"entities.emissions": em}, batch)[0]
-    assert [s[:3] for s in softmax] == [(0, 1, 0), (1, 2, 0)]
+    assert softmax.rows.tolist() == [[0, 0, 1], [0, 1, 2]]
+    assert softmax.triples == [] and len(softmax.scores) == 2

@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gpner.model.network import build
-from gpner.prediction.predictor import Predictor, load
+from gpner.prediction.loading import load
+from gpner.prediction.predictor import Predictor
+from gpner.training.build import build
 from gpner.training.trainer import train
 from tests.helpers import tiny_config, tiny_data
 

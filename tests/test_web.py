@@ -27,7 +27,6 @@ if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
 from test_serving import start_server  # noqa: E402
 
 

@@ -22,7 +22,7 @@ _LAZY = {
     "mcce_soft": "gpner.model.losses",
     "gp_divergence": "gpner.model.losses",
     "decode": "gpner.tasks.decoding",
-    "load": "gpner.prediction.predictor",
+    "load": "gpner.prediction.loading",
     "Predictor": "gpner.prediction.predictor",
     "ModelConfig": "gpner.model.artifact",
     "train": "gpner.training.trainer",

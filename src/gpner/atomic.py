@@ -9,14 +9,13 @@ carry the writer's process id, so that the next writer removes what a killed one
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-
 
 _umask_lock = threading.Lock()
 
@@ -46,7 +45,7 @@ def clean_stale(folder: Path, name: str) -> list[Path]:
     """Remove the temporary files and directories that writers of ``folder/name`` killed before
     their rename left behind (their process is gone); return what was removed."""
     pattern = re.compile(rf"^\.{re.escape(name)}\.(?:tmp-)?(\d+)(?:\..*\.tmp)?$")
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():

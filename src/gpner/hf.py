@@ -2,7 +2,11 @@
 (:mod:`gpner.integrations.hf`). Every model directory's ``gpner_hf.py`` imports its classes
 from here, so this name stays whatever the package's layout."""
 
-from gpner.integrations.hf import (GlobalPointerForSpanClassification, GpnerConfig,
-                                   GpnerNerPipeline, register)
+from gpner.integrations.hf import (
+                                   GlobalPointerForSpanClassification,
+                                   GpnerConfig,
+                                   GpnerNerPipeline,
+                                   register,
+)
 
 __all__ = ["GlobalPointerForSpanClassification", "GpnerConfig", "GpnerNerPipeline", "register"]

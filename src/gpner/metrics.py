@@ -37,7 +37,7 @@ def evaluate(gold: Sequence[Record], pred: Sequence[Record],
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
-    for n, (g, p) in enumerate(zip(gold, pred)):
+    for n, (g, p) in enumerate(zip(gold, pred, strict=True)):
         if g.get("text") is not None and p.get("text") is not None and g["text"] != p["text"]:
             raise ValueError(f"record {n}: gold and prediction texts differ")
         gs, ps = span_set(g), span_set(p)
@@ -128,11 +128,11 @@ def schemas(gold: Sequence[Record], pred: Sequence[Record]) -> dict:
         raise ValueError(f"{len(gold)} gold records but {len(pred)} predictions")
     scen: Counter[str] = Counter()
     confusion: dict[str, Counter] = {}
-    for g, p in zip(gold, pred):
+    for g, p in zip(gold, pred, strict=True):
         gs, ps = sorted(span_set(g)), sorted(span_set(p))
         for kind, gi, pi in match(gs, ps):
             scen[kind] += 1
-            if kind == "type":
+            if kind == "type" and gi is not None and pi is not None:
                 confusion.setdefault(gs[gi][2], Counter())[ps[pi][2]] += 1
     out: dict = {}
     for name, of in _SCHEMA_OF.items():
@@ -157,7 +157,7 @@ def errors(gold: Sequence[Record], pred: Sequence[Record], context: int = 30
            ) -> Iterable[dict]:
     """Every false negative and false positive (strict) with its scenario, the span it was
     paired with, and ``context`` characters around it (the mention marked with [[ ]])."""
-    for k, (g, p) in enumerate(zip(gold, pred)):
+    for k, (g, p) in enumerate(zip(gold, pred, strict=True)):
         text = g.get("text", "")
         gs, ps = sorted(span_set(g)), sorted(span_set(p))
         for kind, gi, pi in match(gs, ps):
@@ -190,7 +190,7 @@ def paired_bootstrap(gold: Sequence[Record], pred_a: Sequence[Record],
 
     def counts(pred: Sequence[Record]) -> np.ndarray:
         rows = []
-        for g, p in zip(gold, pred):
+        for g, p in zip(gold, pred, strict=True):
             gs, ps = span_set(g), span_set(p)
             rows.append((len(gs & ps), len(ps - gs), len(gs - ps)))
         return np.array(rows, dtype=np.int64).reshape(-1, 3)
@@ -245,7 +245,7 @@ def triple_set(record: Record, partial: bool = False) -> set[tuple]:
     spans exact. Partial (WebNLG*): ``(last word of the subject, relation, last word of the
     object)`` compared as text, as the WebNLG* papers score."""
     text, ents = record["text"], record.get("entities", [])
-    out = set()
+    out: set[tuple] = set()
     for r in record.get("relations", []):
         s, o = ents[r["head"]], ents[r["tail"]]
         if partial:
@@ -296,7 +296,7 @@ def _triple_scores(gold: Sequence[Record], pred: Sequence[Record], partial: bool
         c["fn"] += n
 
     at = 1 if partial else 2  # where the relation label sits in a triple key
-    for g, p in zip(gold, pred):
+    for g, p in zip(gold, pred, strict=True):
         gs, ps = triple_set(g, partial), triple_set(p, partial)
         for x in gs & ps:
             tp[x[at]] += 1
@@ -343,7 +343,7 @@ def evaluate_relations(gold: Sequence[Record], pred: Sequence[Record]) -> dict:
     """
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold records but {len(pred)} predictions")
-    for n, (g, p) in enumerate(zip(gold, pred)):
+    for n, (g, p) in enumerate(zip(gold, pred, strict=True)):
         if g.get("text") is not None and p.get("text") is not None and g["text"] != p["text"]:
             raise ValueError(f"record {n}: gold and prediction texts differ")
     result = _triple_scores(gold, pred, partial=False)

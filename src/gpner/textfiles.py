@@ -13,8 +13,15 @@ import sys
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from gpner.errors import (ConfigError, DataEncodingError, DataError, GpnerError, MissingFile,
-                          ModelFileError, ModelNotFound)
+from gpner.errors import (
+    ConfigError,
+    DataEncodingError,
+    DataError,
+    GpnerError,
+    MissingFile,
+    ModelFileError,
+    ModelNotFound,
+)
 
 DEFAULT_ENCODING = "utf-8"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from gpner.data.records import Record
+from gpner.data.records import Entity, Record, Relation
 
 ZH_PER = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴昊", "徐丽",
           "孙强", "马超", "朱琳", "胡军", "郭涛", "何雪", "高峰", "林凡", "罗佳"]
@@ -33,7 +33,8 @@ EN_ORG = ["University of {LOC}", "Bank of {LOC}", "{LOC} City Council", "{LOC} G
           "{LOC} Institute of Technology", "{LOC} Public Library"]
 EN_TEMPLATES = [
     "{PER} works at the {ORG} .", "{PER} flew from {LOC} to {LOC} yesterday .",
-    "The {ORG} opened a new office in {LOC} .", "{PER} , a researcher at the {ORG} , lives in {LOC} .",
+    "The {ORG} opened a new office in {LOC} .",
+    "{PER} , a researcher at the {ORG} , lives in {LOC} .",
     "Reporters met {PER} in {LOC} .", "The {ORG} and the {ORG} signed an agreement .",
     "{PER} and {PER} visited {LOC} last week .", "The weather in {LOC} was fine today .",
     "According to the {ORG} , {PER} will visit {LOC} .",
@@ -41,8 +42,8 @@ EN_TEMPLATES = [
 
 
 def _fill(template: str, rng: random.Random, zh: bool, pools: dict) -> Record:
-    text, entities = "", []
-    rest = template
+    text, rest = "", template
+    entities: list[Entity] = []
     while "{" in rest:
         pre, rest = rest.split("{", 1)
         slot, rest = rest.split("}", 1)
@@ -92,7 +93,7 @@ def generate(n: int, seed: int, held_out: bool = False) -> list[Record]:
     return out
 
 
-def write_corpus(directory: Path, n_train: int = 600, n_dev: int = 150, n_test: int = 150,
+def write_corpus(directory: str | Path, n_train: int = 600, n_dev: int = 150, n_test: int = 150,
                  relations: bool = False) -> dict[str, Path]:
     """train/dev/test JSON lines of :func:`generate` (or, with ``relations``,
     :func:`generate_relations`); dev and test hold out names."""
@@ -131,8 +132,11 @@ REL_TEMPLATES = {
 
 def _fill_relations(template: str, triples: list, rng: random.Random, zh: bool, pools: dict
                     ) -> Record:
-    text, entities, relations, slot_at, used = "", [], [], {}, set()
-    rest = template
+    text, rest = "", template
+    entities: list[Entity] = []
+    relations: list[Relation] = []
+    slot_at: dict[str, int] = {}
+    used: set[str] = set()
     while "{" in rest:
         pre, rest = rest.split("{", 1)
         slot, rest = rest.split("}", 1)

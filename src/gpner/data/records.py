@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, TypedDict
+from typing import Any, Iterator, Mapping, Sequence, TypedDict, TypeGuard
 
 from gpner.errors import DataError
 
@@ -25,6 +25,8 @@ log = logging.getLogger("gpner")
 
 
 class Entity(TypedDict, total=False):
+    """A span of the record's text: character offsets, end exclusive."""
+
     start: int  # character offset, inclusive
     end: int  # character offset, exclusive
     label: str
@@ -34,6 +36,8 @@ class Entity(TypedDict, total=False):
 
 
 class Relation(TypedDict, total=False):
+    """A typed link from one of the record's entities (head) to another (tail)."""
+
     head: int  # index of the subject in the record's entities
     tail: int  # index of the object
     label: str
@@ -42,6 +46,8 @@ class Relation(TypedDict, total=False):
 
 
 class Record(TypedDict, total=False):
+    """An annotated (or predicted) text: what every reader gives and every writer takes."""
+
     text: str
     entities: list[Entity]
     relations: list[Relation]
@@ -131,7 +137,7 @@ class Corpus:
         return self.records[i]
 
 
-def is_int(x: Any) -> bool:
+def is_int(x: Any) -> TypeGuard[int]:
     """An int that is not a bool (JSON true would pass ``isinstance(x, int)``)."""
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -147,7 +153,8 @@ def check_entity(text: str, start: Any, end: Any, label: Any, mention: str | Non
         report.problem(line, "bad label", f"label {label!r} is not a non-empty string")
         return None
     if not (is_int(start) and is_int(end)):
-        report.problem(line, "bad offsets", f"{label} offsets ({start!r}, {end!r}) are not integers")
+        report.problem(line, "bad offsets",
+                       f"{label} offsets ({start!r}, {end!r}) are not integers")
         return None
     if not 0 <= start < end <= len(text):
         report.problem(line, "offsets out of range",
@@ -161,8 +168,9 @@ def check_entity(text: str, start: Any, end: Any, label: Any, mention: str | Non
     return {"start": start, "end": end, "label": label}
 
 
-def finish_record(text: str, entities: list[Entity | None], report: Report, line: int | None,
-                  relations: list[Relation] | None = None, **extra: Any) -> Record:
+def finish_record(text: str, entities: Sequence[Entity | None], report: Report,
+                  line: int | None, relations: Sequence[Mapping[str, Any]] | None = None,
+                  **extra: Any) -> Record:
     """Build a record: drop exact duplicate spans (counted), sort by position, update counts.
 
     ``relations`` (relation data) index ``entities`` as given, where a skipped entity may be left
@@ -199,24 +207,26 @@ def finish_record(text: str, entities: list[Entity | None], report: Report, line
     return record
 
 
-def _remap_relations(relations: list[Relation], where: list[int | None], rank: dict[int, int],
+def _remap_relations(relations: Sequence[Mapping[str, Any]], where: list[int | None],
+                     rank: dict[int, int],
                      kept: list[Entity], text: str, report: Report, line: int | None
                      ) -> list[Relation]:
     out: list[Relation] = []
     seen: set[tuple[int, int, str]] = set()
     for r in relations:
-        label, ends = r.get("label"), (r.get("head"), r.get("tail"))
+        label, h_at, t_at = r.get("label"), r.get("head"), r.get("tail")
         if not isinstance(label, str) or not label:
             report.problem(line, "bad relation", f"label {label!r} is not a non-empty string")
             continue
-        if not all(is_int(x) for x in ends):
+        ends = (h_at, t_at)
+        if not (is_int(h_at) and is_int(t_at)):
             report.problem(line, "bad relation", f"{label}: head/tail {ends!r} are not integers")
             continue
-        if not all(0 <= x < len(where) for x in ends):
+        if not (0 <= h_at < len(where) and 0 <= t_at < len(where)):
             report.problem(line, "bad relation",
                            f"{label}: head/tail {ends} outside the {len(where)} entities")
             continue
-        head, tail = where[ends[0]], where[ends[1]]
+        head, tail = where[h_at], where[t_at]
         if head is None or tail is None:
             report.problem(line, "relation on a skipped entity",
                            f"{label} ({ends[0]} -> {ends[1]})")

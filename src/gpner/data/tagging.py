@@ -1,8 +1,8 @@
 """Token tag schemes <-> token spans: BIO (IOB2), IOB1, BIOES (BILOU) and BMES (BMEO).
 
-Spans are :class:`~gpner.text.alignment.TokenSpan` (end exclusive). Decoding is lenient but never silent:
-a sequence that breaks its scheme (an ``I-`` with no ``B-`` in IOB2, an ``E-`` with nothing open)
-is repaired the obvious way (the tag starts an entity) and the repair is reported.
+Spans are :class:`~gpner.text.alignment.TokenSpan` (end exclusive). Decoding is lenient but never
+silent: a sequence that breaks its scheme (an ``I-`` with no ``B-`` in IOB2, an ``E-`` with
+nothing open) is repaired the obvious way (the tag starts an entity) and the repair is reported.
 """
 
 from __future__ import annotations
@@ -56,50 +56,52 @@ def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
     return "bio"
 
 
+class _Open:
+    """The spans of a tag sequence being decoded: those closed so far and the one still open."""
+
+    def __init__(self) -> None:
+        self.spans: list[TokenSpan] = []
+        self.start = -1
+        self.label: str | None = None
+
+    def close(self, end: int) -> None:
+        if self.label is not None:
+            self.spans.append(TokenSpan(self.start, end, self.label))
+            self.label = None
+
+    def open(self, start: int, label: str | None) -> None:
+        self.close(start)
+        self.start, self.label = start, label
+
+
 def tags_to_spans(tags: Sequence[str], scheme: str = "bio",
                   problem: Problem | None = None) -> list[TokenSpan]:
     """Decode one tag sequence into token spans; scheme violations are repaired and reported."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {SCHEMES}")
-    spans: list[TokenSpan] = []
-    open_start, open_label = -1, None
-
-    def report(i: int, reason: str, detail: str) -> None:
-        if problem is not None:
-            problem(i, reason, detail)
-
-    def close(end: int) -> None:
-        nonlocal open_label
-        if open_label is not None:
-            spans.append(TokenSpan(open_start, end, open_label))
-            open_label = None
-
+    report = problem if problem is not None else (lambda i, reason, detail: None)
+    state = _Open()
     for i, tag in enumerate(tags):
         prefix, label = split_tag(tag)
         if prefix == "O":
-            close(i)
+            state.close(i)
         elif prefix == "B":
-            close(i)
-            open_start, open_label = i, label
-        elif prefix == "I":
-            if open_label != label:
-                if scheme != "iob1":
-                    report(i, "I- tag without B-", f"{tag!r} follows "
-                           f"{tags[i - 1]!r}" if i else f"{tag!r} starts the sentence")
-                close(i)
-                open_start, open_label = i, label
+            state.open(i, label)
+        elif prefix == "I" and state.label != label:
+            if scheme != "iob1":
+                report(i, "I- tag without B-", f"{tag!r} follows "
+                       f"{tags[i - 1]!r}" if i else f"{tag!r} starts the sentence")
+            state.open(i, label)
         elif prefix == "E":
-            if open_label != label:
+            if state.label != label:
                 report(i, "E- tag without B-", f"{tag!r} does not close an open {label}")
-                close(i)
-                open_start = i
-            spans.append(TokenSpan(open_start, i + 1, label))  # type: ignore[arg-type]
-            open_label = None
-        else:  # S
-            close(i)
-            spans.append(TokenSpan(i, i + 1, label))  # type: ignore[arg-type]
-    close(len(tags))
-    return spans
+                state.open(i, label)
+            state.close(i + 1)
+        elif prefix == "S":
+            state.open(i, label)
+            state.close(i + 1)
+    state.close(len(tags))
+    return state.spans
 
 
 def spans_to_tags(length: int, spans: Iterable[tuple[int, int, str]], scheme: str = "bio"

@@ -14,10 +14,11 @@ order, through the same atomic output as the single-process path (so the output 
 
 from __future__ import annotations
 
-from gpner.errors import ConfigError
 import json
 import logging
 from typing import Any
+
+from gpner.errors import ConfigError
 
 log = logging.getLogger(__name__)
 READ_CPUS = 0.1
@@ -45,7 +46,7 @@ class GpnerPredictor:
     @property
     def model(self) -> Any:
         if self._model is None:
-            from gpner.prediction.predictor import load
+            from gpner.prediction.loading import load
 
             self._model = load(self.model_dir, device="cpu" if self.backend == "torch" else None,
                                backend=self.backend, threads=self.threads,
@@ -101,9 +102,10 @@ class _LinePredictor(GpnerPredictor):
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from gpner.prediction.files import output_record, parse_line
+        from gpner.prediction.files import Item, output_record, parse_line
 
-        items, why = [], []
+        items: list[Item | None] = []
+        why: list[str] = []
         for line in batch["text"]:
             try:
                 if self.kind == "jsonl" and not line.strip():
@@ -140,8 +142,7 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
         raise ConfigError("--ray reads a plain-text or JSON-lines file (not stdin, not "
                           f"{kind!r}): convert other formats with gpner convert first",
                           code="E305")
-    from gpner.textfiles import decode
-    from gpner.textfiles import decoded_lines
+    from gpner.textfiles import decode, decoded_lines
 
     decode(b"", path, encoding)  # an unknown encoding name: E303
     with open(path, "rb") as f:

@@ -24,7 +24,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import (AutoConfig, AutoModel, Pipeline, PretrainedConfig, PreTrainedModel)
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    Pipeline,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import ModelOutput
 
@@ -77,6 +83,8 @@ class GpnerConfig(PretrainedConfig):
 
 @dataclass
 class SpanClassifierOutput(ModelOutput):
+    """What the Hugging Face model class returns: span logits and, given labels, the loss."""
+
     loss: torch.Tensor | None = None  # multilabel categorical cross-entropy, when labels given
     logits: torch.Tensor | None = None  # (B, C, L, L) span scores; -inf: not a span
 
@@ -105,9 +113,9 @@ class GlobalPointerForSpanClassification(PreTrainedModel):
     def gpner_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """gpner's named outputs for a featurizer batch (what :class:`gpner.model.network.TaskModel`
         returns)."""
-        from gpner.model.network import TaskModel
+        from gpner.model.network import named_outputs
 
-        return TaskModel.forward(self, batch)  # same attribute names: encoder, heads
+        return named_outputs(self.encoder, self.heads, batch)
 
     def forward(self, input_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None,
@@ -128,12 +136,15 @@ class GlobalPointerForSpanClassification(PreTrainedModel):
         if span_mask is None:
             span_mask = batch.get("mask")
         if span_mask is None:
+            if attention_mask is None:
+                raise ValueError("give input_ids (or span_mask with the built-in encoder's "
+                                 "features)")
             span_mask = attention_mask.bool()
             if special_tokens_mask is not None:
                 span_mask = span_mask & ~special_tokens_mask.bool()
         batch["mask"] = span_mask.bool()
         outputs = self.gpner_outputs(batch)
-        name = getattr(self.task, "output", "entities")
+        name = self.task.output
         if name not in outputs:
             raise ValueError(f"the {self.config.head} head gives tag emissions, not span "
                              "logits; use gpner.load(DIR).predict for it")
@@ -162,7 +173,7 @@ class _ModelBackend:
         self.model = model
 
     def __call__(self, batch: dict) -> dict:
-        from gpner.training.examples import as_tensors, to_device
+        from gpner.model.network import as_tensors, to_device
 
         with torch.inference_mode():
             return self.model.gpner_outputs(to_device(as_tensors(batch), self.model.device))
@@ -173,28 +184,34 @@ class GpnerNerPipeline(Pipeline):
     texts, character offsets, nested or flat). Options: ``threshold``, ``flat``,
     ``batch_size``."""
 
-    _load_tokenizer = False  # gpner's featurizer reads the tokenizer files itself
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
+    # gpner's featurizer reads the tokenizer files itself; transformers declares these flags
+    # with a None default, which its loading reads as "decide", False as "do not load"
+    _load_tokenizer = False  # type: ignore[assignment]
+    _load_processor = False  # type: ignore[assignment]
+    _load_image_processor = False  # type: ignore[assignment]
+    _load_feature_extractor = False  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        from gpner.text.features import load_featurizer
         from gpner.prediction.predictor import Predictor
+        from gpner.text.features import load_featurizer
 
-        mc = self.model.config.to_gpner()
-        directory = Path(self.model.name_or_path)
-        self.model.eval()
+        model = self.model
+        if not isinstance(model, GlobalPointerForSpanClassification):
+            raise TypeError(f"the gpner-ner pipeline runs a gpner model directory, not a "
+                            f"{type(model).__name__}")
+        mc = model.config.to_gpner()
+        directory = Path(str(model.name_or_path))
+        model.eval()
         self.predictor = Predictor(mc, load_featurizer(mc.encoder.type, directory,
                                                    encoder_config=mc.encoder_config),
-                                   self.model.task, _ModelBackend(self.model))
+                                   model.task, _ModelBackend(model))
 
     def _sanitize_parameters(self, threshold: float | None = None, flat: bool | None = None,
                              **kwargs: Any) -> tuple[dict, dict, dict]:
         return {}, {"threshold": threshold, "flat": flat}, {}
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(inputs, str):
             return self.predictor.predict(inputs, flat=kwargs.get("flat"),
                                           threshold=kwargs.get("threshold"))
@@ -204,15 +221,16 @@ class GpnerNerPipeline(Pipeline):
 
     # the Pipeline contract; __call__ above runs gpner's staged predictor instead, which
     # batches, windows and merges across texts
-    def preprocess(self, text: str, **kwargs: Any) -> dict:
-        return {"text": text}
+    def preprocess(self, input_: Any, **preprocess_parameters: Any) -> dict:
+        return {"text": input_}
 
-    def _forward(self, inputs: dict, threshold: float | None = None,
-                 flat: bool | None = None) -> dict:
-        return self.predictor.predict(inputs["text"], flat=flat, threshold=threshold)
+    def _forward(self, input_tensors: Any, **forward_parameters: Any) -> Any:
+        return self.predictor.predict(input_tensors["text"],
+                                      flat=forward_parameters.get("flat"),
+                                      threshold=forward_parameters.get("threshold"))
 
-    def postprocess(self, record: dict, **kwargs: Any) -> dict:
-        return record
+    def postprocess(self, model_outputs: Any, **postprocess_parameters: Any) -> Any:
+        return model_outputs
 
 
 def register() -> None:

@@ -2,10 +2,10 @@
 axes, checked against PyTorch when it is written, and its int8 dynamic quantisation.
 
 The graph takes the featurizer's arrays (``collate``) by name and returns the model's named
-outputs, so :class:`gpner.prediction.backends.OnnxBackend` drops into the staged predictor in place of the
-PyTorch module. Files land in ``MODEL_DIR/onnx/``: ``model.onnx``, ``model.int8.onnx`` and
-``onnx.json`` (input and output names, opset, the largest difference from PyTorch measured at
-export).
+outputs, so :class:`gpner.prediction.backends.OnnxBackend` drops into the staged predictor in
+place of the PyTorch module. Files land in ``MODEL_DIR/onnx/``: ``model.onnx``,
+``model.int8.onnx`` and ``onnx.json`` (input and output names, opset, the largest difference
+from PyTorch measured at export).
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from gpner.model.artifact import ModelConfig, load_weights, resolve_dir
 from gpner.atomic import atomic_write_text
+from gpner.model.artifact import ModelConfig, load_weights, resolve_dir
+from gpner.model.encoders import HFEncoder
 from gpner.prediction.backends import FP32, INT8, ONNX_DIR, SPEC
+from gpner.text.features import HFFeaturizer
+
 # two texts of different lengths, so no axis is traced as a constant
 PROBE = ["Alice works at the Bank of London in 2024 .", "张伟在上海大学工作。"]
 
@@ -35,7 +38,7 @@ class _Graph(nn.Module):
         self.model, self.inputs, self.outputs = model, inputs, outputs
 
     def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(dict(zip(self.inputs, xs)))
+        out = self.model(dict(zip(self.inputs, xs, strict=True)))
         return tuple(out[k] for k in self.outputs)
 
 
@@ -60,17 +63,16 @@ def export_onnx(directory: str | Path, int8: bool = False, opset: int = 17) -> d
     except ImportError as exc:
         raise ImportError("ONNX export needs the 'onnx' extra: pip install 'gpner[onnx]'"
                           ) from exc
-    from gpner.training.examples import as_tensors
+    from gpner.model.network import as_tensors, from_config
     from gpner.tasks.decoding import as_array
     from gpner.text.features import load_featurizer
-    from gpner.model.network import from_config
 
     path = resolve_dir(directory)
     config = ModelConfig.load(path)
     model, _ = from_config(config, path)
     load_weights(model, path, config)
     model.eval()
-    if config.encoder.type == "hf":  # plain attention traces into portable ONNX ops
+    if isinstance(model.encoder, HFEncoder):  # plain attention traces into portable ONNX ops
         model.encoder.model.set_attn_implementation("eager")
     featurizer = load_featurizer(config.encoder.type, path, encoder_config=config.encoder_config)
     windows = []
@@ -94,7 +96,7 @@ def export_onnx(directory: str | Path, int8: bool = False, opset: int = 17) -> d
                           **{k: _axes(k, reference[k]) for k in outputs}})
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     used = [i.name for i in session.get_inputs()]  # inputs the graph never reads are pruned
-    got = dict(zip(outputs, session.run(outputs, {k: sample[k] for k in used})))
+    got = dict(zip(outputs, session.run(outputs, {k: sample[k] for k in used}), strict=True))
     diff = max(_max_diff(reference[k], got[k]) for k in outputs)
     if not diff <= 1e-3:
         tmp.unlink()
@@ -116,7 +118,7 @@ def export_onnx(directory: str | Path, int8: bool = False, opset: int = 17) -> d
             root.setLevel(level)
         tmp8.replace(out_dir / INT8)
         spec["int8"] = True
-    if config.encoder.type == "hf":  # what prediction without torch needs to cut windows
+    if isinstance(featurizer, HFFeaturizer):  # what prediction without torch needs
         from gpner.text.features import SPECIAL_FILE
 
         atomic_write_text(path / SPECIAL_FILE, json.dumps(featurizer.special()))

@@ -34,12 +34,17 @@ MODEL_DIR = "model"  # inside the component's folder of a saved pipeline
 
 
 
+def _user_data(doc: Doc) -> dict[Any, Any]:
+    """``doc.user_data``, whose keys spaCy's own extensions make tuples (typed as str)."""
+    return doc.user_data
+
+
 def _getter(field: str) -> Any:
     # keyed by label too: a nested prediction can give one span two labels, and spaCy keys a
     # span's settable extensions by its offsets only
     def get(span: Span) -> float | None:
-        return span.doc.user_data.get(("gpner", field, span.start_char, span.end_char,
-                                       span.label_))
+        return _user_data(span.doc).get(("gpner", field, span.start_char, span.end_char,
+                                         span.label_))
     return get
 
 
@@ -59,6 +64,9 @@ def make_gpner(nlp: Language, name: str, model: str | None, threshold: float | N
 
 
 class GpnerComponent:
+    """The ``gpner`` pipeline component: a gpner model's spans set on each doc (see the module
+    docstring)."""
+
     def __init__(self, nlp: Language, name: str, model: str | None, threshold: float | None,
                  spans_key: str = "sc", set_ents: bool = True, batch_size: int = 32,
                  alignment_mode: str = "strict", backend: str = "torch"):
@@ -78,7 +86,7 @@ class GpnerComponent:
             if not self.model_dir:
                 raise ValueError(f"the '{self.name}' component needs a model: "
                                  'nlp.add_pipe("gpner", config={"model": "DIR"})')
-            from gpner.prediction.predictor import load
+            from gpner.prediction.loading import load
 
             self._predictor = load(self.model_dir, backend=self.backend)
         return self._predictor
@@ -91,6 +99,8 @@ class GpnerComponent:
             return tuple(self._predictor.labels)
         from gpner.model.artifact import ModelConfig, resolve_dir
 
+        if not self.model_dir:
+            return ()
         try:
             return tuple(ModelConfig.load(resolve_dir(self.model_dir)).labels)
         except (FileNotFoundError, TypeError, ValueError):
@@ -106,7 +116,7 @@ class GpnerComponent:
             records = self.predictor.predict([d.text for d in batch], flat=False,
                                              threshold=self.threshold,
                                              batch_size=self.batch_size)
-            for doc, record in zip(batch, records):
+            for doc, record in zip(batch, records, strict=True):
                 self._annotate(doc, record["entities"])
                 yield doc
 
@@ -122,8 +132,8 @@ class GpnerComponent:
             if (span.start_char, span.end_char) != (e["start"], e["end"]):
                 counts["adjusted"] += 1
             for field in ("score", "prob"):
-                doc.user_data[("gpner", field, span.start_char, span.end_char,
-                               span.label_)] = e[field]
+                _user_data(doc)[("gpner", field, span.start_char, span.end_char,
+                                 span.label_)] = e[field]
             spans.append((span, e))
         counts["placed"] = len(spans)
         counts["not_placed"] = len(missed)
@@ -161,7 +171,7 @@ def _flat(spans: list[tuple[Span, dict]]) -> list[Span]:
     in text order: the rule of gpner's own flat decoding."""
     taken: set[int] = set()
     keep = []
-    for span, e in sorted(spans, key=lambda se: (-se[1]["score"], se[0].start, se[0].end,
+    for span, _ in sorted(spans, key=lambda se: (-se[1]["score"], se[0].start, se[0].end,
                                                    se[1]["label"])):
         toks = range(span.start, span.end)
         if not taken.intersection(toks):

@@ -15,12 +15,16 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpner import __version__
 from gpner.atomic import old_copy, staged_dir
 from gpner.errors import ModelFileError, ModelNotFound
 from gpner.textfiles import read_model_json
+
+if TYPE_CHECKING:
+    from gpner.contracts import Featurizer
+    from gpner.model.network import TaskModel
 
 FORMAT_VERSION = 2
 MODEL_TYPE = "gpner"
@@ -39,6 +43,8 @@ from gpner.hf import GlobalPointerForSpanClassification, GpnerConfig  # noqa: F4
 
 @dataclass
 class EncoderSpec:
+    """How to build the encoder again: its type and its name or sizes."""
+
     type: str  # "builtin" or "hf"
     name: str | None = None  # hf: the hub name or directory it was trained from
     sizes: dict[str, int] | None = None  # builtin: vocabulary sizes (words, bigrams, chars)
@@ -47,6 +53,8 @@ class EncoderSpec:
 
 @dataclass
 class DecodeSettings:
+    """The decoding a saved model uses unless a call says otherwise."""
+
     threshold: float = 0.0  # on span scores; 0 is probability 0.5
     flat: bool | None = None  # None until training decides: flat iff the data never nests
     max_width: int | None = None  # widest span predicted, in tokens (learned from the data)
@@ -55,6 +63,8 @@ class DecodeSettings:
 
 @dataclass
 class ModelConfig:
+    """A model directory's ``config.json``: everything needed to build, load and run the model."""
+
     labels: list[str]  # label id k is labels[k]
     head: str
     encoder: EncoderSpec
@@ -129,7 +139,8 @@ class ModelConfig:
         _check_encoder(d["encoder"], source)
         _check_decode(d.get("decode", {}), source)
         try:
-            return cls(labels=labels, head=d["head"], head_size=d.get("head_size", 64),
+            return cls(labels=[str(x) for x in labels], head=d["head"],
+                       head_size=d.get("head_size", 64),
                        task=d.get("task", "ner"), encoder=EncoderSpec(**d["encoder"]),
                        tokenizer=d["tokenizer"], max_length=int(d["max_length"]),
                        decode=DecodeSettings(**d.get("decode", {})),
@@ -232,22 +243,25 @@ def resolve_dir(directory: str | Path) -> Path:
                          + (f"; it holds {have}" if have else "") + ")", code="E201")
 
 
-def save_model(model: Any, featurizer: Any, config: ModelConfig, directory: str | Path,
-               card: dict[str, Any] | None = None) -> None:
+def save_model(model: TaskModel, featurizer: Featurizer, config: ModelConfig,
+               directory: str | Path, card: dict[str, Any] | None = None) -> None:
     """Write a model directory atomically (built beside ``directory``, then swapped in): also
     a transformers model directory (``architectures``, ``auto_map``, ``gpner_hf.py``, the
     encoder's config) with a model card ``README.md`` (``card``: what the trainer knows)."""
     from safetensors.torch import save_model as save_weights
 
+    from gpner.model.encoders import HFEncoder
+
     extra: dict[str, Any] = {"architectures": [HF_ARCHITECTURE], "auto_map": dict(HF_AUTO_MAP)}
-    if config.encoder.type == "hf":  # in config.json too, so that transformers can build it
-        config.encoder_config = model.encoder.model.config.to_dict()
+    hf = model.encoder.model if isinstance(model.encoder, HFEncoder) else None
+    if hf is not None:  # in config.json too, so that transformers can build it
+        config.encoder_config = hf.config.to_dict()
     with staged_dir(directory) as tmp:
         config.save(tmp, extra)
         save_weights(model, str(tmp / "model.safetensors"))
         featurizer.save(tmp)
-        if config.encoder.type == "hf":
-            model.encoder.model.config.save_pretrained(str(tmp / "encoder"))
+        if hf is not None:
+            hf.config.save_pretrained(str(tmp / "encoder"))
         (tmp / HF_REMOTE_CODE).write_text(HF_REMOTE_CODE_TEXT, encoding="utf-8")
         (tmp / "README.md").write_text(model_card(config, card or {}), encoding="utf-8")
 

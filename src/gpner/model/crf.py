@@ -13,6 +13,8 @@ from torch import nn
 
 
 class CRF(nn.Module):
+    """The CRF's parameters (start, end and transition scores over T tags)."""
+
     def __init__(self, num_tags: int):
         super().__init__()
         self.num_tags = num_tags

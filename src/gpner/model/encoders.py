@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gpner.errors import GpnerError
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class EncoderNotFound(GpnerError, OSError):
@@ -29,6 +29,8 @@ class EncoderNotFound(GpnerError, OSError):
 
 
 class BuiltinEncoder(nn.Module):
+    """The built-in encoder: word, bigram and character-CNN features into a BiLSTM."""
+
     def __init__(self, sizes: dict[str, int], word_dim: int = 128, bigram_dim: int = 64,
                  char_dim: int = 32, char_channels: int = 64, lstm_hidden: int = 256,
                  lstm_layers: int = 2, dropout: float = 0.3, word_dropout: float = 0.05):
@@ -81,10 +83,13 @@ def hf_config(encoder_config: dict) -> Any:
 
 
 class HFEncoder(nn.Module):
-    def __init__(self, model: nn.Module):
+    """Any Hugging Face encoder (``AutoModel``): hidden states of its last layer."""
+
+    def __init__(self, model: Any):
         super().__init__()
-        self.model = model
-        self.hidden_size = model.config.hidden_size
+        # a transformers model: its config and modules are attributes mypy cannot follow
+        self.model: Any = model
+        self.hidden_size = self.model.config.hidden_size
 
     @property
     def word_embeddings(self) -> nn.Embedding:
@@ -111,7 +116,7 @@ class HFEncoder(nn.Module):
 OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer")
 
 
-def extend_positions(model: nn.Module, length: int, alpha: float = 0.4) -> int:
+def extend_positions(model: Any, length: int, alpha: float = 0.4) -> int:
     """Extend a BERT-style encoder's learned absolute positions p_0..p_(n-1) to ``length``
     (up to n^2) by the hierarchical decomposition: with u_i = (p_i - alpha p_0) / (1 - alpha),
     position i * n + j gets alpha u_i + (1 - alpha) u_j, so positions below n are unchanged and
@@ -163,8 +168,9 @@ def load_hf(name: str) -> tuple[Any, nn.Module]:
         model = AutoModel.from_pretrained(source)
     except (OSError, ValueError) as exc:
         where = "the local directory" if local.is_dir() else "the Hugging Face hub"
+        offline = os.environ.get("HF_HUB_OFFLINE", "")
         hint = ("" if local.is_dir() else
-                f" If this machine is offline (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}),"
+                f" If this machine is offline (HF_HUB_OFFLINE={offline!r}),"
                 " download the model elsewhere and pass its directory: --encoder /path/to/model"
                 " (config.json, the weights and the tokenizer files).")
         raise EncoderNotFound(f"could not load encoder {name!r} from {where}: "

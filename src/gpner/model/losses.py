@@ -5,8 +5,8 @@ For each (example, type) with valid cells A, gold cells P and N = A - P:
     L = log(1 + sum_N exp(s)) + log(1 + sum_P exp(-s))
 
 ``reduction="mean"`` (default) sums over types and averages over examples; ``"none"`` returns
-(B, C). All arithmetic is in fp32 or wider, whatever the score dtype; cells at -inf (impossible spans) are
-excluded with ``torch.where`` before any arithmetic, so no inf - inf reaches a gradient.
+(B, C). All arithmetic is in fp32 or wider, whatever the score dtype; cells at -inf (impossible
+spans) are excluded with ``torch.where`` before any arithmetic, so no inf - inf reaches a gradient.
 """
 
 from __future__ import annotations

@@ -7,28 +7,29 @@ or decoding, so any runtime that produces the same named outputs can stand in fo
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
 from gpner.model.artifact import EncoderSpec, ModelConfig
-from gpner.training.config import TrainConfig
-from gpner.errors import DataError
-from gpner.data.records import Record
+from gpner.model.encoders import BuiltinEncoder, HFEncoder
 from gpner.tasks import task_for
 
 log = logging.getLogger("gpner")
 
-BUILTIN_PARAMS = ("word_dim", "bigram_dim", "char_dim", "char_channels", "lstm_hidden",
-                  "lstm_layers", "dropout", "word_dropout")
-
+Encoder = BuiltinEncoder | HFEncoder  # hidden states (B, L, H); embed() for the regularisers
 
 class TaskModel(nn.Module):
-    def __init__(self, encoder: nn.Module, heads: dict[str, nn.Module]):
+    """An encoder and a task's named heads: a batch in, named outputs out (the heads' tensors
+    under their names). It knows nothing of losses or decoding."""
+
+    encoder: Encoder
+
+    def __init__(self, encoder: Encoder, heads: dict[str, nn.Module]):
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleDict(heads)
@@ -45,15 +46,33 @@ class TaskModel(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], embeds: torch.Tensor | None = None
                 ) -> dict[str, torch.Tensor]:
         """Named outputs: a head's tensor under its name, a head's dict as ``name.key``."""
-        hidden = self.encoder(batch, embeds)  # (B, L, H)
-        out: dict[str, torch.Tensor] = {}
-        for name, head in self.heads.items():
-            result = head(hidden, batch["mask"])
-            if isinstance(result, dict):
-                out.update({f"{name}.{k}": v for k, v in result.items()})
-            else:
-                out[name] = result
-        return out
+        return named_outputs(self.encoder, self.heads, batch, embeds)
+
+
+def named_outputs(encoder: nn.Module, heads: nn.ModuleDict, batch: Mapping[str, torch.Tensor],
+                  embeds: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The heads over the encoder's hidden states, by name (what :class:`TaskModel` returns,
+    and the Hugging Face model class too)."""
+    hidden = encoder(batch, embeds)  # (B, L, H)
+    out: dict[str, torch.Tensor] = {}
+    for name, head in heads.items():
+        result = head(hidden, batch["mask"])
+        if isinstance(result, dict):
+            out.update({f"{name}.{k}": v for k, v in result.items()})
+        else:
+            out[name] = result
+    return out
+
+
+def as_tensors(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The featurizer's NumPy arrays as CPU tensors (sharing their memory)."""
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+
+
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device | str
+              ) -> dict[str, torch.Tensor]:
+    """A batch of tensors on ``device`` (copied without blocking where it can be)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def unwrap(model: nn.Module) -> TaskModel:
@@ -69,17 +88,15 @@ def unwrap(model: nn.Module) -> TaskModel:
 
 
 def build_encoder(spec: EncoderSpec, directory: Path | None = None,
-                  encoder_config: dict | None = None) -> nn.Module:
+                  encoder_config: dict | None = None) -> Encoder:
     """An encoder with random weights, shaped as ``spec`` says (weights are loaded after). A
     Hugging Face encoder's config comes from ``encoder_config`` (config.json) or, in model
     directories written before it was there, ``directory/encoder/``."""
     if spec.type == "builtin":
-        from gpner.model.encoders import BuiltinEncoder
-
-        return BuiltinEncoder(spec.sizes, **spec.params)
+        return BuiltinEncoder(spec.sizes or {}, **(spec.params or {}))
     from transformers import AutoConfig, AutoModel
 
-    from gpner.model.encoders import HFEncoder, hf_config as config_of
+    from gpner.model.encoders import hf_config as config_of
 
     if encoder_config:
         hf_config = config_of(encoder_config)
@@ -96,72 +113,3 @@ def from_config(config: ModelConfig, directory: Path) -> tuple[TaskModel, Any]:
     task = task_for(config)
     encoder = build_encoder(config.encoder, directory, config.encoder_config)
     return TaskModel(encoder, task.build_heads(encoder.hidden_size)), task
-
-
-def resolve_task(cfg: TrainConfig, records: Sequence[Record]) -> TrainConfig:
-    """``task=auto``: relations when any training record has relations, else ner."""
-    has = any(r.get("relations") for r in records)
-    if cfg.task == "auto":
-        cfg = dataclasses.replace(cfg, task="relations" if has else "ner")
-        log.info("task: %s (%s)", cfg.task, "the training data has relations" if has
-                 else "no relations in the training data")
-    elif cfg.task == "ner" and has:
-        log.info("task=ner: the training data's relations are not used")
-    return cfg
-
-
-def build(cfg: TrainConfig, train_records: Sequence[Record]
-          ) -> tuple[TaskModel, Any, Any, ModelConfig]:
-    """(model with fresh weights, featurizer, task, model config) for a training config and
-    its training data; labels are the sorted labels of the data."""
-    cfg = resolve_task(cfg, train_records)
-    labels = sorted({e["label"] for r in train_records for e in r["entities"]})
-    if not labels:
-        raise DataError("the training data has no entities (every record is unlabelled)",
-                        code="E112")
-    relations = None
-    if cfg.task == "relations":
-        relations = sorted({x["label"] for r in train_records for x in r.get("relations", [])})
-        if not relations:
-            raise DataError("task=relations, but the training data has no relations",
-                            code="E112")
-    if cfg.encoder == "builtin":
-        if cfg.encoder_max_length:
-            raise ValueError("encoder_max_length extends a pretrained encoder's learned positions;"
-                             " the built-in encoder (a BiLSTM) takes windows of any max_length")
-        from gpner.model.encoders import BuiltinEncoder
-        from gpner.text.features import MAX_CHARS, BuiltinFeaturizer
-
-        featurizer = BuiltinFeaturizer.build((r["text"] for r in train_records),
-                                             cfg.min_bigram_freq)
-        params = {k: getattr(cfg, k) for k in BUILTIN_PARAMS}
-        encoder = BuiltinEncoder(featurizer.sizes(), **params)
-        spec = EncoderSpec("builtin", sizes=featurizer.sizes(), params=params)
-        tokenizer = {"type": "builtin", "files": ["vocab.json", "features.json"],
-                     "lowercase": featurizer.words.lowercase, "units": "CJK characters, runs "
-                     "of letters, runs of digits, single symbols", "max_chars_per_token": MAX_CHARS}
-        max_length = cfg.max_length or 256
-    else:
-        from gpner.model.encoders import HFEncoder, load_hf
-        from gpner.text.features import HFFeaturizer
-
-        hf_tokenizer, hf_model = load_hf(cfg.encoder)
-        if cfg.encoder_max_length:
-            from gpner.model.encoders import extend_positions
-
-            extend_positions(hf_model, cfg.encoder_max_length)
-        featurizer = HFFeaturizer(hf_tokenizer)
-        encoder = HFEncoder(hf_model)
-        spec = EncoderSpec("hf", name=cfg.encoder)
-        tokenizer = {"type": "hf", "class": type(hf_tokenizer).__name__, "files": "save_pretrained",
-                     "special_tokens_before": featurizer.prefix,
-                     "special_tokens_after": featurizer.num_special - featurizer.prefix}
-        max_length = min(cfg.max_length or encoder.max_length, encoder.max_length)
-    config = ModelConfig(labels=labels, head=cfg.head, head_size=cfg.head_size, task=cfg.task,
-                         encoder=spec, tokenizer=tokenizer, max_length=max_length,
-                         train_config=cfg.to_dict(), relations=relations)
-    config.decode.threshold, config.decode.flat = cfg.threshold, cfg.flat
-    config.decode.max_width, config.decode.stride = cfg.max_width, cfg.stride
-    task = task_for(config)
-    model = TaskModel(encoder, task.build_heads(encoder.hidden_size))
-    return model, featurizer, task, config

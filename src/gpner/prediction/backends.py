@@ -1,9 +1,13 @@
-"""ONNX Runtime as a prediction backend, without torch.
+"""The runtimes behind the predictor: each a :class:`~gpner.contracts.Backend`, a batch of the
+featurizer's arrays in, the model's named outputs out.
 
-:class:`OnnxBackend` runs the graph that ``gpner export DIR --onnx`` wrote
-(:mod:`gpner.integrations.onnx_export`): a batch of the featurizer's arrays in, the model's named outputs out, as
-NumPy arrays that :mod:`gpner.tasks.decoding` reads directly. ``gpner.load(DIR, backend="onnx")``
-builds a predictor on it; nothing on that path imports torch.
+* :class:`TorchBackend`: the PyTorch module, on any device.
+* :class:`OnnxBackend`: the graph that ``gpner export DIR --onnx`` wrote
+  (:mod:`gpner.integrations.onnx_export`), run by ONNX Runtime on the CPU; its outputs are NumPy
+  arrays that :mod:`gpner.tasks.decoding` reads directly, and nothing on its path imports torch.
+
+A new runtime is a class here with the same call; :func:`gpner.prediction.loading.load` names
+it.
 """
 
 from __future__ import annotations
@@ -13,10 +17,42 @@ from typing import Any
 
 import numpy as np
 
+from gpner.contracts import Batch, Outputs
+
 ONNX_DIR, FP32, INT8, SPEC = "onnx", "model.onnx", "model.int8.onnx", "onnx.json"
 
 
+class TorchBackend:
+    """The PyTorch module as a backend, on ``device`` (default: where its weights are).
+
+    It never changes the module's mode: :func:`~gpner.prediction.loading.load` puts a model in
+    eval mode once, and the trainer switches its model to eval before it evaluates.
+    ``threads``: the intra-op threads of the thread that calls it (concurrent batches each get
+    their share).
+    """
+
+    def __init__(self, model: Any, device: Any = None, threads: int | None = None):
+        import torch
+
+        self.model, self.threads = model, threads
+        self.device = torch.device(device) if device else next(model.parameters()).device
+
+    def __call__(self, batch: Batch) -> Outputs:
+        import torch
+
+        from gpner.model.network import as_tensors, to_device
+
+        if self.threads and torch.get_num_threads() != self.threads:
+            # the calling thread's own setting (torch's OpenMP threads are set per thread):
+            # concurrent batches each get their share without changing the process's
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            return self.model(to_device(as_tensors(batch), self.device))
+
+
 class OnnxBackend:
+    """An exported graph (``MODEL_DIR/onnx/``) run by ONNX Runtime on the CPU."""
+
     def __init__(self, session: Any, inputs: list[str], outputs: list[str]):
         self.session, self.inputs, self.outputs = session, inputs, outputs
 
@@ -48,6 +84,6 @@ class OnnxBackend:
         session = ort.InferenceSession(str(file), opts, providers=["CPUExecutionProvider"])
         return cls(session, [i.name for i in session.get_inputs()], list(spec["outputs"]))
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: Batch) -> dict[str, np.ndarray]:
         values = self.session.run(self.outputs, {k: batch[k] for k in self.inputs})
-        return dict(zip(self.outputs, values))
+        return dict(zip(self.outputs, values, strict=True))

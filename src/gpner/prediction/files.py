@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Mapping
 
 from gpner.errors import InputError
 
@@ -38,6 +38,8 @@ class Item:
 
 @dataclass
 class InputReport:
+    """What a prediction input gave: texts read, and the bad lines skipped with their reason."""
+
     source: str
     read: int = 0
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
@@ -154,6 +156,8 @@ def read_inputs(path: str | None, kind: str, report: InputReport, strict: bool =
         return
     from gpner.data.formats import read
 
+    if path is None:
+        raise InputError(f"a {kind} input is read from a file, not from stdin", code="E501")
     corpus = read(path, kind, strict=strict, encoding=encoding)
     for k, rec in enumerate(corpus.records):
         report.read += 1
@@ -195,12 +199,12 @@ def _lines(lines: Iterator[str], kind: str, report: InputReport, strict: bool, s
             yield item
 
 
-def output_record(item: Item, record: dict[str, Any]) -> dict[str, Any]:
+def output_record(item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
     """The record written for an input: a JSON line's fields pass through unchanged, with
     ``entities`` (and, from a relation model, ``relations``: the prediction) added or replacing
     the input's."""
     if item.fields is None:
-        return record
+        return dict(record)
     out = {**item.fields, "entities": record["entities"]}
     if "relations" in record:
         out["relations"] = record["relations"]

@@ -2,10 +2,11 @@
 
 Endpoints: ``POST /predict``, ``GET /health``, ``GET /info``, ``GET /metrics`` (Prometheus),
 OpenAPI at ``/docs`` and ``/openapi.json``, and a web page at ``/``. Requests go through
-:class:`gpner.serving.microbatch.MicroBatcher`. Every error is a JSON body ``{"error", "error_type"}``
-with its status: 400 malformed JSON, 422 wrong types or empty texts, 413 over a limit, 429 a
-full queue (with Retry-After), 500 a failed batch (that batch's requests only), 503 while the
-model loads. docs/serving.md documents the API, limits and settings.
+:class:`gpner.serving.microbatch.MicroBatcher`. Every error is a JSON body
+``{"error", "error_type"}`` with its status: 400 malformed JSON, 422 wrong types or empty
+texts, 413 over a limit, 429 a full queue (with Retry-After), 500 a failed batch (that
+batch's requests only), 503 while the model loads. docs/serving.md documents the API, limits
+and settings.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 try:
     from fastapi import FastAPI, Request
@@ -39,6 +40,8 @@ ENV = "GPNER_SERVE"  # settings for the app factory, as JSON (uvicorn workers im
 
 @dataclass
 class ServeSettings(BatchSettings):
+    """``gpner serve``'s settings: the model, its runtime, the batching and the request limits."""
+
     model: str = ""  # model directory
     backend: str = "torch"
     # intra-op threads of the runtime; default: all cores but one, which the event loop, the
@@ -83,6 +86,8 @@ class PredictRequest(BaseModel):
 
 
 class Entity(BaseModel):
+    """A predicted entity."""
+
     start: int = Field(description="character offset, inclusive")
     end: int = Field(description="character offset, exclusive")
     label: str
@@ -92,6 +97,8 @@ class Entity(BaseModel):
 
 
 class Relation(BaseModel):
+    """A predicted relation between two of the text's entities."""
+
     head: int = Field(description="index of the subject in entities")
     tail: int = Field(description="index of the object in entities")
     label: str
@@ -100,21 +107,29 @@ class Relation(BaseModel):
 
 
 class Result(BaseModel):
+    """One text's prediction."""
+
     text: str
     entities: list[Entity]
     relations: list[Relation] | None = Field(None, description="relation models only")
 
 
 class PredictResponse(BaseModel):
+    """The predictions, one result per text in request order."""
+
     results: list[Result]
 
 
 class ErrorBody(BaseModel):
+    """Every error answer: a message and its type."""
+
     error: str
     error_type: str
 
 
 class ApiError(Exception):
+    """An error answered with its status, type and message (and headers such as Retry-After)."""
+
     def __init__(self, status: int, error_type: str, message: str,
                  headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -122,7 +137,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, error_type: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "error_type": error_type}, status, headers=headers)
 
 
@@ -177,7 +192,7 @@ class State:
     async def load(self) -> None:
         try:
             if self.predictor is None:
-                from gpner.prediction.predictor import load
+                from gpner.prediction.loading import load
 
                 s = self.settings
                 self.predictor = await asyncio.to_thread(load, s.model, backend=s.backend,
@@ -222,7 +237,14 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
                   description="GlobalPointer named-entity recognition: nested and flat spans "
                               "with character offsets. See docs/serving.md.")
     app.state.gpner = state
-    err = {"model": ErrorBody}
+    _add_error_handlers(app, state)
+    _add_routes(app, state)
+    return app
+
+
+def _add_error_handlers(app: FastAPI, state: State) -> None:
+    """Every error answered as JSON ``{"error", "error_type"}`` and counted by type; requests
+    counted by path and status."""
 
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Response:
@@ -256,6 +278,11 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
         state.metrics.errors.labels("internal").inc()
         return error_response(500, "internal", f"{type(exc).__name__}: {exc}")
 
+
+def _add_routes(app: FastAPI, state: State) -> None:
+    """``/predict``, ``/health``, ``/info``, ``/metrics`` and the page."""
+    err = {"model": ErrorBody}
+
     @app.post("/predict", response_model=PredictResponse, summary="Tag one or more texts",
               responses={400: err, 413: err, 422: err, 429: err, 500: err, 503: err},
               openapi_extra={"requestBody": {"required": True, "content": {
@@ -265,6 +292,7 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
         req = _parse(await _read_body(request, s.max_body_bytes))
         texts = [req.text] if req.text is not None else list(req.texts or [])
         _check(texts, req, s, state)
+        assert state.batcher is not None  # _check answered 503 before the model was ready
         try:
             records = await state.batcher.predict(texts, req.threshold, req.flat, req.labels)
         except Overloaded as exc:
@@ -300,8 +328,6 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
         from gpner.serving.pages import page_html
 
         return HTMLResponse(page_html())
-
-    return app
 
 
 KNOWN_PATHS = {"/predict", "/health", "/info", "/metrics", "/", "/docs", "/openapi.json"}
@@ -341,7 +367,7 @@ def _parse(body: bytes) -> PredictRequest:
         raise ApiError(422, "validation", _describe(exc.errors())) from exc
 
 
-def _describe(errors: list[dict]) -> str:
+def _describe(errors: Sequence[Any]) -> str:
     parts = []
     for e in errors[:5]:
         where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")

@@ -20,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from gpner.text.features import Window
-from gpner.prediction.predictor import Predictor, _Text, featurize
 from gpner.data.records import Record
+from gpner.prediction.predictor import Pair, Predictor, TextInFlight
 
 
 class Overloaded(RuntimeError):
@@ -34,6 +33,8 @@ class Overloaded(RuntimeError):
 
 @dataclass
 class BatchSettings:
+    """How requests are batched (``gpner serve``'s options of the same names)."""
+
     max_batch_tokens: int = 8192  # padded tokens (windows x longest window) per forward pass
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     max_queue: int = 256  # requests accepted and not yet in a batch; more get Overloaded
@@ -52,20 +53,23 @@ class BatchSettings:
 class Job:
     """One request: its texts cut into windows, its options, and the future it waits on."""
 
-    docs: list[_Text]
-    pairs: list[tuple[_Text, Window]]
+    docs: list[TextInFlight]
+    pairs: list[Pair]
     threshold: float
     flat: bool
     labels: list[str] | None
     future: asyncio.Future
     tokens: int = 0  # padded tokens if it ran alone in one pass (its share of a batch budget)
-    queued_at: float = field(default_factory=time.perf_counter)
 
 
 BatchHook = Callable[[int, int, int, float], None]  # (requests, windows, padded tokens, seconds)
 
 
 class MicroBatcher:
+    """Requests in, records out, with forward passes shared between concurrent requests (see
+    the module docstring). Runs on an asyncio loop: :meth:`start` in it, :meth:`predict` from
+    its tasks, :meth:`stop` to drain."""
+
     def __init__(self, predictor: Predictor, settings: BatchSettings | None = None,
                  on_batch: BatchHook | None = None):
         self.predictor = predictor
@@ -111,12 +115,10 @@ class MicroBatcher:
         self._queue.put_nowait(job)
         return await job.future
 
-    def _featurize(self, texts: Sequence[str]) -> tuple[list[_Text], list[tuple[_Text, Window]]]:
-        docs: list[_Text] = []
-        pairs: list[tuple[_Text, Window]] = []
-        p = self.predictor
-        for doc, win in featurize(texts, p.featurizer, p.config.max_length,
-                                  p.config.decode.stride):
+    def _featurize(self, texts: Sequence[str]) -> tuple[list[TextInFlight], list[Pair]]:
+        docs: list[TextInFlight] = []
+        pairs: list[Pair] = []
+        for doc, win in self.predictor.featurize(texts):
             if not docs or docs[-1] is not doc:
                 docs.append(doc)
             if win is not None:
@@ -124,50 +126,58 @@ class MicroBatcher:
         return docs, pairs
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         carry: Job | None = None
-        budget, wait = self.settings.max_batch_tokens, self.settings.max_wait_ms / 1000
         while True:
             job = carry if carry is not None else await self._queue.get()
-            carry = None
             if job is None:
                 return
-            jobs, tokens = [job], job.tokens
-            if self.settings.batching:
-                deadline = loop.time() + wait
-                while tokens < budget:
-                    left = deadline - loop.time()
-                    try:
-                        nxt = (self._queue.get_nowait() if left <= 0 else
-                               await asyncio.wait_for(self._queue.get(), left))
-                    except (asyncio.QueueEmpty, asyncio.TimeoutError):
-                        break
-                    if nxt is None:  # stopping: finish this batch, then stop
-                        self._queue.put_nowait(None)
-                        break
-                    if tokens + nxt.tokens > budget:
-                        carry = nxt  # first in the next batch
-                        break
-                    jobs.append(nxt)
-                    tokens += nxt.tokens
-            self.waiting -= len(jobs)
-            self.running += len(jobs)
-            started = time.perf_counter()
+            jobs, carry = await self._gather(job) if self.settings.batching else ([job], None)
+            await self._compute(jobs)
+
+    async def _gather(self, first: Job) -> tuple[list[Job], Job | None]:
+        """``first`` and the requests that arrive within the wait window while the batch stays
+        within the token budget; and the request that did not fit (the next batch's first)."""
+        loop = asyncio.get_running_loop()
+        budget = self.settings.max_batch_tokens
+        deadline = loop.time() + self.settings.max_wait_ms / 1000
+        jobs, tokens = [first], first.tokens
+        while tokens < budget:
+            left = deadline - loop.time()
             try:
-                results = await loop.run_in_executor(self._pool, self._run, jobs)
-            except Exception as exc:  # this batch's requests fail; the service goes on
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
-            else:
-                for j, records in zip(jobs, results):
-                    if not j.future.done():  # a client that left has a cancelled future
-                        j.future.set_result(records)
-            finally:
-                self.running -= len(jobs)
-                if self.on_batch:  # failed batches too: they took the model's time
-                    self.on_batch(len(jobs), sum(len(j.pairs) for j in jobs), tokens,
-                                  time.perf_counter() - started)
+                nxt = (self._queue.get_nowait() if left <= 0 else
+                       await asyncio.wait_for(self._queue.get(), left))
+            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                break
+            if nxt is None:  # stopping: finish this batch, then stop
+                self._queue.put_nowait(None)
+                break
+            if tokens + nxt.tokens > budget:
+                return jobs, nxt  # first in the next batch
+            jobs.append(nxt)
+            tokens += nxt.tokens
+        return jobs, None
+
+    async def _compute(self, jobs: list[Job]) -> None:
+        """The batch off the event loop; each request gets its records or the batch's error."""
+        self.waiting -= len(jobs)
+        self.running += len(jobs)
+        started = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._pool, self._run,
+                                                                       jobs)
+        except Exception as exc:  # this batch's requests fail; the service goes on
+            for j in jobs:
+                if not j.future.done():
+                    j.future.set_exception(exc)
+        else:
+            for j, records in zip(jobs, results, strict=True):
+                if not j.future.done():  # a client that left has a cancelled future
+                    j.future.set_result(records)
+        finally:
+            self.running -= len(jobs)
+            if self.on_batch:  # failed batches too: they took the model's time
+                self.on_batch(len(jobs), sum(len(j.pairs) for j in jobs),
+                              sum(j.tokens for j in jobs), time.perf_counter() - started)
 
     def _run(self, jobs: list[Job]) -> list[list[Record]]:
         """In a model thread: the jobs' windows in passes of at most the token budget."""
@@ -178,11 +188,11 @@ class MicroBatcher:
         for n in pass_sizes(pairs, self.settings.max_batch_tokens):
             p.run_windows(pairs[k:k + n], threshold)
             k += n
-        return [[p._record(doc, j.flat, j.threshold, j.labels) for doc in j.docs]
+        return [[p.record(doc, j.flat, j.threshold, j.labels) for doc in j.docs]
                 for j in jobs]
 
 
-def pass_sizes(pairs: Sequence[tuple[Any, Window]], budget: int) -> list[int]:
+def pass_sizes(pairs: Sequence[tuple[Any, Any]], budget: int) -> list[int]:
     """How many of ``pairs`` (sorted longest window first) go in each forward pass: as many as
     fit ``budget`` padded tokens (at least one: a window longer than the budget runs alone),
     and none shorter than half the pass's longest. Span scores cost the square of the padded

@@ -10,17 +10,18 @@ import html
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from gpner.errors import ConfigError, InputError
 from gpner.atomic import atomic_write_text
 from gpner.data.records import Entity
+from gpner.errors import ConfigError, InputError
 
 DEFAULT_LIMIT = 1000  # records per page: a browser draws thousands, not millions
 
 
 def web_file(name: str) -> str:
-    return resources.files("gpner.serving").joinpath("web", name).read_text(encoding="utf-8")
+    web = resources.files("gpner.serving").joinpath("web")
+    return web.joinpath(name).read_text(encoding="utf-8")
 
 
 def _inline(template: str, **parts: str) -> str:
@@ -48,10 +49,11 @@ def report_html(records: Sequence[dict], labels: Sequence[str], title: str, summ
                    DATA=_script_json(data))
 
 
-def compare(gold: Sequence[Entity], pred: Sequence[Entity]) -> tuple[list[dict], list[dict], int]:
+def compare(gold: Sequence[Mapping[str, Any]], pred: Sequence[Mapping[str, Any]]
+            ) -> tuple[list[dict], list[dict], int]:
     """Gold and predicted entities with a ``status``: ``correct`` (same start, end and label on
     both sides), ``missing`` (gold only) or ``spurious`` (predicted only); and the error count."""
-    def key(e: Entity) -> tuple:
+    def key(e: Mapping[str, Any]) -> tuple:
         return e["start"], e["end"], e["label"]
 
     g_keys, p_keys = {key(e) for e in gold}, {key(e) for e in pred}
@@ -81,7 +83,7 @@ def render(source: str | Path, output: str | Path, data: str | Path | None = Non
         raise InputError(f"limit must be >= 1, got {limit}", code="E502")
     source = Path(source)
     if source.is_dir():
-        from gpner.prediction.predictor import load
+        from gpner.prediction.loading import load
 
         if data is None:
             raise ConfigError(f"{source} is a model: give the data file whose texts it should "

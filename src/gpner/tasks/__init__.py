@@ -15,6 +15,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class HeadInfo:
+    """A registered head: its kind, where its class is, and a line about it."""
+
     kind: str  # "span": scores every (start, end) cell; "tag": labels tokens with BIO tags
     target: str  # "module:Class", constructed as Class(hidden, num_types, head_size, full_square)
     about: str
@@ -24,11 +26,13 @@ class HeadInfo:
 
 
 HEADS: dict[str, HeadInfo] = {
-    "gp": HeadInfo("span", "gpner.model.heads:GlobalPointer", "GlobalPointer, a q/k projection per type"),
+    "gp": HeadInfo("span", "gpner.model.heads:GlobalPointer",
+                   "GlobalPointer, a q/k projection per type"),
     "egp": HeadInfo("span", "gpner.model.heads:EfficientGlobalPointer",
                     "Efficient GlobalPointer, one shared q/k plus per-type start/end terms"),
     "crf": HeadInfo("tag", "gpner.model.heads:CRFTagger", "BIO baseline with a linear-chain CRF"),
-    "softmax": HeadInfo("tag", "gpner.model.heads:SoftmaxTagger", "BIO baseline, a softmax per token"),
+    "softmax": HeadInfo("tag", "gpner.model.heads:SoftmaxTagger",
+                        "BIO baseline, a softmax per token"),
 }
 
 TASKS: dict[str, str] = {

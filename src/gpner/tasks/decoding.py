@@ -1,52 +1,40 @@
 """From model outputs to spans: pure functions, whichever runtime produced the outputs.
 
-* :func:`decode`: (B, C, L, L) span scores -> nested candidates (score > threshold), or flat:
-  highest score first, each kept span removing the candidates that overlap it, whatever their
-  type, so the result never overlaps; :func:`decode_rows` gives the candidates as arrays.
+* :func:`decode_rows`: (B, C, L, L) span scores -> per example, the candidates (score >
+  threshold) as arrays; :func:`decode` makes them spans, nested or flat.
+* :func:`select_flat_rows`: the flat subset: highest score first, each kept span removing the
+  candidates that overlap it, whatever their type, so the result never overlaps; ties go to
+  the earlier start, then the earlier end, then the lower label id, whatever the input order.
 * :func:`decode_tags`: (B, L, T) BIO emissions -> spans, by argmax or CRF Viterbi.
-* :func:`merge_best`: the spans of a text's overlapping windows, one per (label, start, end) with
-  its best score.
 * :func:`to_entities`: token spans -> records with exact character offsets.
 
 Outputs may be NumPy arrays (ONNX Runtime; this module never imports torch) or torch tensors
-(span scores are thresholded where they live, so only the candidates leave a GPU).
+(span scores are thresholded where they live, so only the candidates leave a GPU). Merging a
+text's windows is :mod:`gpner.text.windows`'s.
 
-Spans are :class:`~gpner.text.alignment.TokenSpan` (end exclusive, label id). A span's probability is
-sigmoid(2 * score): the soft-label loss is optimal at t = sigmoid(2s), so threshold 0 is p = 0.5.
+Spans are :class:`~gpner.text.alignment.TokenSpan` (end exclusive, label id). A span's
+probability is sigmoid(2 * score): the soft-label loss is optimal at t = sigmoid(2s), so
+threshold 0 is p = 0.5.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from gpner.text.alignment import TokenSpan
 from gpner.data.records import Entity
 from gpner.data.tagging import tags_to_spans
-from gpner.text.tokenization import Encoding
-
-SpanKey = tuple[int, int, int]  # (label id, start, end)
+from gpner.text.alignment import TokenSpan
+from gpner.text.tokenization import Encoding, PackedEncoding
+from gpner.text.windows import spans_from_rows
 
 
 def prob(score: float) -> float:
     """sigmoid(2 * score), safe for large |score|."""
     x = 2.0 * score
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
-def spans_from_rows(rows: np.ndarray, v: np.ndarray) -> list[TokenSpan]:
-    """rows (K, 3) of (label, start, end), scores (K,) -> spans sorted by (start, end, label).
-    Sorted on the arrays, and only then made into objects: a barely trained model can have
-    thousands of candidates per text."""
-    if not len(rows):
-        return []
-    order = np.lexsort((rows[:, 0], rows[:, 2], rows[:, 1]))
-    return [TokenSpan(i, j, c, s) for (c, i, j), s in zip(rows[order].tolist(),
-                                                          v[order].tolist())]
 
 
 def decode(scores: Any, threshold: float = 0.0, flat: bool = False,
@@ -129,7 +117,7 @@ def _greedy_flat(rows: np.ndarray, v: np.ndarray, L: int) -> tuple[np.ndarray, n
     used = bytearray(L)
     free = L
     keep = []
-    for k, (_, i, j) in zip(order.tolist(), rows[order].tolist()):
+    for k, (_, i, j) in zip(order.tolist(), rows[order].tolist(), strict=True):
         if 1 not in used[i:j]:
             used[i:j] = b"\x01" * (j - i)
             keep.append(k)
@@ -191,7 +179,8 @@ def decode_tags(emissions: Any, mask: Any, crf: tuple[Any, Any, Any] | None = No
     if crf is not None:
         paths = viterbi(pem, pmask, *(as_array(x).astype(np.float64) for x in crf))
     else:
-        paths = [row[: int(n)] for row, n in zip(pem.argmax(-1).tolist(), pmask.sum(1))]
+        paths = [row[: int(n)]
+                 for row, n in zip(pem.argmax(-1).tolist(), pmask.sum(1), strict=True)]
     names = ["O"] + [f"{p}-{c}" for c in range((T - 1) // 2) for p in "BI"]
     out = []
     for b, path in enumerate(paths):
@@ -205,24 +194,14 @@ def decode_tags(emissions: Any, mask: Any, crf: tuple[Any, Any, Any] | None = No
     return out
 
 
-def merge_best(found: dict[SpanKey, float], spans: Sequence[TokenSpan], shift: int) -> None:
-    """Add one window's spans to a text's ``found``, moved by ``shift`` tokens into the text's
-    coordinates; a span found by several overlapping windows keeps its best score."""
-    for sp in spans:
-        key = (int(sp.label), sp.start + shift, sp.end + shift)
-        old = found.get(key)
-        if old is None or sp.score > old:
-            found[key] = sp.score
-
-
-def to_entities(text: str, encoding: Encoding, spans: Sequence[TokenSpan],
+def to_entities(text: str, encoding: Encoding | PackedEncoding, spans: Sequence[TokenSpan],
                 labels: Sequence[str]) -> list[Entity]:
     """Token spans -> entity records with exact character offsets into ``text``."""
     offsets = encoding.offsets  # read directly: an Alignment's maps would cost a long text dear
     out: list[Entity] = []
     for sp in spans:
         start, end = offsets[sp.start][0], offsets[sp.end - 1][1]
-        out.append({"start": start, "end": end, "label": labels[sp.label],
+        out.append({"start": start, "end": end, "label": labels[int(sp.label)],
                     "score": round(sp.score, 4), "prob": round(prob(sp.score), 4),
                     "text": text[start:end]})
     return out

@@ -1,7 +1,8 @@
 """Named-entity recognition: one head named ``entities`` over the encoder.
 
 * span heads (gp, egp): output ``entities`` (B, C, L, L); targets ``positives`` (P, 4) rows
-  (b, c, i, j) of the gold cells; the sparse multilabel loss; :func:`~gpner.tasks.decoding.decode`.
+  (b, c, i, j) of the gold cells; the sparse multilabel loss; candidates above the threshold
+  (:func:`~gpner.tasks.decoding.decode_rows`).
 * tag heads (crf, softmax): outputs ``entities.emissions`` (B, L, T) (and the CRF's
   ``entities.start``/``end``/``transitions``); targets ``tags`` (B, L) BIO ids; cross-entropy or
   CRF likelihood over the spannable tokens; argmax or Viterbi decoding.
@@ -9,25 +10,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from gpner.text.alignment import TokenSpan
-from gpner.tasks.decoding import decode, decode_rows, decode_tags
+import numpy as np
+
+from gpner.contracts import Outputs, WindowSpans
 from gpner.tasks import head_info
+from gpner.tasks.decoding import decode_rows, decode_tags
+from gpner.text.alignment import TokenSpan
 
 if TYPE_CHECKING:  # torch only where a model is built or trained: decoding runs without it
     import torch
     from torch import nn
 
-Outputs = dict[str, Any]  # name -> torch tensor or NumPy array
-
 
 class NerTask:
+    """Named-entity recognition (the :class:`~gpner.contracts.Task` contract): one head,
+    ``entities``, a span head (nested spans) or a tag head (BIO baseline)."""
+
     name = "ner"
     output = "entities"  # the head's name, and the prefix of its outputs
+    has_relations = False
 
     def __init__(self, labels: Sequence[str], head: str = "egp", head_size: int = 64):
         self.labels = list(labels)
+        self.relations: list[str] = []
         self.head, self.head_size = head, head_size
         self.info = head_info(head)
 
@@ -41,11 +48,11 @@ class NerTask:
 
     # ------------------------------------------------------------ training
 
-    has_relations = False
-
-    def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: dict[str, Any]
+    def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: Mapping[str, Any],
+                relations: Sequence[Sequence[tuple[int, int, int]]] = ()
                 ) -> dict[str, "torch.Tensor"]:
-        """Per-example gold spans (window tokens, label ids) -> target tensors on the CPU."""
+        """Per-example gold spans (window tokens, label ids) -> target tensors on the CPU
+        (``relations`` is for relation tasks; NER has none)."""
         import torch
 
         if self.span_head:  # the gold cells only: no (B, C, L, L) label tensor
@@ -55,8 +62,8 @@ class NerTask:
         tags = torch.zeros(batch["mask"].shape, dtype=torch.long)  # 0 = O
         for b, ex in enumerate(spans):
             for sp in ex:
-                tags[b, sp.start] = 1 + 2 * sp.label
-                tags[b, sp.start + 1:sp.end] = 2 + 2 * sp.label
+                tags[b, sp.start] = 1 + 2 * int(sp.label)
+                tags[b, sp.start + 1:sp.end] = 2 + 2 * int(sp.label)
         return {"tags": tags}
 
     def loss(self, outputs: Outputs, batch: dict[str, "torch.Tensor"]) -> "torch.Tensor":
@@ -86,22 +93,20 @@ class NerTask:
 
     # ------------------------------------------------------------ prediction
 
-    def decode(self, outputs: Outputs, batch: dict[str, Any], threshold: float = 0.0,
-               max_width: int | None = None) -> list[list[TokenSpan]]:
-        """Nested candidates per window (window tokens); flat selection happens after windows
-        are merged. Tag heads give non-overlapping spans and ignore threshold and width."""
+    def decode(self, outputs: Outputs, batch: Mapping[str, Any], threshold: float = 0.0,
+               max_width: int | None = None) -> list[WindowSpans]:
+        """Nested candidates per window (window tokens) as arrays; flat selection happens after
+        windows are merged. Tag heads give non-overlapping spans and ignore threshold and
+        width."""
         if self.span_head:
-            return decode(outputs[self.output], threshold, flat=False, max_width=max_width)
+            return [WindowSpans(rows, v, [])
+                    for rows, v in decode_rows(outputs[self.output], threshold, max_width)]
         crf = self._crf(outputs) if self.head == "crf" else None
-        return decode_tags(outputs[f"{self.output}.emissions"], batch["mask"], crf)
-
-    def decode_rows(self, outputs: Outputs, batch: dict[str, Any], threshold: float = 0.0,
-                    max_width: int | None = None) -> list[tuple[Any, Any]]:
-        """Span heads: per window, the nested candidates as arrays, rows (K, 3) of (label,
-        start, end) and scores (K,) (:func:`gpner.tasks.decoding.decode_rows`)."""
-        if not self.span_head:
-            raise ValueError(f"head {self.head!r} decodes tags, not span rows")
-        return decode_rows(outputs[self.output], threshold, max_width)
+        return [WindowSpans(np.array([(sp.label, sp.start, sp.end) for sp in spans],
+                                     dtype=np.int64).reshape(-1, 3),
+                            np.array([sp.score for sp in spans], dtype=np.float64), [])
+                for spans in decode_tags(outputs[f"{self.output}.emissions"], batch["mask"],
+                                         crf)]
 
     def _crf(self, outputs: Outputs) -> tuple[Any, Any, Any]:
         o = self.output

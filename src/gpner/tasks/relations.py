@@ -21,36 +21,29 @@ Targets: ``positives`` (P, 4) rows (b, c, i, j) as for NER, ``head_links`` and `
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from gpner.text.alignment import TokenSpan
-from gpner.tasks.decoding import as_array, decode
+from gpner.contracts import Outputs, Triple, WindowSpans
 from gpner.tasks import head_info
+from gpner.tasks.decoding import as_array, decode_rows
+from gpner.text.alignment import TokenSpan
+from gpner.text.windows import spans_from_rows
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-Outputs = dict[str, Any]
 PAIR_BUDGET = 1 << 22  # link scores gathered at once when pairing candidates (R * subjects * E)
 CANDIDATES_PER_TOKEN = 2  # entity candidates paired per window token, the best scoring
 
 
-class Triple(NamedTuple):
-    """Subject tokens [s_start, s_end), object tokens [o_start, o_end) (end exclusive), relation
-    id, and the smallest of the four part scores."""
-
-    s_start: int
-    s_end: int
-    o_start: int
-    o_end: int
-    label: int
-    score: float = 0.0
-
-
 class RelationTask:
+    """Joint entity and relation extraction (GPLinker; the :class:`~gpner.contracts.Task`
+    contract): an entity head and two link heads, each a GlobalPointer or Efficient
+    GlobalPointer, decoded into spans and the triples between them."""
+
     name = "relations"
     output = "entities"
     span_head = True
@@ -74,8 +67,8 @@ class RelationTask:
 
     # ------------------------------------------------------------ training
 
-    def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: dict[str, Any],
-                relations: Sequence[Sequence[tuple[int, int, int]]] | None = None
+    def targets(self, spans: Sequence[Sequence[TokenSpan]], batch: Mapping[str, Any],
+                relations: Sequence[Sequence[tuple[int, int, int]]] = ()
                 ) -> dict[str, "torch.Tensor"]:
         """Per example: gold spans (window tokens, label ids) and relations (index of the
         subject in its spans, index of the object, relation id) -> the three heads' gold cells."""
@@ -84,7 +77,7 @@ class RelationTask:
         ents, heads, tails = [], set(), set()
         for b, ex in enumerate(spans):
             ents += [(b, sp.label, sp.start, sp.end - 1) for sp in ex]
-            for h, t, p in (relations[b] if relations is not None else ()):
+            for h, t, p in (relations[b] if relations else ()):
                 s, o = ex[h], ex[t]
                 heads.add((b, p, s.start, o.start))
                 tails.add((b, p, s.end - 1, o.end - 1))
@@ -105,16 +98,22 @@ class RelationTask:
         """The GP divergence summed over the three heads (R-Drop, VAT)."""
         from gpner.model.losses import gp_divergence
 
-        return sum(gp_divergence(a[k], b[k], norm=norm) for k in ("entities", "heads", "tails"))
+        return (gp_divergence(a["entities"], b["entities"], norm=norm)
+                + gp_divergence(a["heads"], b["heads"], norm=norm)
+                + gp_divergence(a["tails"], b["tails"], norm=norm))
 
     # ------------------------------------------------------------ prediction
 
-    def decode(self, outputs: Outputs, batch: dict[str, Any], threshold: float = 0.0,
-               max_width: int | None = None) -> list[tuple[list[TokenSpan], list[Triple]]]:
-        """Per window: nested entity candidates and the triples linking them (window tokens)."""
-        spans = decode(outputs["entities"], threshold, flat=False, max_width=max_width)
+    def decode(self, outputs: Outputs, batch: Mapping[str, Any], threshold: float = 0.0,
+               max_width: int | None = None) -> list[WindowSpans]:
+        """Per window: nested entity candidates and the triples linking them (window
+        tokens)."""
         heads, tails = outputs["heads"], outputs["tails"]
-        return [(sp, link(sp, heads[b], tails[b], threshold)) for b, sp in enumerate(spans)]
+        out = []
+        for b, (rows, v) in enumerate(decode_rows(outputs["entities"], threshold, max_width)):
+            out.append(WindowSpans(rows, v, link(spans_from_rows(rows, v), heads[b], tails[b],
+                                                 threshold)))
+        return out
 
 
 def link(spans: Sequence[TokenSpan], heads: Any, tails: Any, threshold: float = 0.0

@@ -1,4 +1,5 @@
-"""Character spans <-> token spans, through the offsets of an :class:`~gpner.text.tokenization.Encoding`.
+"""Character spans <-> token spans, through the offsets of an
+:class:`~gpner.text.tokenization.Encoding`.
 
 A gold span aligns when its start is the start of a token and its end is the end of a token.
 A boundary inside a token (``"Berlin"`` annotated inside the single token ``"Berliner"``) cannot be
@@ -38,7 +39,7 @@ class Alignment:
         self.starts: dict[int, int] = {}  # char offset -> first token starting there
         self.ends: dict[int, int] = {}  # char offset -> last token ending there
         self._tok: list[int] = []  # spannable token indices, by position
-        for t, ((s, e), ok) in enumerate(zip(encoding.offsets, encoding.spannable)):
+        for t, ((s, e), ok) in enumerate(zip(encoding.offsets, encoding.spannable, strict=True)):
             if ok:
                 self.starts.setdefault(s, t)
                 self.ends[e] = t

@@ -12,61 +12,22 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from gpner.atomic import atomic_write_text
-from gpner.text.tokenization import CharWordTokenizer, Encoding, HFTokenizer, RawHFTokenizer
+from gpner.text.tokenization import (
+    CharWordTokenizer,
+    Encoding,
+    HFTokenizer,
+    PackedEncoding,
+    RawHFTokenizer,
+)
+from gpner.text.windows import Window
 
 MAX_CHARS = 16  # characters per token seen by the character CNN (features only; text is whole)
-
-
-@dataclass
-class Window:
-    """One model input cut from an encoded text, as arrays.
-
-    It holds content tokens ``start .. end - 1`` of the text; window token k is content token
-    ``start + k - prefix``: the first ``prefix`` tokens are the model's own special tokens
-    (``[CLS]``), which are never spannable.
-    """
-
-    features: dict[str, np.ndarray]  # featurizer inputs, (n,) or (n, W) int64
-    spannable: np.ndarray  # (n,) bool: tokens that may start or end a span
-    start: int  # first content token of the window
-    end: int  # one past its last content token
-    prefix: int  # special tokens before the content
-
-    def __len__(self) -> int:
-        return len(self.spannable)
-
-
-def window_bounds(n: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:
-    """Token ranges covering [0, n): windows of ``size`` tokens starting every ``stride`` tokens
-    (default half a window). A span of up to ``size - stride`` tokens lies whole inside some
-    window wherever it is."""
-    step = size // 2 if stride is None else stride
-    if not 1 <= step <= size:
-        raise ValueError(f"stride must be between 1 and the window's {size} tokens, got {stride}")
-    if n <= size:
-        return [(0, n)]
-    bounds, start = [], 0
-    while True:
-        end = min(start + size, n)
-        bounds.append((start, end))
-        if end == n:
-            return bounds
-        start += max(1, step)
-
-
-def content_size(featurizer: Any, max_length: int) -> int:
-    """Content tokens per window: ``max_length`` less the model's special tokens."""
-    size = max_length - featurizer.num_special
-    if size < 2:
-        raise ValueError(f"max_length {max_length} leaves no room for tokens")
-    return size
 
 
 def pad_stack(seqs: Sequence[np.ndarray], fill: int = 0, min_len: int = 0) -> np.ndarray:
@@ -77,7 +38,7 @@ def pad_stack(seqs: Sequence[np.ndarray], fill: int = 0, min_len: int = 0) -> np
     shape += [max(x.shape[d] for x in seqs) for d in range(1, ndim)]
     out = np.full(shape, fill, dtype=seqs[0].dtype)
     for b, x in enumerate(seqs):
-        out[(b, *(slice(0, n) for n in x.shape))] = x
+        out[(b,) + tuple(slice(0, n) for n in x.shape)] = x
     return out
 
 
@@ -110,12 +71,12 @@ class BuiltinFeaturizer:
 
     @staticmethod
     def _bigram_keys(toks: list[str]) -> list[str]:
-        return [f"{a}\t{b}" for a, b in zip(toks, toks[1:] + ["</s>"])]
+        return [f"{a}\t{b}" for a, b in zip(toks, toks[1:] + ["</s>"], strict=False)]
 
     def encode(self, text: str) -> Encoding:
         return self.words.encode(text)
 
-    def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
+    def window(self, text: str, enc: Encoding | PackedEncoding, start: int, end: int) -> Window:
         toks = [text[s:e] for s, e in enc.offsets[start:end + 1]]
         low = [t.lower() for t in toks]
         keys = self._bigram_keys(low)[: end - start]  # the token after the window completes it
@@ -161,8 +122,8 @@ class HFFeaturizer:
     """A Hugging Face fast tokenizer; each window gets the model's own special tokens.
 
     ``tokenizer`` is a ``transformers`` fast tokenizer, or (prediction without torch) a
-    :class:`~gpner.text.tokenization.RawHFTokenizer` over ``tokenizer.json`` with the special token ids
-    saved beside it.
+    :class:`~gpner.text.tokenization.RawHFTokenizer` over ``tokenizer.json`` with the special
+    token ids saved beside it.
     """
 
     kind = "hf"
@@ -183,7 +144,7 @@ class HFFeaturizer:
     def encode(self, text: str) -> Encoding:
         return self.adapter.encode(text)
 
-    def window(self, text: str, enc: Encoding, start: int, end: int) -> Window:
+    def window(self, text: str, enc: Encoding | PackedEncoding, start: int, end: int) -> Window:
         # list() also takes the array slices of a packed encoding
         ids = self.before + list(enc.ids[start:end]) + self.after
         spannable = [False] * self.prefix + list(enc.spannable[start:end]) + \

@@ -1,8 +1,8 @@
 """Tokenizers behind one interface: ``encode(text) -> Encoding`` with exact character offsets.
 
 * :class:`CharWordTokenizer` is ours, for the built-in encoder: every CJK character is a token,
-  runs of letters and runs of digits are word tokens, any other visible character is a token of its own;
-  combining marks and zero-width joiners stay with the character they modify.
+  runs of letters and runs of digits are word tokens, any other visible character is a token of
+  its own; combining marks and zero-width joiners stay with the character they modify.
 * :class:`HFTokenizer` wraps any Hugging Face *fast* tokenizer (WordPiece, byte-level BPE,
   SentencePiece) and normalises its offsets: whitespace that a tokenizer folds into a token
   (``"Ġword"``, ``"▁word"``) is trimmed off, so a token's offsets cover exactly its visible text.
@@ -127,7 +127,7 @@ class PackedOffsets:
 
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
-            return list(zip(self.starts[key].tolist(), self.ends[key].tolist()))
+            return list(zip(self.starts[key].tolist(), self.ends[key].tolist(), strict=True))
         return int(self.starts[key]), int(self.ends[key])
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -168,7 +168,8 @@ def trim_offsets(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[Offsets
     simple = _SIMPLE_TEXT.fullmatch(text) is not None  # no mark or joiner to grow over
     if simple and not _SPACE.search(text):  # nothing to trim either (most Chinese sentences)
         spannable = [e > s for s, e in offsets]
-        return [(s, e) if ok else (0, 0) for (s, e), ok in zip(offsets, spannable)], spannable
+        kept = [(s, e) if ok else (0, 0) for (s, e), ok in zip(offsets, spannable, strict=True)]
+        return kept, spannable
     out: Offsets = []
     spannable = []
     for s, e in offsets:

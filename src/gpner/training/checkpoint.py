@@ -10,11 +10,10 @@ from typing import Any
 
 import torch
 
-from gpner.model.artifact import migrate_weights, read_safetensors
-
-from gpner.textfiles import read_model_json
 from gpner.atomic import old_copy, staged_dir
+from gpner.model.artifact import migrate_weights, read_safetensors
 from gpner.model.network import unwrap
+from gpner.textfiles import read_model_json
 from gpner.training.regularizers import EMA
 
 CHECKPOINT_VERSION = 2  # 1 (gpner 0.1.0) named the head's weights head.*
@@ -26,7 +25,8 @@ def has_checkpoint(path: Path) -> bool:
 
 def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
                     ema: EMA | None, state: dict) -> None:
-    from safetensors.torch import save_file, save_model as save_weights
+    from safetensors.torch import save_file
+    from safetensors.torch import save_model as save_weights
 
     with staged_dir(path) as tmp:
         save_weights(unwrap(model), str(tmp / "model.safetensors"))

@@ -17,6 +17,8 @@ from gpner.errors import ConfigError
 
 @dataclass
 class TrainConfig:
+    """Every training setting, with its default; saved as the run's ``config.yaml``."""
+
     # model
     task: str = "auto"  # ner | relations | auto: relations when the training data has them
     encoder: str = "builtin"  # "builtin", a Hugging Face model name, or a local model directory
@@ -43,7 +45,8 @@ class TrainConfig:
     # micro-batches per optimizer step: the global batch is batch_size * processes * accumulate
     accumulate: int = 1
     lr: float = 2e-3  # head, and the built-in encoder
-    encoder_lr: float | None = None  # a pretrained encoder's rate; None: 3e-5 for HF, lr for built-in
+    # a pretrained encoder's rate; None: 3e-5 for HF, lr for built-in
+    encoder_lr: float | None = None
     weight_decay: float = 0.01
     warmup: float = 0.05  # share of steps with linear warm-up, then the schedule
     schedule: str = "linear"  # after the warm-up: linear decay to 0, or constant
@@ -93,6 +96,7 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
+        """Every setting valid, alone and together (ConfigError naming the setting)."""
         from gpner.tasks import HEADS, TASKS, head_info
 
         if self.task != "auto" and self.task not in TASKS:
@@ -101,14 +105,24 @@ class TrainConfig:
         if self.task == "relations" and info.kind != "span":
             raise ConfigError(f"task=relations needs a span head (gp or egp), got {self.head!r}")
         self._check_ranges()
-        if self.divergence not in ("sum", "mean"):
-            raise ConfigError(f"divergence must be sum or mean, got {self.divergence!r}")
+        self._check_choices()
+        self._check_sizes()
+        if info.kind != "span" and (self.rdrop or self.vat):
+            spans = ", ".join(k for k, v in HEADS.items() if v.kind == "span")
+            raise ConfigError(f"rdrop and vat use the GlobalPointer divergence: heads {spans} "
+                              f"only, not {self.head}")
+
+    def _check_choices(self) -> None:
+        for name, choices in (("divergence", ("sum", "mean")),
+                              ("schedule", ("linear", "constant")),
+                              ("misaligned", ("skip", "expand"))):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be {' or '.join(choices)}, got "
+                                  f"{getattr(self, name)!r}")
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are two precisions: choose one", code="E305")
-        if self.schedule not in ("linear", "constant"):
-            raise ConfigError(f"schedule must be linear or constant, got {self.schedule!r}")
-        if self.misaligned not in ("skip", "expand"):
-            raise ConfigError(f"misaligned must be skip or expand, got {self.misaligned!r}")
+
+    def _check_sizes(self) -> None:
         for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps",
                      "accumulate"):
             if getattr(self, name) < 1:
@@ -121,10 +135,6 @@ class TrainConfig:
                               f"{self.max_length}): text between windows would be skipped")
         if self.head_size % 2:
             raise ConfigError(f"head_size must be even (RoPE rotates pairs), got {self.head_size}")
-        if info.kind != "span" and (self.rdrop or self.vat):
-            spans = ", ".join(k for k, v in HEADS.items() if v.kind == "span")
-            raise ConfigError(f"rdrop and vat use the GlobalPointer divergence: heads {spans} "
-                              f"only, not {self.head}")
 
     def _check_ranges(self) -> None:
         """Every number in its range, finite (a NaN learning rate would train a NaN model)."""

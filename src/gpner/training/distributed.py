@@ -9,10 +9,13 @@ and ``MASTER_PORT`` describe: NCCL on GPUs, gloo on CPUs. Without them it is one
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from gpner.training.config import TrainConfig
 
 
 def setup() -> tuple[int, int, torch.device]:
@@ -30,6 +33,24 @@ def setup() -> tuple[int, int, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def refuse_under_ddp(cfg: TrainConfig) -> None:
+    """Regularisers that DistributedDataParallel does not run correctly as written, refused
+    with the reason (each works in one process, with or without ``accumulate``)."""
+    why = {"rdrop": "it runs two forward passes before one backward, which DDP's gradient "
+                    "reducer does not allow",
+           "fgm": "it runs a second backward pass on perturbed embeddings, and DDP would average "
+                  "the two passes' gradients separately",
+           "pgd": "it runs several backward passes per step, each of which DDP would reduce",
+           "vat": "it calls torch.autograd.grad, which DDP's reducer does not support",
+           "grad_penalty": "it calls torch.autograd.grad (create_graph), which DDP's reducer "
+                           "does not support"}
+    on = [name for name in why if getattr(cfg, name)]
+    if on:
+        raise ValueError(f"{on[0]}={getattr(cfg, on[0])} cannot run under torchrun yet: "
+                         f"{why[on[0]]}. Train in one process (with accumulate=K for a larger "
+                         "batch), or without it")
 
 
 def backend() -> str | None:

@@ -1,28 +1,36 @@
-"""Records -> training windows with token-level gold spans, length-bucketed batches, and the
-collator that turns examples into a batch of CPU tensors.
+"""Records -> training examples: windows with token-level gold spans (and relations), the
+length buckets they are batched in, and the collator that turns examples into a batch of CPU
+tensors with the task's targets.
 
-Long texts are cut into overlapping windows of at most ``max_length`` tokens (never truncated);
-every gold span lies inside some window unless it is wider than the overlap, which is reported.
-Everything that cannot be used is counted in a :class:`~gpner.data.records.Report`.
+Long texts are cut into overlapping windows of at most ``max_length`` tokens (never truncated,
+:mod:`gpner.text.windows`); every gold span lies inside some window unless it is wider than the
+overlap, which is reported. Everything that cannot be used is counted in a
+:class:`~gpner.data.records.Report`.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
-from gpner.text.alignment import TokenSpan, align_entities
-from gpner.text.features import Window, content_size, window_bounds
+from gpner.contracts import Featurizer, Task
 from gpner.data.records import Record, Report
+from gpner.errors import ArgumentTypeError, DataError
+from gpner.model.network import as_tensors
+from gpner.text.alignment import TokenSpan, align_entities
 from gpner.text.tokenization import Encoding
+from gpner.text.windows import Window, content_size, place_spans, window_bounds
 
 
 @dataclass
 class Example:
+    """One training window and its gold: spans in window tokens with label ids, and (relation
+    data) the relations between them."""
+
     window: Window
     spans: list[TokenSpan]  # window-local token indices, label ids
     # relation data: (index of the subject in spans, index of the object, relation id)
@@ -32,7 +40,24 @@ class Example:
         return len(self.window)
 
 
-def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[str],
+def read_data(source: str | Path | Sequence[Record], encoding: str | None = None
+              ) -> tuple[list[Record], Report]:
+    """Records from a path in any supported format, or a list of records as is."""
+    if isinstance(source, (str, Path)):
+        from gpner.data.formats import read
+
+        corpus = read(source, encoding=encoding)
+        if not corpus.records:
+            raise DataError(f"{source}: no records to train or evaluate on "
+                            f"({corpus.report.summary()})", code="E112")
+        return corpus.records, corpus.report
+    if isinstance(source, dict) or not hasattr(source, "__len__"):
+        raise ArgumentTypeError(f"training data should be a path or a list of records, got "
+                                f"{type(source).__name__}")
+    return list(source), Report("<records>", records=len(source))
+
+
+def make_examples(records: Sequence[Record], featurizer: Featurizer, labels: Sequence[str],
                   max_length: int, report: Report, misaligned: str = "skip",
                   flat_only: bool = False, stride: int | None = None,
                   relations: Sequence[str] | None = None) -> list[Example]:
@@ -50,36 +75,18 @@ def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[s
     for doc, rec in enumerate(records):
         text = rec["text"]
         enc = featurizer.encode(text)
-        known = []
-        for e in rec.get("entities", []):
-            if e["label"] in label_id:
-                known.append(e)
-            else:
-                known.append(None)
-                report.problem(None, "label not in training data",
-                               f"record {doc}: {e['label']} {text[e['start']:e['end']]!r}")
-        spans = align_entities(text, [e for e in known if e is not None], enc, report,
-                               misaligned, keep_places=relations is not None)
-        links: list[tuple[int, int, int]] = []
-        if relations is not None:
-            links = _relations(rec, known, spans, rel_id, report, doc)
-            spans = [sp if sp is not None else TokenSpan(-1, -1, "") for sp in spans]
-        if flat_only:
-            spans = _flatten(spans, report, doc, text, enc)
+        spans, links = _gold(rec, doc, enc, label_id, rel_id if relations is not None else None,
+                             report, misaligned, flat_only)
         report.records += 1
-        report.entities += sum(sp.start >= 0 for sp in spans)
+        report.entities += sum(sp is not None for sp in spans)
         report.relations += len(links)
-        placed = [sp.start < 0 for sp in spans]  # a skipped entity has no place to be in
+        placed = [sp is None for sp in spans]  # a skipped entity has no place to be in
         linked = [False] * len(links)
         for start, end in window_bounds(len(enc), size, stride):
             win = featurizer.window(text, enc, start, end)
-            shift = win.prefix - win.start  # content token -> window token
-            local, where = [], {}
-            for k, sp in enumerate(spans):
-                if sp.start >= 0 and win.start <= sp.start and sp.end <= win.end:
-                    where[k] = len(local)
-                    local.append(TokenSpan(sp.start + shift, sp.end + shift, label_id[sp.label]))
-                    placed[k] = True
+            local, where = place_spans(spans, win)
+            for k in where:
+                placed[k] = True
             inside = []
             for n, (h, t, p) in enumerate(links):
                 if h in where and t in where:
@@ -89,16 +96,44 @@ def make_examples(records: Sequence[Record], featurizer: Any, labels: Sequence[s
         for k, ok in enumerate(placed):
             if not ok:
                 sp = spans[k]
+                assert sp is not None
                 report.problem(None, "entity wider than the window overlap",
-                               f"record {doc}: {sp.label} of {sp.end - sp.start} tokens; "
-                               "raise max_length")
+                               f"record {doc}: {labels[int(sp.label)]} of {sp.end - sp.start} "
+                               "tokens; raise max_length")
         for n, ok in enumerate(linked):
             if not ok:
                 h, t, p = links[n]
+                head, tail = spans[h], spans[t]  # (both placed: _relations keeps no other)
+                assert head is not None and tail is not None
                 report.problem(None, "relation wider than a window",
-                               f"record {doc}: {relations[p]} between tokens {spans[h].start} "
-                               f"and {spans[t].start}; raise max_length")
+                               f"record {doc}: {(relations or [])[p]} between tokens "
+                               f"{head.start} and {tail.start}; raise max_length")
     return examples
+
+
+def _gold(rec: Record, doc: int, enc: Encoding, label_id: dict[str, int],
+          rel_id: dict[str, int] | None, report: Report, misaligned: str, flat_only: bool
+          ) -> tuple[list[TokenSpan | None], list[tuple[int, int, int]]]:
+    """A record's gold spans in text tokens with label ids (None where an entity was skipped:
+    relations index this list) and its relations as (span index, span index, relation id)."""
+    text = rec["text"]
+    known: list[Any] = []
+    for e in rec.get("entities", []):
+        if e["label"] in label_id:
+            known.append(e)
+        else:
+            known.append(None)
+            report.problem(None, "label not in training data",
+                           f"record {doc}: {e['label']} {text[e['start']:e['end']]!r}")
+    named = align_entities(text, [e for e in known if e is not None], enc, report, misaligned,
+                           keep_places=rel_id is not None)
+    links = _relations(rec, known, named, rel_id, report, doc) if rel_id is not None else []
+    if flat_only:  # tag heads (never with relations: the config refuses them)
+        named = _flatten(named, report, doc, text, enc)
+    spans: list[TokenSpan | None] = [
+        None if sp is None else TokenSpan(sp.start, sp.end, label_id[str(sp.label)])
+        for sp in named]
+    return spans, links
 
 
 def _relations(rec: Record, known: list, spans: list, rel_id: dict[str, int], report: Report,
@@ -125,6 +160,7 @@ def _relations(rec: Record, known: list, spans: list, rel_id: dict[str, int], re
 
 def _flatten(spans: list[TokenSpan], report: Report, doc: int, text: str, enc: Encoding
              ) -> list[TokenSpan]:
+    """The earliest, then longest, of overlapping spans; the others counted."""
     kept, reach = [], -1
     for sp in sorted(spans, key=lambda s: (s.start, -s.end)):
         if sp.start < reach:
@@ -137,8 +173,8 @@ def _flatten(spans: list[TokenSpan], report: Report, doc: int, text: str, enc: E
     return kept
 
 
-def batches(examples: Sequence[Any], batch_size: int, seed: int | None = None,
-            epoch: int = 0) -> list[list[int]]:
+def length_buckets(examples: Sequence[Any], batch_size: int, seed: int | None = None,
+                   epoch: int = 0) -> list[list[int]]:
     """Index batches of similar length (little padding).
 
     Training (``seed`` given): shuffle, sort within chunks of 50 batches, shuffle the batches;
@@ -164,27 +200,14 @@ class Collator:
     """Examples -> one batch: the featurizer's inputs plus the task's targets, CPU tensors only
     (so a batch can be pinned, moved to any device or exported)."""
 
-    def __init__(self, featurizer: Any, task: Any):
+    def __init__(self, featurizer: Featurizer, task: Task):
         self.featurizer, self.task = featurizer, task
 
     def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         batch = as_tensors(self.featurizer.collate([ex.window for ex in examples]))
-        if getattr(self.task, "has_relations", False):
-            batch.update(self.task.targets([ex.spans for ex in examples], batch,
-                                           [ex.relations for ex in examples]))
-        else:
-            batch.update(self.task.targets([ex.spans for ex in examples], batch))
+        batch.update(self.task.targets([ex.spans for ex in examples], batch,
+                                       [ex.relations for ex in examples]))
         return batch
-
-
-def as_tensors(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The featurizer's NumPy arrays as CPU tensors (sharing their memory)."""
-    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
-
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device | str
-              ) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def max_span_width(examples: Sequence[Example]) -> int:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gpner.training.config import TrainConfig
+from gpner.training.state import TrainState
 
 log = logging.getLogger("gpner")
 
@@ -40,7 +41,7 @@ def lr_factor(step: int, total: int, warmup: float, schedule: str = "linear") ->
     return max(0.0, (total - step) / max(1, total - w))
 
 
-def fit_schedule(state: dict, cfg: TrainConfig, per_epoch: int, elapsed: float) -> None:
+def fit_schedule(state: TrainState, cfg: TrainConfig, per_epoch: int, elapsed: float) -> None:
     """With ``max_minutes``, plan the schedule for the epochs that still fit, so the learning
     rate decays to zero when time runs out instead of being cut off mid-schedule.
 
@@ -48,17 +49,18 @@ def fit_schedule(state: dict, cfg: TrainConfig, per_epoch: int, elapsed: float) 
     slower than the rest (allocator and cache warm-up), and fitting on it alone left a
     quarter of the budget unused. The epoch time is the mean over the epochs after the first.
     """
-    done = state["epoch"]
-    times = [r["minutes"] * 60 for r in state["history"]]
+    assert cfg.max_minutes is not None  # called only with a time budget
+    done = state.epoch
+    times = [r["minutes"] * 60 for r in state.history]
     if len(times) >= 2:
         seconds_per_epoch = (times[-1] - times[0]) / (len(times) - 1)
     else:
         seconds_per_epoch = elapsed / max(1, done)
     fit = int((cfg.max_minutes * 60 - elapsed) // max(seconds_per_epoch, 1e-9))
     planned = done + max(0, min(fit, cfg.epochs - done))
-    total = max(state["step"], planned * per_epoch)
-    if total != state["total"]:
-        state["total"] = total
+    total = max(state.step, planned * per_epoch)
+    if total != state.total:
+        state.total = total
         log.info("max_minutes=%s: schedule fitted to %d epochs", cfg.max_minutes, planned)
 
 

@@ -10,9 +10,9 @@
   decay_t = min(decay, (1 + t) / (10 + t)), used for evaluation and saving.
 
 They touch the model only through ``model(batch, embeds=...)`` (so a DDP or compiled wrapper
-sees every forward pass), :func:`~gpner.model.network.unwrap` for the embeddings, and two callables from
-the trainer: ``objective(outputs)``, the task's loss of the batch, and ``divergence(a, b)``, the
-task's divergence between two passes' outputs.
+sees every forward pass), :func:`~gpner.model.network.unwrap` for the embeddings, and two
+callables from the trainer: ``objective(outputs)``, the task's loss of the batch, and
+``divergence(a, b)``, the task's divergence between two passes' outputs.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 class FGM:
     """Fast gradient method on one parameter (the word embedding matrix)."""
 
-    def __init__(self, param: nn.Parameter, eps: float):
+    def __init__(self, param: torch.Tensor, eps: float):
         self.param, self.eps = param, eps
         self.backup: torch.Tensor | None = None
 
@@ -64,7 +64,8 @@ class FGM:
 class PGD:
     """Projected gradient descent on the embedding matrix (Madry et al.), K steps."""
 
-    def __init__(self, param: nn.Parameter, eps: float, steps: int = 3, alpha: float | None = None):
+    def __init__(self, param: torch.Tensor, eps: float, steps: int = 3,
+                 alpha: float | None = None):
         self.param, self.eps, self.steps = param, eps, steps
         self.alpha = alpha if alpha is not None else eps / steps * 1.5
 
@@ -86,8 +87,8 @@ class PGD:
             if t < self.steps - 1:
                 model.zero_grad(set_to_none=False)
             else:  # the clean gradients back, then add the final adversarial gradient
-                for p, g0 in zip(params, grads):
-                    if g0 is not None:
+                for p, g0 in zip(params, grads, strict=True):
+                    if g0 is not None and p.grad is not None:
                         p.grad.copy_(g0)
             loss = adv_loss()
             loss.backward()

@@ -1,10 +1,16 @@
-"""The run directory: every write a training run makes goes through :class:`RunDir`.
+"""The run directory: every write a training run makes goes through :class:`RunDir`, and every
+rule about what a directory may hold is here.
 
 A run directory holds ``model/`` (the best model so far: a model directory), ``last/`` (the
 resume checkpoint), ``config.yaml`` (every setting), ``data.json`` (the data paths, for
 ``--resume``), ``metrics.jsonl``, ``curve.png`` and ``summary.json``. Writes are atomic. In a
 multi-process run only the main process writes: the others get a ``RunDir`` with
 ``main=False``, which writes nothing.
+
+Policy: a new run refuses a directory that holds a run (:func:`check_output`) unless asked to
+overwrite it, and then removes the old run's files only once the new run has its data and
+model (:func:`remove_run`); ``--resume`` reads the run's own settings back
+(:func:`resume_settings`).
 """
 
 from __future__ import annotations
@@ -13,9 +19,16 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gpner.atomic import atomic_write_text
+from gpner.atomic import atomic_write_text, old_copy
+from gpner.errors import RunDirError
+from gpner.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from gpner.contracts import Featurizer
+    from gpner.model.artifact import ModelConfig
+    from gpner.model.network import TaskModel
 
 log = logging.getLogger("gpner")
 
@@ -28,6 +41,8 @@ def is_main_process() -> bool:
 
 
 class RunDir:
+    """The files of one run directory, written atomically, by the main process only."""
+
     def __init__(self, path: str | Path, main: bool = True):
         self.path = Path(path)
         self.main = main
@@ -47,7 +62,7 @@ class RunDir:
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(
             config, sort_keys=False, allow_unicode=True))
 
-    def save_model(self, model: Any, featurizer: Any, config: Any,
+    def save_model(self, model: TaskModel, featurizer: Featurizer, config: ModelConfig,
                    card: dict[str, Any] | None = None) -> None:
         from gpner.model.artifact import save_model
 
@@ -103,3 +118,71 @@ def plot_curve(history: list[dict], path: Path) -> None:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+# a run directory's files, in the order --overwrite removes them: summary first (the run is no
+# longer finished), the checkpoint next (nothing left to resume), then the rest
+RUN_FILES = ("summary.json", "last", "model", "config.yaml", "data.json", "metrics.jsonl",
+             "curve.png")
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``, or is a file (E404)."""
+    if output.exists() and not output.is_dir():
+        raise RunDirError(f"{output}: a file, where the run directory goes; choose another "
+                          "--output", code="E404")
+    present = [n for n in RUN_FILES if (output / n).exists() or old_copy(output / n).exists()]
+    if not present:
+        return
+    if not overwrite:
+        state = ("a finished run (summary.json, model/)" if "summary.json" in present else
+                 "an unfinished run (" + ", ".join(present) + ")")
+        raise RunDirError(f"{output}: holds {state}; pass --overwrite to replace it"
+                          + ("" if "summary.json" in present else ", --resume to continue it")
+                          + ", or choose another --output", code="E401")
+
+
+def remove_run(output: Path) -> None:
+    """Remove a run's files (``RUN_FILES``, in that order) so that a new run never mixes with
+    them; other files in the directory stay."""
+    import shutil
+
+    removed = 0
+    for name in RUN_FILES:
+        for path in (output / name, old_copy(output / name)):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed += 1
+    if removed:
+        log.info("%s: removed the previous run (--overwrite)", output)
+
+
+def resume_settings(output: Path, train_data: Any, dev_data: Any
+                    ) -> tuple[TrainConfig, Any, Any, str | None]:
+    """The run's own config, (unless given) data paths and their encoding, for ``--resume``."""
+    from gpner.training.checkpoint import has_checkpoint
+    from gpner.training.config import load_yaml
+
+    if not has_checkpoint(output / "last"):
+        raise RunDirError(f"{output}: no checkpoint to resume (no last/state.json); train "
+                          "without --resume to start this run", code="E402")
+    saved = output / "config.yaml"
+    if not saved.is_file():
+        raise RunDirError(f"{saved}: missing; the run's settings are needed to resume it",
+                          code="E402")
+    cfg = TrainConfig().update(load_yaml(saved) or {}, str(saved))
+    paths: dict[str, Any] = {}
+    if (output / "data.json").exists():
+        from gpner.textfiles import parse_json, read_text
+
+        paths = parse_json(read_text(output / "data.json"), str(output / "data.json"))
+    train_data = train_data if train_data is not None else paths.get("train")
+    dev_data = dev_data if dev_data is not None else paths.get("dev")
+    if train_data is None:
+        raise RunDirError(f"{output}: the training data is not recorded; pass --train",
+                          code="E402")
+    return cfg, train_data, dev_data, paths.get("encoding")

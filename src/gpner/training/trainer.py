@@ -1,10 +1,13 @@
 """The training loop: AdamW with warm-up and linear decay, length-bucketed batches with dynamic
 padding, dev F1 every epoch with early stopping, atomic checkpoints and an exact ``resume``.
 
-:func:`train` prepares data, model and run directory and hands them to a :class:`Trainer`, whose
-``train_step`` is one optimizer step with the configured regularisers. Where things live:
-the run directory's files in :mod:`gpner.training.rundir`, checkpoints in :mod:`gpner.training.checkpoint`, the
-regularisers in :mod:`gpner.training.regularizers`, the schedule in :mod:`gpner.training.optim`.
+:func:`train` reads the data, builds the model (:mod:`gpner.training.build`), opens the run
+directory (:mod:`gpner.training.rundir`, which also decides what a directory may hold) and
+hands them to a :class:`Trainer`, whose ``train_step`` is one optimizer step with the configured
+regularisers. Where the rest lives: examples and batches in :mod:`gpner.training.examples`,
+the loop's counters in :mod:`gpner.training.state`, checkpoints in
+:mod:`gpner.training.checkpoint`, the regularisers in :mod:`gpner.training.regularizers`, the
+schedule in :mod:`gpner.training.optim`, process groups in :mod:`gpner.training.distributed`.
 """
 
 from __future__ import annotations
@@ -18,69 +21,66 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from gpner.model.artifact import ModelConfig
-from gpner.training.checkpoint import has_checkpoint, load_checkpoint
-from gpner.training.config import TrainConfig
-from gpner.training.examples import (Collator, Example, batches, has_overlaps, make_examples, max_span_width,
-                        to_device)
-from gpner.training.distributed import all_true, backend, barrier, gather, setup, share
-from gpner.model.losses import flood
-from gpner.model.network import build, resolve_task, unwrap
-from gpner.training.optim import adamw, fit_schedule, lr_factor, param_groups
-from gpner.prediction.predictor import Predictor, TorchBackend
-from gpner.errors import ArgumentTypeError, DataError, RunDirError
+from gpner.contracts import Featurizer, Task
 from gpner.data.records import Record, Report
-from gpner.training.regularizers import EMA, FGM, PGD, penalised_loss, rdrop_loss, vat_loss
-from gpner.training.rundir import RunDir, is_main_process
+from gpner.errors import ArgumentTypeError, RunDirError
+from gpner.model.artifact import ModelConfig
+from gpner.model.losses import flood
+from gpner.model.network import TaskModel, to_device, unwrap
+from gpner.prediction.backends import TorchBackend
+from gpner.prediction.predictor import Predictor
+from gpner.training.build import build, resolve_task
+from gpner.training.checkpoint import load_checkpoint
+from gpner.training.config import TrainConfig
+from gpner.training.distributed import (
+    all_true,
+    backend,
+    barrier,
+    gather,
+    refuse_under_ddp,
+    setup,
+    share,
+)
+from gpner.training.examples import (
+    Collator,
+    Example,
+    has_overlaps,
+    length_buckets,
+    make_examples,
+    max_span_width,
+    read_data,
+)
+from gpner.training.optim import adamw, fit_schedule, lr_factor, param_groups
+from gpner.training.regularizers import (
+    EMA,
+    FGM,
+    PGD,
+    penalised_loss,
+    rdrop_loss,
+    vat_loss,
+)
+from gpner.training.rundir import (
+    RunDir,
+    check_output,
+    is_main_process,
+    remove_run,
+    resume_settings,
+)
+from gpner.training.state import TrainState
 
 log = logging.getLogger("gpner")
 
 
-def read_data(source: str | Path | Sequence[Record], encoding: str | None = None
-              ) -> tuple[list[Record], Report]:
-    """Records from a path in any supported format, or a list of records as is."""
-    if isinstance(source, (str, Path)):
-        from gpner.data.formats import read
-
-        corpus = read(source, encoding=encoding)
-        if not corpus.records:
-            raise DataError(f"{source}: no records to train or evaluate on "
-                            f"({corpus.report.summary()})", code="E112")
-        return corpus.records, corpus.report
-    if isinstance(source, dict) or not hasattr(source, "__len__"):
-        raise ArgumentTypeError(f"training data should be a path or a list of records, got "
-                                f"{type(source).__name__}")
-    return list(source), Report("<records>", records=len(source))
+def clock() -> float:
+    """Seconds on a clock that only goes forward: what ``max_minutes`` and ``elapsed`` count
+    (the tests put a clock of their own here)."""
+    return time.monotonic()
 
 
-def resume_settings(output: Path, train_data: Any, dev_data: Any
-                    ) -> tuple[TrainConfig, Any, Any, str | None]:
-    """The run's own config, (unless given) data paths and their encoding, for ``--resume``."""
-    from gpner.training.config import load_yaml
-
-    if not has_checkpoint(output / "last"):
-        raise RunDirError(f"{output}: no checkpoint to resume (no last/state.json); train "
-                          "without --resume to start this run", code="E402")
-    saved = output / "config.yaml"
-    if not saved.is_file():
-        raise RunDirError(f"{saved}: missing; the run's settings are needed to resume it",
-                          code="E402")
-    cfg = TrainConfig().update(load_yaml(saved) or {}, str(saved))
-    paths: dict[str, Any] = {}
-    if (output / "data.json").exists():
-        from gpner.textfiles import parse_json, read_text
-
-        paths = parse_json(read_text(output / "data.json"), str(output / "data.json"))
-    train_data = train_data if train_data is not None else paths.get("train")
-    dev_data = dev_data if dev_data is not None else paths.get("dev")
-    if train_data is None:
-        raise RunDirError(f"{output}: the training data is not recorded; pass --train",
-                          code="E402")
-    return cfg, train_data, dev_data, paths.get("encoding")
+Data = str | Path | Sequence[Record]
 
 
-def train(train_data: str | Path | Sequence[Record] | None,
-          dev_data: str | Path | Sequence[Record] | None, output: str | Path,
+def train(train_data: Data | None, dev_data: Data | None, output: str | Path,
           cfg: TrainConfig | None = None, resume: bool = False, progress: bool = True,
           on_step: Callable[[int, float], None] | None = None, overwrite: bool = False,
           encoding: str | None = None) -> dict:
@@ -89,28 +89,24 @@ def train(train_data: str | Path | Sequence[Record] | None,
     ``resume=True`` continues from ``output/last`` and reaches the same weights as a run that was
     never interrupted; a ``cfg`` that differs from the run's saved one is refused (E403).
     Without it, an ``output`` that holds a run is refused (E401) unless ``overwrite``, which
-    removes that run's files before anything new is written, so the two never mix.
+    removes that run's files once the new run has its data and model, so the two never mix.
     ``encoding``: of the data files (default UTF-8). ``on_step(step, loss)`` is called after
     every optimizer step.
     """
     output = Path(output)
     if cfg is not None and not isinstance(cfg, TrainConfig):
-        raise ArgumentTypeError(f"cfg should be a TrainConfig (gpner.training.config.load_config), got "
+        raise ArgumentTypeError(f"cfg should be a TrainConfig (gpner.config.load_config), got "
                                 f"{type(cfg).__name__}")
     if resume:
-        saved, train_data, dev_data, saved_encoding = resume_settings(output, train_data,
-                                                                      dev_data)
-        if cfg is not None and cfg.to_dict() != saved.to_dict():
-            changed = sorted(k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v)
-            raise RunDirError(f"{output}: resume continues the run with its saved settings "
-                              f"(config.yaml); these differ and would be ignored: "
-                              f"{', '.join(f'{k}={getattr(cfg, k)!r}' for k in changed)}. "
-                              "Resume without them, or start a new run", code="E403")
-        cfg, encoding = saved, encoding or saved_encoding
+        cfg, train_data, dev_data, encoding = _resumed(output, cfg, train_data, dev_data,
+                                                       encoding)
     else:
         check_output(output, overwrite)  # refused at once, before any data is read
     cfg = cfg or TrainConfig()
     cfg.validate()
+    if train_data is None:
+        raise ArgumentTypeError("training data should be a path or a list of records, got "
+                                "NoneType")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rank, world, device = setup()  # torchrun's group, or one process
@@ -119,7 +115,7 @@ def train(train_data: str | Path | Sequence[Record] | None,
     if rank:  # one process reports: the others only warn
         log.setLevel(max(log.level, logging.WARNING))
     torch.manual_seed(cfg.seed)
-    started = time.time()
+    started = clock()
 
     train_records, train_report = read_data(train_data, encoding)
     dev_records, dev_report = read_data(dev_data, encoding) if dev_data is not None \
@@ -127,19 +123,7 @@ def train(train_data: str | Path | Sequence[Record] | None,
     cfg = resolve_task(cfg, train_records)
     model, featurizer, task, config = build(cfg, train_records)
     model.to(device)
-    align_report = Report(f"{train_report.source} (tokens)")
-    examples = make_examples(train_records, featurizer, config.labels, config.max_length,
-                             align_report, cfg.misaligned, flat_only=not task.span_head,
-                             stride=cfg.stride, relations=config.relations)
-    if config.decode.flat is None:  # a triple needs both its entities: relations decode nested
-        config.decode.flat = not task.has_relations and not has_overlaps(train_records)
-    if config.decode.max_width is None and task.span_head:
-        config.decode.max_width = max_span_width(examples)
-    config.data = {"train": train_report.as_dict(), "train_alignment": align_report.as_dict(),
-                   "dev": dev_report.as_dict() if dev_report else None}
-    for rep in (train_report, align_report, dev_report):
-        if rep is not None:
-            (log.warning if rep.total_skipped else log.info)(rep.summary())
+    examples = _examples(cfg, train_records, featurizer, task, config, train_report, dev_report)
 
     run = RunDir(output, main=is_main_process())
     if not resume and overwrite and run.main:
@@ -148,15 +132,8 @@ def train(train_data: str | Path | Sequence[Record] | None,
     paths = {k: str(Path(v).resolve()) for k, v in (("train", train_data), ("dev", dev_data))
              if isinstance(v, (str, Path))}
     run.write_setup(cfg.to_dict(), {**paths, **({"encoding": encoding} if encoding else {})})
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(model, device_ids=[device.index]
-                                        if device.type == "cuda" else None)
-    if cfg.compile:  # after DDP, as torch recommends; lengths vary by batch: dynamic shapes
-        model = torch.compile(model, dynamic=True)
-    trainer = Trainer(cfg, model, task, featurizer, config, examples, dev_records, run, device,
-                      started, rank=rank, world=world)
+    trainer = Trainer(cfg, _wrapped(model, cfg, world, device), task, featurizer, config,
+                      examples, dev_records, run, device, started, rank=rank, world=world)
     if resume:
         trainer.resume()
     trainer.fit(progress and rank == 0, on_step)
@@ -165,104 +142,94 @@ def train(train_data: str | Path | Sequence[Record] | None,
     return summary
 
 
-# a run directory's files, in the order --overwrite removes them: summary first (the run is no
-# longer finished), the checkpoint next (nothing left to resume), then the rest
-RUN_FILES = ("summary.json", "last", "model", "config.yaml", "data.json", "metrics.jsonl",
-             "curve.png")
+def _resumed(output: Path, cfg: TrainConfig | None, train_data: Data | None,
+             dev_data: Data | None, encoding: str | None
+             ) -> tuple[TrainConfig, Data, Data | None, str | None]:
+    """The saved run's settings, data and encoding; a ``cfg`` that differs is refused."""
+    saved, train_data, dev_data, saved_encoding = resume_settings(output, train_data, dev_data)
+    if cfg is not None and cfg.to_dict() != saved.to_dict():
+        changed = sorted(k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v)
+        raise RunDirError(f"{output}: resume continues the run with its saved settings "
+                          f"(config.yaml); these differ and would be ignored: "
+                          f"{', '.join(f'{k}={getattr(cfg, k)!r}' for k in changed)}. "
+                          "Resume without them, or start a new run", code="E403")
+    return saved, train_data, dev_data, encoding or saved_encoding
 
 
-def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``, or is a file (E404)."""
-    from gpner.atomic import old_copy
-
-    if output.exists() and not output.is_dir():
-        raise RunDirError(f"{output}: a file, where the run directory goes; choose another "
-                          "--output", code="E404")
-    present = [n for n in RUN_FILES if (output / n).exists() or old_copy(output / n).exists()]
-    if not present:
-        return
-    if not overwrite:
-        state = ("a finished run (summary.json, model/)" if "summary.json" in present else
-                 "an unfinished run (" + ", ".join(present) + ")")
-        raise RunDirError(f"{output}: holds {state}; pass --overwrite to replace it"
-                          + ("" if "summary.json" in present else ", --resume to continue it")
-                          + ", or choose another --output", code="E401")
-
-
-def remove_run(output: Path) -> None:
-    """Remove a run's files (``RUN_FILES``, in that order) so that a new run never mixes with
-    them; other files in the directory stay."""
-    import shutil
-
-    from gpner.atomic import old_copy
-
-    removed = 0
-    for name in RUN_FILES:
-        for path in (output / name, old_copy(output / name)):
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-            else:
-                continue
-            removed += 1
-    if removed:
-        log.info("%s: removed the previous run (--overwrite)", output)
+def _examples(cfg: TrainConfig, records: list[Record], featurizer: Featurizer, task: Task,
+              config: ModelConfig, train_report: Report, dev_report: Report | None
+              ) -> list[Example]:
+    """The training windows; the decoding defaults that the data decides, and what the readers
+    and the alignment skipped, go into ``config``."""
+    align_report = Report(f"{train_report.source} (tokens)")
+    examples = make_examples(records, featurizer, config.labels, config.max_length,
+                             align_report, cfg.misaligned, flat_only=not task.span_head,
+                             stride=cfg.stride, relations=config.relations)
+    if config.decode.flat is None:  # a triple needs both its entities: relations decode nested
+        config.decode.flat = not task.has_relations and not has_overlaps(records)
+    if config.decode.max_width is None and task.span_head:
+        config.decode.max_width = max_span_width(examples)
+    config.data = {"train": train_report.as_dict(), "train_alignment": align_report.as_dict(),
+                   "dev": dev_report.as_dict() if dev_report else None}
+    for rep in (train_report, align_report, dev_report):
+        if rep is not None:
+            (log.warning if rep.total_skipped else log.info)(rep.summary())
+    return examples
 
 
-def refuse_under_ddp(cfg: TrainConfig) -> None:
-    """Regularisers that DistributedDataParallel does not run correctly as written, refused
-    with the reason (each works in one process, with or without ``accumulate``)."""
-    why = {"rdrop": "it runs two forward passes before one backward, which DDP's gradient "
-                    "reducer does not allow",
-           "fgm": "it runs a second backward pass on perturbed embeddings, and DDP would average "
-                  "the two passes' gradients separately",
-           "pgd": "it runs several backward passes per step, each of which DDP would reduce",
-           "vat": "it calls torch.autograd.grad, which DDP's reducer does not support",
-           "grad_penalty": "it calls torch.autograd.grad (create_graph), which DDP's reducer "
-                           "does not support"}
-    on = [name for name in why if getattr(cfg, name)]
-    if on:
-        raise ValueError(f"{on[0]}={getattr(cfg, on[0])} cannot run under torchrun yet: "
-                         f"{why[on[0]]}. Train in one process (with accumulate=K for a larger "
-                         "batch), or without it")
+def _wrapped(model: TaskModel, cfg: TrainConfig, world: int, device: torch.device
+             ) -> torch.nn.Module:
+    """The model as the loop runs it: under DistributedDataParallel in a multi-process run,
+    and compiled when asked (after DDP, as torch recommends; dynamic shapes: lengths vary)."""
+    wrapped: torch.nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(model, device_ids=[device.index]
+                                          if device.type == "cuda" else None)
+    if cfg.compile:
+        wrapped = torch.compile(wrapped, dynamic=True)  # type: ignore[assignment]
+    return wrapped
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: Any, featurizer: Any,
-                 config: ModelConfig, examples: list[Example], dev_records: list[Record],
-                 run: RunDir, device: torch.device, started: float | None = None,
-                 rank: int = 0, world: int = 1):
+    """One training run's loop: optimizer steps with the configured regularisers, an
+    evaluation and a checkpoint at each epoch's end, early stopping, the time budget."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: Task,
+                 featurizer: Featurizer, config: ModelConfig, examples: list[Example],
+                 dev_records: list[Record], run: RunDir, device: torch.device,
+                 started: float | None = None, rank: int = 0, world: int = 1):
         self.cfg, self.model, self.task, self.featurizer = cfg, model, task, featurizer
         self.rank, self.world = rank, world
         # examples per optimizer step, over every rank and accumulation step
         self.global_batch = cfg.batch_size * world * cfg.accumulate
         self.config, self.examples, self.dev_records = config, examples, dev_records
         self.run, self.device = run, device
-        self.started = time.time() if started is None else started
+        self.started = clock() if started is None else started
         self.collate = Collator(featurizer, task)
         self.opt = adamw(param_groups(unwrap(model), cfg), device)
         self.ema = EMA(model, cfg.ema) if cfg.ema else None
-        emb = unwrap(model).word_embeddings.weight
+        emb = unwrap(model).word_embeddings.weight  # a Parameter, typed as a Tensor by torch
         self.fgm = FGM(emb, cfg.fgm) if cfg.fgm else None
         self.pgd = PGD(emb, cfg.pgd, cfg.pgd_steps) if cfg.pgd else None
-        self.per_epoch = len(batches(examples, self.global_batch, cfg.seed, 0))
+        self.per_epoch = len(length_buckets(examples, self.global_batch, cfg.seed, 0))
         # bf16 needs no loss scaling; fp16 does: its gradients underflow without a scaler
         self.autocast = torch.autocast(device_type=device.type, enabled=cfg.bf16 or cfg.fp16,
                                        dtype=torch.float16 if cfg.fp16 else torch.bfloat16)
         self.scaler = torch.amp.GradScaler(device.type) if cfg.fp16 else None
-        self.state: dict[str, Any] = {
-            "epoch": 0, "batch": 0, "step": 0, "total": self.per_epoch * cfg.epochs,
-            "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "elapsed": 0.0,
-            "loss_sum": 0.0, "loss_n": 0, "skipped_steps": 0}
+        self.state = TrainState(total=self.per_epoch * cfg.epochs)
 
     def resume(self) -> None:
-        self.state = load_checkpoint(self.run.path / "last", self.model, self.opt, self.ema)
-        if self.scaler is not None and "scaler" in self.state:
-            self.scaler.load_state_dict(self.state.pop("scaler"))
-        self.started -= self.state["elapsed"]
-        log.info("resumed %s at epoch %d, batch %d", self.run.path, self.state["epoch"] + 1,
-                 self.state["batch"])
+        """Weights, optimizer, EMA, RNG states and counters from the checkpoint; the time
+        already spent counts against ``max_minutes``."""
+        saved = load_checkpoint(self.run.path / "last", self.model, self.opt, self.ema)
+        if self.scaler is not None and "scaler" in saved:
+            self.scaler.load_state_dict(saved["scaler"])
+        self.state = TrainState.from_dict(saved)
+        self.started -= self.state.elapsed
+        log.info("resumed %s at epoch %d, batch %d", self.run.path, self.state.epoch + 1,
+                 self.state.batch)
 
     # ------------------------------------------------------------ one step
 
@@ -284,17 +251,17 @@ class Trainer:
         cfg, model, state = self.cfg, self.model, self.state
         micro = [(batch, 1.0)] if isinstance(batch, dict) else batch
         for g in self.opt.param_groups:
-            g["lr"] = g["base_lr"] * lr_factor(state["step"], state["total"], cfg.warmup,
-                                                  cfg.schedule)
+            g["lr"] = g["base_lr"] * lr_factor(state.step, state.total, cfg.warmup, cfg.schedule)
         losses = []
         for m, (b, scale) in enumerate(micro):
             last = m == len(micro) - 1
-            sync = contextlib.nullcontext() if last or self.world == 1 else model.no_sync()
+            sync = (contextlib.nullcontext() if last or self.world == 1
+                    else model.no_sync())  # type: ignore[operator]  # DDP's, only when world > 1
             with sync:
                 loss = self._micro_step(b, scale)
             if loss is None:  # non-finite somewhere: nothing applied
-                state["skipped_steps"] += 1
-                log.warning("step %d: non-finite loss, step skipped", state["step"])
+                state.skipped_steps += 1
+                log.warning("step %d: non-finite loss, step skipped", state.step)
                 self.opt.zero_grad(set_to_none=True)
                 return torch.tensor(float("nan"))
             if scale:
@@ -312,8 +279,8 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(model)
         mean = torch.stack(losses).mean() if losses else torch.tensor(0.0)
-        state["loss_sum"] += float(mean)
-        state["loss_n"] += 1
+        state.loss_sum += float(mean)
+        state.loss_n += 1
         return mean
 
     def _micro_step(self, batch: dict[str, torch.Tensor], scale: float
@@ -360,11 +327,11 @@ class Trainer:
 
         cfg, state = self.cfg, self.state
         # disable=None: no bar when stderr is not a terminal (logs get the per-epoch lines)
-        bar = tqdm(total=state["total"], initial=state["step"], unit="step", dynamic_ncols=True,
+        bar = tqdm(total=state.total, initial=state.step, unit="step", dynamic_ncols=True,
                    disable=None if progress else True, mininterval=0.5,
                    desc=f"{cfg.head} {cfg.encoder}")
         out_of_time = False
-        while state["epoch"] < cfg.epochs and not out_of_time:
+        while state.epoch < cfg.epochs and not out_of_time:
             out_of_time = self.train_epoch(bar, on_step)
             if self.end_epoch(out_of_time, bar):
                 break
@@ -374,19 +341,19 @@ class Trainer:
         """The rest of the current epoch; True when ``max_minutes`` ran out during it."""
         cfg, state = self.cfg, self.state
         self.model.train()
-        order = batches(self.examples, self.global_batch, cfg.seed, state["epoch"])
-        for b_idx in range(state["batch"], len(order)):
+        order = length_buckets(self.examples, self.global_batch, cfg.seed, state.epoch)
+        for b_idx in range(state.batch, len(order)):
             loss = float(self.train_step(self.micro_batches(order[b_idx])))
-            state["step"] += 1
-            state["batch"] = b_idx + 1
+            state.step += 1
+            state.batch = b_idx + 1
             bar.update(1)
-            bar.set_postfix(loss=f"{state['loss_sum'] / max(1, state['loss_n']):.4f}",
-                            best_f1=f"{max(0.0, state['best_f1']):.4f}", epoch=state["epoch"] + 1)
+            bar.set_postfix(loss=f"{state.epoch_loss():.4f}",
+                            best_f1=f"{max(0.0, state.best_f1):.4f}", epoch=state.epoch + 1)
             if on_step is not None:
-                on_step(state["step"], loss)
-            if cfg.max_minutes and time.time() - self.started > cfg.max_minutes * 60:
+                on_step(state.step, loss)
+            if cfg.max_minutes and self.elapsed() > cfg.max_minutes * 60:
                 log.warning("max_minutes=%s reached during epoch %d", cfg.max_minutes,
-                            state["epoch"] + 1)
+                            state.epoch + 1)
                 return True
         return False
 
@@ -416,15 +383,16 @@ class Trainer:
         predictor = Predictor(self.config, self.featurizer, self.task,
                               TorchBackend(unwrap(self.model), self.device))
         mine = [r["text"] for r in self.dev_records[self.rank::self.world]]
-        if self.ema is not None:
-            with self.ema.applied(self.model):
-                pred = predictor.predict(mine)
-        else:
+        with self._evaluated_weights():
             pred = predictor.predict(mine)
         pred = gather(pred, self.rank, self.world)
         if self.task.has_relations:  # triple F1 selects the model; entity scores alongside
             return evaluate_relations(self.dev_records, pred)
         return evaluate(self.dev_records, pred)
+
+    def _evaluated_weights(self) -> contextlib.AbstractContextManager:
+        """The weights evaluated and saved: the EMA's when EMA is on, else the model's own."""
+        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
     def save_best(self, dev: dict | None = None) -> None:
         """The model directory, with the EMA weights when EMA is on; its model card gets the
@@ -435,60 +403,57 @@ class Trainer:
             if part in self.run.data_paths:
                 data[part] = (f"{Path(self.run.data_paths[part]).name} ({info.get('records')} "
                               f"records, {info.get('entities')} entities)")
-        card = {"data": data, "dev": dev, "epoch": self.state["epoch"] + 1,
-                "command": _command()}
-        if self.ema is not None:
-            with self.ema.applied(self.model):
-                self.run.save_model(unwrap(self.model), self.featurizer, self.config, card)
-        else:
+        card = {"data": data, "dev": dev, "epoch": self.state.epoch + 1, "command": _command()}
+        with self._evaluated_weights():
             self.run.save_model(unwrap(self.model), self.featurizer, self.config, card)
 
     def end_epoch(self, out_of_time: bool, bar: Any) -> bool:
         """Evaluate, keep the best model, write the checkpoint and logs; True to stop."""
         cfg, state = self.cfg, self.state
-        epoch = state["epoch"]
+        epoch = state.epoch
         self.model.eval()
         dev = self.evaluate()
         f1 = dev["f1"] if dev else None
-        row = {"epoch": epoch + 1, "step": state["step"], "complete": not out_of_time,
-               "loss": state["loss_sum"] / max(1, state["loss_n"]),
-               "lr": self.opt.param_groups[0]["lr"], "minutes": self.elapsed() / 60}
+        row = {"epoch": epoch + 1, "step": state.step, "complete": not out_of_time,
+               "loss": state.epoch_loss(), "lr": self.opt.param_groups[0]["lr"],
+               "minutes": self.elapsed() / 60}
         if dev:
             row["dev"] = {k: dev[k] for k in ("precision", "recall", "f1", "macro_f1")}
-        state["history"].append(row)
-        if f1 is None or f1 > state["best_f1"]:
-            state["best_f1"], state["best_epoch"], state["bad_epochs"] = (f1 or 0.0), epoch + 1, 0
+        state.history.append(row)
+        if f1 is None or f1 > state.best_f1:
+            state.best_f1, state.best_epoch, state.bad_epochs = (f1 or 0.0), epoch + 1, 0
             self.save_best(dev)
         else:
-            state["bad_epochs"] += 1
-        state["epoch"] += 1
-        state["batch"], state["loss_sum"], state["loss_n"] = 0, 0.0, 0
+            state.bad_epochs += 1
+        state.epoch += 1
+        state.batch, state.loss_sum, state.loss_n = 0, 0.0, 0
         if cfg.max_minutes and not out_of_time:
             fit_schedule(state, cfg, self.per_epoch, self.elapsed())
+        state.elapsed = self.elapsed()
         extra = {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
-        self.run.save_checkpoint(self.model, self.opt, self.ema,
-                                 state | {"elapsed": self.elapsed()} | extra)
-        self.run.write_history(state["history"])
+        self.run.save_checkpoint(self.model, self.opt, self.ema, state.to_dict() | extra)
+        self.run.write_history(state.history)
         bar.set_postfix(loss=f"{row['loss']:.4f}", dev_f1=f"{f1 or 0:.4f}",
-                        best_f1=f"{max(0.0, state['best_f1']):.4f}", epoch=epoch + 1)
+                        best_f1=f"{max(0.0, state.best_f1):.4f}", epoch=epoch + 1)
         log.info("epoch %d: loss %.4f%s", epoch + 1, row["loss"],
                  f", dev F1 {f1:.4f}" if f1 is not None else "")
-        if cfg.patience and self.dev_records and state["bad_epochs"] >= cfg.patience:
+        if cfg.patience and self.dev_records and state.bad_epochs >= cfg.patience:
             log.info("early stop: no dev F1 gain in %d epochs", cfg.patience)
             return True
-        return state["step"] >= state["total"]  # the time-fitted schedule has decayed to zero
+        return state.step >= state.total  # the time-fitted schedule has decayed to zero
 
     def elapsed(self) -> float:
-        return time.time() - self.started
+        """Seconds of training so far, those before a resume included."""
+        return clock() - self.started
 
     def finish(self) -> dict:
         """The summary, also written as summary.json."""
         state = self.state
-        summary = {"output": str(self.run.path), "best_epoch": state["best_epoch"],
-                   "best_dev_f1": state["best_f1"] if self.dev_records else None,
-                   "epochs_run": state["epoch"], "steps": state["step"],
+        summary = {"output": str(self.run.path), "best_epoch": state.best_epoch,
+                   "best_dev_f1": state.best_f1 if self.dev_records else None,
+                   "epochs_run": state.epoch, "steps": state.step,
                    "minutes": round(self.elapsed() / 60, 2),
-                   "skipped_steps": state["skipped_steps"], "labels": self.config.labels,
+                   "skipped_steps": state.skipped_steps, "labels": self.config.labels,
                    "decode": dataclasses.asdict(self.config.decode), "data": self.config.data,
                    "world_size": self.world, "backend": backend(),
                    "batch_size_per_rank": self.cfg.batch_size,

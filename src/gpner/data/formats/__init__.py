@@ -17,9 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from gpner.errors import ArgumentTypeError, DataError
-from gpner.errors import GpnerError, MissingFile
-from gpner.data.records import Corpus, FormatError, Record, Report
+from gpner.data.records import Corpus, Entity, FormatError, Record, Report
+from gpner.errors import ArgumentTypeError, DataError, GpnerError, MissingFile
 
 READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
            "spo", "tokens", "tsv", "wordtag", "prodigy", "spacy")
@@ -34,7 +33,7 @@ ALIASES = {"json": "jsonl", "columns": "conll", "column": "conll", "bio": "conll
 
 
 # format -> (module under gpner.data.formats, reader, writer); modules load on first use
-_IMPL = {
+_IMPL: dict[str, tuple[str, str, str | None]] = {
     "jsonl": ("jsonl", "read", "write"),
     "cluener": ("cluener", "read", "write"),
     "cmeee": ("cmeee", "read", "write"),
@@ -56,7 +55,10 @@ def _impl(fmt: str, which: str) -> Any:
     from importlib import import_module
 
     module, reader, writer = _IMPL[fmt]
-    return getattr(import_module(f"gpner.data.formats.{module}"), reader if which == "read" else writer)
+    name = reader if which == "read" else writer
+    if name is None:
+        raise DataError(f"gpner reads {fmt} but does not write it", code="E110")
+    return getattr(import_module(f"gpner.data.formats.{module}"), name)
 
 
 def canonical(fmt: str) -> str:
@@ -101,7 +103,7 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
     every line is (the same number of columns, a tag in the last), a word/tag or TSV file only
     if every line is.
     """
-    from gpner.textfiles import load_json_array, parse_json, read_text
+    from gpner.textfiles import read_text
 
     path = Path(path)
     if not path.exists():
@@ -115,30 +117,49 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
         raise DataError(f"{path}: an empty file (no records)", code="E112")
     first = text.lstrip()[:1]
     if first == "[":
-        items = [obj for _, obj in load_json_array(path, encoding)[:200]]
-        if items and isinstance(items[0], dict) and "data" in items[0]:
-            return "label-studio"
-        for obj in items:
-            kind = _sniff_json_object(obj)
-            if kind in ("casrel", "tokens"):
-                return kind
-            if kind in ("cmeee", "jsonl"):
-                return "cmeee" if kind == "cmeee" else "jsonl-array"
-        if items and all(isinstance(o, dict) and "text" in o for o in items):
-            return "cmeee"  # no entities anywhere: any array reader gives the same records
-        raise DataError(f"{path}: a JSON array, but of no format gpner knows (CMeEE, Label "
-                        "Studio, WebNLG, token-level JSON); pass --format", code="E104")
+        return _detect_array(path, encoding)
     if first == "{":
-        kinds = set()
-        for number, line in enumerate(text.split("\n")[:200], 1):
-            if line.strip():
-                kind = _sniff_json_object(parse_json(line, str(path), number))
-                if kind:
-                    kinds.add(kind)
-        if len(kinds) > 1:
-            raise DataError(f"{path}: looks like several formats ({sorted(kinds)}); "
-                            "pass --format", code="E104")
-        return kinds.pop() if kinds else "jsonl"
+        return _detect_json_lines(path, text)
+    return _detect_lines(path, text)
+
+
+def _detect_array(path: Path, encoding: str | None) -> str:
+    """The format of a JSON array, from its first 200 items."""
+    from gpner.textfiles import load_json_array
+
+    items = [obj for _, obj in load_json_array(path, encoding)[:200]]
+    if items and isinstance(items[0], dict) and "data" in items[0]:
+        return "label-studio"
+    for obj in items:
+        kind = _sniff_json_object(obj)
+        if kind in ("casrel", "tokens"):
+            return kind
+        if kind in ("cmeee", "jsonl"):
+            return "cmeee" if kind == "cmeee" else "jsonl-array"
+    if items and all(isinstance(o, dict) and "text" in o for o in items):
+        return "cmeee"  # no entities anywhere: any array reader gives the same records
+    raise DataError(f"{path}: a JSON array, but of no format gpner knows (CMeEE, Label "
+                    "Studio, WebNLG, token-level JSON); pass --format", code="E104")
+
+
+def _detect_json_lines(path: Path, text: str) -> str:
+    """The format of JSON lines, from their first 200 lines: one, or an error."""
+    from gpner.textfiles import parse_json
+
+    kinds = set()
+    for number, line in enumerate(text.split("\n")[:200], 1):
+        if line.strip():
+            kind = _sniff_json_object(parse_json(line, str(path), number))
+            if kind:
+                kinds.add(kind)
+    if len(kinds) > 1:
+        raise DataError(f"{path}: looks like several formats ({sorted(kinds)}); "
+                        "pass --format", code="E104")
+    return kinds.pop() if kinds else "jsonl"
+
+
+def _detect_lines(path: Path, text: str) -> str:
+    """A file that is not JSON: TSV, word/tag or a column file only if every line is one."""
     from gpner.data.formats import columns, lines
 
     rows = [x[:-1] if x.endswith("\r") else x for x in text.split("\n")]
@@ -212,8 +233,8 @@ def mark(record: Record, limit: int = 160) -> str:
     ``[[北京]LOC大学]ORG`` (at an end, inner spans close first). Cut after ``limit`` characters
     of text."""
     text = record["text"]
-    opens: dict[int, list[dict]] = {}
-    closes: dict[int, list[dict]] = {}
+    opens: dict[int, list[Entity]] = {}
+    closes: dict[int, list[Entity]] = {}
     for e in record.get("entities", []):
         opens.setdefault(e["start"], []).append(e)
         closes.setdefault(e["end"], []).append(e)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from gpner.errors import DataError
 from gpner.atomic import atomic_write_text
+from gpner.data.records import Entity, FormatError, Record, Report, check_entity, finish_record
+from gpner.errors import DataError
 from gpner.textfiles import read_text, text_lines
-from gpner.data.records import FormatError, Record, Report, check_entity, finish_record
 
 
 def ann_files(path: Path) -> list[Path]:
@@ -39,7 +39,8 @@ def read(path: Path, report: Report) -> list[Record]:
             raise FormatError(f"{ann}: the matching text file {txt.name} is missing")
         # \r\n stays two characters: BRAT offsets count them
         text = read_text(txt, report.encoding)
-        entities: list = []  # None where a T line was skipped: relations index this list
+        # None where a T line was skipped: relations index this list
+        entities: list[Entity | None] = []
         ids: dict[str, int] = {}
         r_lines: list[tuple[str, int]] = []  # resolved once every T line is known
         for lineno, line in enumerate(text_lines(ann, report.encoding), 1):
@@ -53,32 +54,34 @@ def read(path: Path, report: Report) -> list[Record]:
                 continue
             parts = line.split("\t")
             ids[parts[0]] = len(entities)
-            entities.append(None)
-            if len(parts) < 2:
-                report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
-                continue
-            head = parts[1].split(" ", 1)
-            if len(head) != 2:
-                report.problem(lineno, "bad entity", f"{ann.name}: {line!r}")
-                continue
-            label, offsets = head
-            if ";" in offsets:
-                report.problem(lineno, "discontinuous span", f"{ann.name}: {label} {offsets}")
-                continue
-            try:
-                start, end = (int(x) for x in offsets.split())
-            except ValueError:
-                report.problem(lineno, "bad offsets", f"{ann.name}: {label} {offsets!r}")
-                continue
-            surface = parts[2] if len(parts) > 2 else None
-            if surface is not None and "\n" in text[start:end]:
-                surface = None  # BRAT writes newlines inside a span as spaces
-            entities[-1] = check_entity(text, start, end, label, surface, report, lineno)
+            entities.append(_entity(parts, line, text, report, lineno, ann.name))
         relations = [rel for rel in (_relation(x, ids, report, n, ann.name) for x, n in r_lines)
                      if rel is not None] if r_lines else None
         records.append(finish_record(text, entities, report, None, relations=relations,
                                      id=ann.stem))
     return records
+
+
+def _entity(parts: list[str], line: str, text: str, report: Report, lineno: int, name: str
+            ) -> Entity | None:
+    """A T line (split at tabs) as an entity, or None (counted) when it cannot be one."""
+    head = parts[1].split(" ", 1) if len(parts) >= 2 else []
+    if len(head) != 2:
+        report.problem(lineno, "bad entity", f"{name}: {line!r}")
+        return None
+    label, offsets = head
+    if ";" in offsets:
+        report.problem(lineno, "discontinuous span", f"{name}: {label} {offsets}")
+        return None
+    try:
+        start, end = (int(x) for x in offsets.split())
+    except ValueError:
+        report.problem(lineno, "bad offsets", f"{name}: {label} {offsets!r}")
+        return None
+    surface = parts[2] if len(parts) > 2 else None
+    if surface is not None and "\n" in text[start:end]:
+        surface = None  # BRAT writes newlines inside a span as spaces
+    return check_entity(text, start, end, label, surface, report, lineno)
 
 
 def _relation(line: str, ids: dict[str, int], report: Report, lineno: int, name: str

@@ -11,8 +11,8 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect
-from gpner.textfiles import iter_json_lines
 from gpner.data.records import Record, Report, check_entity, finish_record, is_int
+from gpner.textfiles import iter_json_lines
 
 
 def read(path: Path, report: Report) -> list[Record]:
@@ -49,6 +49,7 @@ def write(records: Iterable[Record], path: Path) -> None:
         label: dict[str, dict[str, list[list[int]]]] = {}
         for e in r["entities"]:
             mention = r["text"][e["start"]:e["end"]]
-            label.setdefault(e["label"], {}).setdefault(mention, []).append([e["start"], e["end"] - 1])
+            spans = label.setdefault(e["label"], {}).setdefault(mention, [])
+            spans.append([e["start"], e["end"] - 1])
         lines.append(json.dumps({"text": r["text"], "label": label}, ensure_ascii=False) + "\n")
     atomic_write_text(path, "".join(lines))

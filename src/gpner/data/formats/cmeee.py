@@ -9,8 +9,8 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect, listed
-from gpner.textfiles import load_json_array
 from gpner.data.records import Record, Report, check_entity, finish_record, is_int
+from gpner.textfiles import load_json_array
 
 
 def read(path: Path, report: Report) -> list[Record]:

@@ -19,12 +19,12 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from gpner.errors import DataError
 from gpner.atomic import atomic_write_text
-from gpner.textfiles import text_lines
-from gpner.data.records import FormatError, Record, Report, finish_record
+from gpner.data.records import Entity, FormatError, Record, Report, finish_record
 from gpner.data.tagging import detect_scheme, spans_to_tags, split_tag, tags_to_spans
+from gpner.errors import DataError
 from gpner.text.tokenization import is_cjk, pre_tokenize
+from gpner.textfiles import text_lines
 
 Row = tuple[int, str, str]  # (line number, token, tag)
 log = logging.getLogger("gpner")
@@ -163,9 +163,9 @@ def read(path: Path, report: Report, scheme: str | None = None,
             report.problem(rows[i][0], reason, detail)
 
         spans = tags_to_spans([tag for _, _, tag in rows], scheme, problem)
-        entities = [{"start": starts[sp.start],
-                     "end": starts[sp.end - 1] + len(rows[sp.end - 1][1]), "label": sp.label}
-                    for sp in spans]
+        entities: list[Entity | None] = [
+            {"start": starts[sp.start], "end": starts[sp.end - 1] + len(rows[sp.end - 1][1]),
+             "label": str(sp.label)} for sp in spans]
         records.append(finish_record(text, entities, report, rows[0][0]))
     return _join_documents(records, docs) if documents else records
 
@@ -173,34 +173,34 @@ def read(path: Path, report: Report, scheme: str | None = None,
 def _join_documents(records: list[Record], docs: list[int]) -> list[Record]:
     """Sentence records -> one record per document, sentences joined by a newline."""
     out: list[Record] = []
-    for rec, doc in zip(records, docs):
-        if out and doc == out[-1]["_doc"]:
+    last_doc = None
+    for rec, doc in zip(records, docs, strict=True):
+        if out and doc == last_doc:
             last = out[-1]
             shift = len(last["text"]) + 1
             last["text"] += "\n" + rec["text"]
             last["entities"] += [{**e, "start": e["start"] + shift, "end": e["end"] + shift}
                                  for e in rec["entities"]]
         else:
-            out.append({"text": rec["text"], "entities": list(rec["entities"]), "_doc": doc})
-    for rec in out:
-        del rec["_doc"]
+            out.append({"text": rec["text"], "entities": list(rec["entities"])})
+        last_doc = doc
     return out
 
 
 def write(records: Iterable[Record], path: Path, scheme: str = "bio") -> None:
     """Write ``token TAG`` lines. Tokens are split at entity boundaries so no entity is lost;
     whitespace is not representable and nested entities raise a ValueError naming the record."""
-    out = []
+    out: list[str] = []
     for n, r in enumerate(records):
         text = r["text"]
         cuts = {b for e in r["entities"] for b in (e["start"], e["end"])}
         tokens: list[tuple[int, int]] = []
-        for s, e in pre_tokenize(text):
-            inner = sorted(c for c in cuts if s < c < e)
-            bounds = [s, *inner, e]
-            tokens.extend(zip(bounds, bounds[1:]))
+        for s, stop in pre_tokenize(text):
+            inner = sorted(c for c in cuts if s < c < stop)
+            bounds = [s, *inner, stop]
+            tokens.extend(zip(bounds, bounds[1:], strict=False))
         start_tok = {s: i for i, (s, _) in enumerate(tokens)}
-        end_tok = {e: i + 1 for i, (_, e) in enumerate(tokens)}
+        end_tok = {stop: i + 1 for i, (_, stop) in enumerate(tokens)}
         spans = []
         for e in r["entities"]:
             if e["start"] not in start_tok or e["end"] not in end_tok:
@@ -212,6 +212,7 @@ def write(records: Iterable[Record], path: Path, scheme: str = "bio") -> None:
             tags = spans_to_tags(len(tokens), spans, scheme)
         except ValueError as exc:
             raise DataError(f"record {n} ({text[:40]!r}): {exc}", code="E110") from None
-        out.extend(f"{text[s:e]} {tag}\n" for (s, e), tag in zip(tokens, tags))
+        out.extend(f"{text[s:stop]} {tag}\n" for (s, stop), tag in zip(tokens, tags,
+                                                                       strict=True))
         out.append("\n")
     atomic_write_text(path, "".join(out))

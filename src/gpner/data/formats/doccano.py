@@ -19,15 +19,15 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect, listed
+from gpner.data.records import Entity, FormatError, Record, Report, check_entity, finish_record
 from gpner.textfiles import iter_json_lines, load_json_array
-from gpner.data.records import FormatError, Record, Report, check_entity, finish_record
 
 
 def read_doccano(path: Path, report: Report) -> list[Record]:
     records = []
     for line, obj in iter_json_lines(path, report.encoding):
         text = expect(obj, "text", str, path, line)
-        entities = []
+        entities: list[Entity | None] = []
         for item in listed(obj, "label", path, line):
             if isinstance(item, list) and len(item) == 3:
                 e = check_entity(text, item[0], item[1], item[2], None, report, line)
@@ -78,7 +78,7 @@ def write_doccano(records: Iterable[Record], path: Path) -> None:
         ids = list(range(next_id, next_id + len(r["entities"])))
         next_id += len(ids)
         entities = [{"id": i, "label": e["label"], "start_offset": e["start"],
-                     "end_offset": e["end"]} for i, e in zip(ids, r["entities"])]
+                     "end_offset": e["end"]} for i, e in zip(ids, r["entities"], strict=True)]
         relations = [{"id": k, "from_id": ids[x["head"]], "to_id": ids[x["tail"]],
                       "type": x["label"]} for k, x in enumerate(r.get("relations") or [], 1)]
         lines.append(json.dumps({"text": r["text"], "entities": entities,

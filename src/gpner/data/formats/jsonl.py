@@ -13,8 +13,16 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect, refuse_unknown_spans
+from gpner.data.records import (
+    Corpus,
+    Entity,
+    FormatError,
+    Record,
+    Report,
+    check_entity,
+    finish_record,
+)
 from gpner.textfiles import iter_json_lines
-from gpner.data.records import Corpus, FormatError, Record, Report, check_entity, finish_record
 
 EXTRA_KEYS = ("id", "meta")
 KNOWN = ("text", "entities", "relations", *EXTRA_KEYS)
@@ -28,7 +36,8 @@ def read(path: Path, report: Report) -> list[Record]:
         raw = obj.get("entities", [])
         if not isinstance(raw, list):
             raise FormatError(f"{path}:{line}: 'entities' should be a list, found {raw!r:.60}")
-        entities = []  # one per given entity, None where skipped: relations index this list
+        # one per given entity, None where skipped: relations index this list
+        entities: list[Entity | None] = []
         for ent in raw:
             if not isinstance(ent, dict):
                 report.problem(line, "bad entity", f"{ent!r} is not an object")

@@ -19,10 +19,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gpner.errors import ConfigError
 from gpner.data.formats._io import join_tokens
+from gpner.data.records import (
+    FormatError,
+    Record,
+    Report,
+    check_entity,
+    finish_record,
+    is_int,
+)
+from gpner.errors import ConfigError
 from gpner.textfiles import text_lines
-from gpner.data.records import FormatError, Record, Report, check_entity, finish_record, is_int
 
 DEFAULT_TAGS = "nr=PER,ns=LOC,nt=ORG"
 WORD = re.compile(r"^(\[?)(.+)/([A-Za-z][A-Za-z0-9_]*)(\]([A-Za-z][A-Za-z0-9_]*))?$")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gpner.errors import MissingDependency
 from gpner.data.formats._io import expect, listed, refuse_unknown_spans
+from gpner.data.records import Entity, FormatError, Record, Report, check_entity, finish_record
+from gpner.errors import MissingDependency
 from gpner.textfiles import iter_json_lines
-from gpner.data.records import FormatError, Record, Report, check_entity, finish_record
 
 KNOWN = ("text", "spans", "tokens", "relations", "meta", "_input_hash", "_task_hash")
 
@@ -38,10 +38,13 @@ def read_prodigy(path: Path, report: Report) -> list[Record]:
             continue
         spans = listed(obj, "spans", path, line)
         refuse_unknown_spans(obj, KNOWN, path, line, "spans")
-        entities = [check_entity(text, s.get("start"), s.get("end"), s.get("label"),
-                                 s.get("text"), report, line) if isinstance(s, dict) else
-                    report.problem(line, "bad entity", f"{s!r:.60} is not an object")
-                    for s in spans]
+        entities: list[Entity | None] = []
+        for s in spans:
+            if isinstance(s, dict):
+                entities.append(check_entity(text, s.get("start"), s.get("end"), s.get("label"),
+                                             s.get("text"), report, line))
+            else:
+                report.problem(line, "bad entity", f"{s!r:.60} is not an object")
         records.append(finish_record(text, entities, report, line))
     return records
 

@@ -23,9 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from gpner.data.formats._io import expect, join_tokens, refuse_unknown_spans
-
+from gpner.data.records import (
+    FormatError,
+    Record,
+    Report,
+    check_entity,
+    finish_record,
+    is_int,
+)
 from gpner.textfiles import json_records
-from gpner.data.records import FormatError, Record, Report, check_entity, finish_record, is_int
 
 TOKEN_KEYS = ("tokens", "sentence")
 ENTITY_KEYS = ("entity_mentions", "entities", "ner")
@@ -53,6 +59,7 @@ def read(path: Path, report: Report, token_sep: str | None = None) -> list[Recor
         key, tokens = _first(obj if isinstance(obj, dict) else {}, TOKEN_KEYS)
         if key is None:
             expect(obj, "tokens", list, path, line)  # names what is missing
+            continue  # (never reached: expect raised)
         expect(obj, key, list, path, line)
         if not all(isinstance(t, str) for t in tokens):
             bad = next(t for t in tokens if not isinstance(t, str))
@@ -61,7 +68,7 @@ def read(path: Path, report: Report, token_sep: str | None = None) -> list[Recor
         refuse_unknown_spans(obj, KNOWN, path, line, "tokens/sentence and entity_mentions, "
                              "entities or ner")
         text, starts = join_tokens(tokens, token_sep)
-        ends = [s + len(t) for s, t in zip(starts, tokens)]
+        ends = [s + len(t) for s, t in zip(starts, tokens, strict=True)]
         ekey, raw = _first(obj, ENTITY_KEYS)
         if raw is None:
             raw = []

@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from gpner.data.formats._io import expect
-
+from gpner.data.records import (
+    Entity,
+    FormatError,
+    Record,
+    Relation,
+    Report,
+    finish_record,
+)
 from gpner.textfiles import iter_json_lines, json_records
-from gpner.data.records import Entity, FormatError, Record, Relation, Report, finish_record
 
 ENTITY_LABEL = "ENTITY"
 
