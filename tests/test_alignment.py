@@ -223,3 +223,18 @@ def test_the_rust_tokenizer_gives_transformers_ids_and_offsets(hf_tokenizers, fa
         enc = ours.encode(text)
         assert enc.ids == list(ref["input_ids"])
         assert (enc.offsets, enc.spannable) == trim_offsets(text, ref["offset_mapping"])
+
+
+def test_trimmed_offsets_worked_example():
+    """Offsets as a tokenizer may give them, trimmed by hand: spaces off both ends; a token
+    of only spaces becomes (0, 0), unspannable; a combining accent and a zero-width joiner's
+    next character, which a normaliser left in no token, join the token before them."""
+    from gpner.text.tokenization import trim_offsets
+
+    text = " ab  Cafe\u0301 x\u200dy"  # 0 ' ', 1-2 ab, 3-4 '  ', 5-9 Cafe + U+0301, 10 ' ', 11-13
+    offsets = [(0, 3), (3, 5), (4, 9), (10, 12)]
+    assert trim_offsets(text, offsets) == ([(1, 3), (0, 0), (5, 10), (11, 14)],
+                                           [True, False, True, True])
+    # a text with no space, mark or joiner is left as it is (the shortcut)
+    assert trim_offsets("北京大学", [(0, 2), (2, 4), (4, 4)]) == ([(0, 2), (2, 4), (0, 0)],
+                                                               [True, True, False])

@@ -84,3 +84,70 @@ def test_checkpoint_swap_interrupted_falls_back(tmp_path):
     (tmp_path / "r" / "last").rename(tmp_path / "r" / ".last.old")
     summary = train(records, None, tmp_path / "r", resume=True, progress=False)
     assert summary["epochs_run"] == 1  # nothing left to do, but the state was found
+
+
+class StepClock:
+    """A clock of the trainer's that moves 10 s per optimizer step: the same run sees the same
+    times whatever the machine does. ``offset`` stands for the hours a killed run waits before
+    it is resumed (the wall clock goes on; only the time spent training counts)."""
+
+    def __init__(self, offset: float = 0.0):
+        self.now = offset
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, step, loss):
+        self.now += 10.0
+
+
+def test_resume_under_max_minutes_reaches_the_uninterrupted_schedule(tmp_path, monkeypatch):
+    """Under a time budget the schedule is refitted after every epoch from the time spent so
+    far; a resumed run must count the time before the kill, or it plans more epochs than the
+    run that was never interrupted (and stops later)."""
+    import gpner.training.trainer as trainer
+
+    records = tiny_data(48, seed=2)  # 3 batches an epoch: 30 s an epoch on the clock
+    cfg = tiny_config(epochs=20, max_minutes=2.5)  # 150 s: 5 epochs fit
+    clock = StepClock()
+    monkeypatch.setattr(trainer, "clock", clock)
+    whole = train(records, None, tmp_path / "a", cfg, progress=False, on_step=clock.step)
+
+    clock = StepClock()
+    monkeypatch.setattr(trainer, "clock", clock)
+
+    def kill(step, loss):
+        clock.step(step, loss)
+        if step == 7:  # in epoch 3, after the checkpoint of epoch 2 (60 s spent)
+            raise Kill()
+
+    with pytest.raises(Kill):
+        train(records, None, tmp_path / "b", cfg, progress=False, on_step=kill)
+    clock = StepClock(offset=86_400.0)  # resumed a day later
+    monkeypatch.setattr(trainer, "clock", clock)
+    resumed = train(records, None, tmp_path / "b", resume=True, progress=False,
+                    on_step=clock.step)
+
+    assert whole["epochs_run"] == 5 and whole["steps"] == 15  # the budget, to the step
+    assert (resumed["epochs_run"], resumed["steps"]) == (whole["epochs_run"], whole["steps"])
+    rows_a = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().split("\n")
+              if x]
+    rows_b = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().split("\n")
+              if x]
+    # the same learning rate at every epoch's end (the schedule), the same minutes
+    assert [(r["step"], r["lr"], r["minutes"]) for r in rows_b] == \
+        [(r["step"], r["lr"], r["minutes"]) for r in rows_a]
+    assert rows_a[-1]["minutes"] == pytest.approx(2.5)
+    a = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_state_round_trips_through_a_checkpoint_dict():
+    from gpner.training.state import TrainState
+
+    state = TrainState(epoch=2, batch=1, step=7, total=30, best_f1=0.5, best_epoch=2,
+                       history=[{"epoch": 1}], elapsed=61.5, loss_sum=1.25, loss_n=3)
+    saved = state.to_dict() | {"param_groups": [], "checkpoint_version": 2}  # the checkpoint's
+    assert TrainState.from_dict(saved) == state
+    assert state.epoch_loss() == pytest.approx(1.25 / 3)

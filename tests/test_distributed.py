@@ -193,3 +193,16 @@ def test_accelerate_launch_runs_the_same_training(data, tmp_path):
     assert ref.returncode == 0, ref.stderr[-3000:]
     assert json.loads((tmp_path / "acc" / "summary.json").read_text())["world_size"] == 2
     assert max_diff(weights(tmp_path / "acc"), weights(tmp_path / "ref")) < 1e-6
+
+
+def test_shares_of_a_global_batch_worked_example():
+    """Ten examples, two ranks, two accumulation steps: every 4th index from each share's
+    offset (rank * accumulate + step), so each share spans the batch's lengths; all ten are
+    used once."""
+    from gpner.training.distributed import share
+
+    batch = list(range(10))
+    assert share(batch, 0, 2, 2) == [[0, 4, 8], [1, 5, 9]]
+    assert share(batch, 1, 2, 2) == [[2, 6], [3, 7]]
+    assert share(batch, 0, 1, 1) == [batch]
+    assert share([7], 1, 2, 1) == [[]]  # a rank with no example (it runs one at scale 0)

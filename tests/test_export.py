@@ -122,6 +122,41 @@ def test_missing_export_is_a_clear_error(tmp_path):
         load(tmp_path / "run", backend="tensorrt")
 
 
+def test_parity_difference_worked_example():
+    """Finite cells: the largest |a - b|; cells that are -inf (no span) on one side must be -inf
+    on the other: a graph that lost its mask differs by inf, whatever its finite cells say."""
+    from gpner.integrations.onnx_export import _max_diff
+
+    inf = np.inf
+    assert _max_diff(np.array([1.0, -inf, 2.0]), np.array([1.5, -inf, 1.75])) == 0.5
+    assert _max_diff(np.array([1.0, -inf]), np.array([1.0, -1e4])) == inf  # mask lost
+    assert _max_diff(np.array([1.0, -1e4]), np.array([1.0, -inf])) == inf  # mask invented
+    assert _max_diff(np.array([inf]), np.array([-inf])) == inf  # both infinite, not the same
+    assert _max_diff(np.array([-inf, -inf]), np.array([-inf, -inf])) == 0.0
+
+
+def test_a_tampered_export_is_refused_by_the_parity_check(tmp_path, monkeypatch):
+    """A graph that gives PyTorch's scores on every span cell but a finite score where PyTorch
+    has -inf (a mask lost in export) is refused, and nothing is left in onnx/."""
+    import torch
+
+    import gpner.integrations.onnx_export as onnx_export
+    from gpner.model.artifact import save_model
+    from gpner.training.build import build
+
+    model, featurizer, _, config = build(tiny_config(head="gp"), generate(16, 1))
+    save_model(model.eval(), featurizer, config, tmp_path / "m")
+
+    class MaskLost(onnx_export._Graph):
+        def forward(self, *xs):
+            return tuple(torch.nan_to_num(x, neginf=-1e4) for x in super().forward(*xs))
+
+    monkeypatch.setattr(onnx_export, "_Graph", MaskLost)
+    with pytest.raises(RuntimeError, match="differs from PyTorch by inf"):
+        export_onnx(tmp_path / "m")
+    assert list((tmp_path / "m" / "onnx").iterdir()) == []
+
+
 NO_TORCH = """
 import json, sys
 

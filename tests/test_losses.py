@@ -236,3 +236,22 @@ def test_flooding_formula_and_gradient(loss_value, level):
     flooded.backward()
     assert flooded.item() == pytest.approx(abs(3 * loss_value - level) + level)
     assert w.grad.item() == pytest.approx(3.0 if 3 * loss_value > level else -3.0)
+
+
+def test_loss_worked_example():
+    """One text of two tokens, two types; cell (1, 0) is no span (-inf).
+    Type 0: gold (0, 0) at 1.0, the others 0.0 and -1.0:
+        log(1 + e^0 + e^-1) + log(1 + e^-1) = 1.17526 (worked by hand).
+    Type 1: gold (0, 1) at -0.5, (0, 0) at 2.0, (1, 1) no span:
+        log(1 + e^2) + log(1 + e^0.5) = 3.10100.
+    The loss sums the types and averages over texts: 4.27626."""
+    ninf = float("-inf")
+    scores = torch.tensor([[[[1.0, 0.0], [ninf, -1.0]], [[2.0, -0.5], [ninf, ninf]]]],
+                          dtype=torch.float64)
+    labels = torch.zeros_like(scores)
+    labels[0, 0, 0, 0] = labels[0, 1, 0, 1] = 1
+    positives = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 1]])
+    assert mcce_dense(scores, labels, reduction="none").tolist() == [
+        [pytest.approx(1.17526, abs=1e-5), pytest.approx(3.10100, abs=1e-5)]]
+    assert mcce_dense(scores, labels).item() == pytest.approx(4.27626, abs=1e-5)
+    assert mcce_sparse(scores, positives).item() == pytest.approx(4.27626, abs=1e-5)

@@ -434,3 +434,69 @@ def test_regularisers_see_all_three_heads(tmp_path):
     summary = train(data, data[:6], tmp_path / "run", tiny_config(head="gp", rdrop=1.0, epochs=2),
                     progress=False)
     assert summary["skipped_steps"] == 0 and summary["config"]["head"] == "gp"
+
+
+def test_a_triple_on_a_span_cut_by_a_window_edge_is_dropped_with_that_span():
+    """Windows of 8 tokens every 4 over 20 one-character tokens: (0, 8), (4, 12), (8, 16),
+    (12, 20). Window (0, 8) sees X = tokens 6..7 at its inner edge (maybe a piece of a longer
+    entity) and a triple Y -> X; window (4, 12) holds X with context on both sides, finds it
+    whole, and no triple (Y lies outside it). X is kept from window (4, 12); the triple, found
+    only where X touched the edge, goes with the piece it was about. Y -> Z, both inside window
+    (0, 8), stays."""
+    from gpner.contracts import WindowSpans
+    from gpner.model.artifact import DecodeSettings, EncoderSpec, ModelConfig
+    from gpner.prediction.predictor import Predictor
+    from gpner.text.features import BuiltinFeaturizer
+
+    text = "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉"
+    fz = BuiltinFeaturizer.build([text])
+    position = {fz.words.index[ch]: k for k, ch in enumerate(text)}
+    Y, Z, X = TokenSpan(2, 4, 0, 3.0), TokenSpan(4, 5, 0, 2.5), TokenSpan(6, 8, 0, 2.0)
+
+    class Planted:
+        """Per window (by its first text token): the spans (text tokens) and triples it finds."""
+
+        name, output, labels, relations = "relations", "entities", ["E"], ["r"]
+        head, head_size, span_head, has_relations = "gp", 8, True, True
+        found = {0: ([Y, Z, X], [Triple(2, 4, 6, 8, 0, 1.5), Triple(2, 4, 4, 5, 0, 1.0)]),
+                 4: ([Z, X], [])}
+
+        def decode(self, outputs, batch, threshold=0.0, max_width=None):
+            out = []
+            for ids in outputs["ids"].tolist():
+                start = position[ids[0]]
+                spans, triples = self.found.get(start, ([], []))
+                local = [sp._replace(start=sp.start - start, end=sp.end - start)
+                         for sp in spans]
+                shifted = [t._replace(s_start=t.s_start - start, s_end=t.s_end - start,
+                                      o_start=t.o_start - start, o_end=t.o_end - start)
+                           for t in triples]
+                out.append(window_spans(local, shifted))
+            assert all(isinstance(w, WindowSpans) for w in out)
+            return out
+
+    config = ModelConfig(labels=["E"], head="gp", encoder=EncoderSpec("builtin"), tokenizer={},
+                         max_length=8, task="relations", relations=["r"],
+                         decode=DecodeSettings(threshold=0.0, flat=False))
+    record = Predictor(config, fz, Planted(), lambda batch: {"ids": batch["ids"]}).predict(text)
+    ents = record["entities"]
+    assert [(e["text"], e["score"]) for e in ents] == [("丙丁", 3.0), ("戊", 2.5), ("庚辛", 2.0)]
+    assert [(ents[r["head"]]["text"], ents[r["tail"]]["text"], r["score"])
+            for r in record["relations"]] == [("丙丁", "戊", 1.0)]
+
+
+def test_triple_decoding_worked_example():
+    """Three tokens, one entity type, one relation. Entities: token 0 (2.0), token 2 (1.0), token
+    1 below the threshold (-0.3). Links: subject starting at 0 -> object starting at 2 scores
+    0.5 on the head link and 3.0 on the tail link: a triple, scored min(2.0, 1.0, 0.5, 3.0) =
+    0.5. The reverse pair scores 4.0 on the head link but -0.2 on the tail link: none."""
+    ninf = -np.inf
+    ent = np.full((1, 1, 3, 3), ninf)
+    ent[0, 0, 0, 0], ent[0, 0, 2, 2], ent[0, 0, 1, 1] = 2.0, 1.0, -0.3
+    heads, tails = np.full((1, 1, 3, 3), -1.0), np.full((1, 1, 3, 3), -1.0)
+    heads[0, 0, 0, 2], tails[0, 0, 0, 2] = 0.5, 3.0
+    heads[0, 0, 2, 0], tails[0, 0, 2, 0] = 4.0, -0.2
+    task = RelationTask(["E"], "gp", 8, relations=["r"])
+    (window,) = task.decode({"entities": ent, "heads": heads, "tails": tails}, {}, 0.0)
+    assert window.rows.tolist() == [[0, 0, 1], [0, 2, 3]]  # (label, start, end)
+    assert window.triples == [Triple(0, 1, 2, 3, 0, 0.5)]
