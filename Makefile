@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
+.PHONY: setup demo test check test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
 	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve \
 	bench-relations
 
@@ -24,6 +24,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# lint (pyflakes, import order, bugbear, complexity, class docstrings, line length) and types
+check: setup
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

@@ -64,7 +64,7 @@ def main() -> None:
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
     child = CHILD.format()
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_long_documents import document
+    from test_windows import document
 
     rows = []
     for n in sizes:

@@ -43,8 +43,8 @@ def main() -> None:
                     help="gpner's optimizer (fused AdamW); --no-fused: torch's default AdamW")
     args = ap.parse_args()
     from gpner.data.formats import read
-    from gpner.data.records import Report
     from gpner.model.network import to_device
+    from gpner.records import Report
     from gpner.training.build import build
     from gpner.training.config import TrainConfig
     from gpner.training.examples import Collator, length_buckets, make_examples

@@ -66,9 +66,9 @@ def _pad_to(batch: dict, length: int) -> dict:
 def worker(spec: dict) -> dict:
     import torch
 
-    from gpner.data.records import Report
     from gpner.prediction.backends import TorchBackend
     from gpner.prediction.predictor import Predictor
+    from gpner.records import Report
     from gpner.training.build import build
     from gpner.training.config import TrainConfig
     from gpner.training.examples import Collator, length_buckets, make_examples

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpner.data.records import Report
+from gpner.records import Report
 from gpner.text.alignment import Alignment, align_entities
 from gpner.text.tokenization import (
     _SIMPLE_TEXT,

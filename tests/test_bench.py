@@ -11,7 +11,7 @@ import pytest
 
 from gpner.data.demo import generate
 from gpner.data.formats import write
-from gpner.data.records import is_nested
+from gpner.records import is_nested
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = ROOT.parent / "shared" / "encoders" / "bert-chinese-vocab" / "vocab.txt"

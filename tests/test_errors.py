@@ -42,7 +42,7 @@ def test_errors_are_builtin_exceptions_too():
     assert issubclass(errors.ModelNotFound, FileNotFoundError)
     assert issubclass(errors.ArgumentTypeError, TypeError)
     assert issubclass(errors.MissingDependency, ImportError)
-    from gpner.data.records import FormatError
+    from gpner.records import FormatError
 
     assert FormatError is errors.DataError
     e = errors.DataError("f.json:3: bad", code="E101")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gpner.data.formats import detect_format, read, write
-from gpner.data.records import FormatError
+from gpner.records import FormatError
 
 RECORDS = [
     {"text": "Angela Merkel visited New York City", "entities": [

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gpner.data.records import Report
 from gpner.model.losses import gp_divergence
+from gpner.records import Report
 from gpner.training.build import build
 from gpner.training.examples import Collator, length_buckets, make_examples
 from gpner.training.regularizers import (

@@ -380,7 +380,7 @@ def test_task_is_detected_from_the_data_and_checked():
 
 
 def test_training_windows_hold_relations_or_count_them():
-    from gpner.data.records import Report
+    from gpner.records import Report
     from gpner.text.features import BuiltinFeaturizer
     from gpner.training.examples import make_examples
 

@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
-from test_batching import TEXTS, Recording, _token_id, assert_same  # noqa: E402
+from test_microbatch import TEXTS, Recording, _token_id, assert_same  # noqa: E402
 
 from gpner.prediction.loading import load  # noqa: E402
 from gpner.prediction.predictor import Predictor

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from gpner.prediction.files import (
+from gpner.prediction.stream import (
     InputReport,
     ResumableOutput,
     _looks_like_columns,

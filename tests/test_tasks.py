@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from gpner.data.records import Report
+from gpner.records import Report
 from gpner.tasks import HEADS
 from gpner.tasks.ner import NerTask
 from gpner.text.alignment import TokenSpan

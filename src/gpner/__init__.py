@@ -24,6 +24,7 @@ _LAZY = {
     "decode": "gpner.tasks.decoding",
     "load": "gpner.prediction.loading",
     "Predictor": "gpner.prediction.predictor",
+    "GpnerPredictor": "gpner.integrations.batch_inference",
     "ModelConfig": "gpner.model.artifact",
     "train": "gpner.training.trainer",
     "TrainConfig": "gpner.training.config",

@@ -1,5 +1,6 @@
 """The contracts the pipeline is built on: what every featurizer, task and backend provides,
-and the plain values they hand each other.
+and the plain values they hand each other (a window of arrays, a batch, named outputs, a
+window's decoded spans).
 
     text ─Featurizer.encode─▶ Encoding ─window─▶ Window ─collate─▶ Batch
     Batch ─Backend─▶ Outputs ─Task.decode─▶ WindowSpans (per window)
@@ -13,6 +14,7 @@ not at run time, and importing this module imports neither torch nor the impleme
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Protocol, Sequence
 
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
     from gpner.text.alignment import TokenSpan
     from gpner.text.tokenization import Encoding, PackedEncoding
-    from gpner.text.windows import Window
 
 Batch = dict[str, np.ndarray]
 """A featurizer's ``collate``: input arrays by name, (B, L) or (B, L, W), plus ``mask`` (B, L),
@@ -33,6 +34,31 @@ the tokens that may start or end a span. Training adds the task's targets as CPU
 Outputs = Mapping[str, Any]
 """A model's or a backend's named outputs, torch tensors or NumPy arrays: a head's output under
 its name (``entities`` (B, C, L, L)), a head's dict as ``name.key`` (``entities.emissions``)."""
+
+
+@dataclass
+class Window:
+    """One model input cut from an encoded text, as arrays.
+
+    It holds content tokens ``start .. end - 1`` of the text; window token k is content token
+    ``start + k - prefix``: the first ``prefix`` tokens are the model's own special tokens
+    (``[CLS]``), which are never spannable.
+    """
+
+    features: dict[str, np.ndarray]  # featurizer inputs, (n,) or (n, W) int64
+    spannable: np.ndarray  # (n,) bool: tokens that may start or end a span
+    start: int  # first content token of the window
+    end: int  # one past its last content token
+    prefix: int  # special tokens before the content
+
+    def __len__(self) -> int:
+        return len(self.spannable)
+
+    @property
+    def shift(self) -> int:
+        """Window token + shift = text token."""
+        return self.start - self.prefix
+
 
 
 class Triple(NamedTuple):

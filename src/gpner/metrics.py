@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Sequence
 
-from gpner.data.records import Record
+from gpner.records import Record
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:

@@ -46,7 +46,7 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from gpner.prediction.files import (
+    from gpner.prediction.stream import (
         InputReport,
         ResumableOutput,
         detect_kind,

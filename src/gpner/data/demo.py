@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from gpner.data.records import Entity, Record, Relation
+from gpner.records import Entity, Record, Relation
 
 ZH_PER = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴昊", "徐丽",
           "孙强", "马超", "朱琳", "胡军", "郭涛", "何雪", "高峰", "林凡", "罗佳"]
@@ -165,7 +165,7 @@ def _fill_relations(template: str, triples: list, rng: random.Random, zh: bool, 
 def generate_relations(n: int, seed: int, held_out: bool = False) -> list[Record]:
     """``n`` relation records (half Chinese, half English) in gpner's record form, entities
     in text order; names held out as in :func:`generate`."""
-    from gpner.data.records import Report, finish_record
+    from gpner.records import Report, finish_record
 
     rng = random.Random(seed)
     out = []

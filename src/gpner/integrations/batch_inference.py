@@ -102,7 +102,7 @@ class _LinePredictor(GpnerPredictor):
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from gpner.prediction.files import Item, output_record, parse_line
+        from gpner.prediction.stream import Item, output_record, parse_line
 
         items: list[Item | None] = []
         why: list[str] = []
@@ -134,7 +134,7 @@ def predict_with_ray(model_dir: str, path: str | None, output: str, kind: str = 
         import ray
     except ImportError as exc:
         raise ImportError("--ray needs the 'ray' extra: pip install 'gpner[ray]'") from exc
-    from gpner.prediction.files import BadInput, ResumableOutput, detect_kind
+    from gpner.prediction.stream import BadInput, ResumableOutput, detect_kind
 
     if kind == "auto" and path not in (None, "-"):
         kind = detect_kind(path, encoding=encoding)

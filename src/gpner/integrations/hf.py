@@ -35,6 +35,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import ModelOutput
 
 from gpner.model.artifact import FORMAT_VERSION, MODEL_TYPE, ModelConfig
+from gpner.model.network import Encoder
 
 PIPELINE_TASK = "gpner-ner"
 
@@ -157,8 +158,8 @@ class GlobalPointerForSpanClassification(PreTrainedModel):
         return SpanClassifierOutput(loss=loss, logits=logits)
 
 
-def _encoder(mc: ModelConfig, encoder_config: dict | None) -> nn.Module:
-    from gpner.model.network import build_encoder
+def _encoder(mc: ModelConfig, encoder_config: dict | None) -> Encoder:
+    from gpner.model.artifact import build_encoder
 
     if mc.encoder.type == "hf" and not encoder_config:
         raise ValueError("config.json has no encoder_config (saved by an older gpner): load "

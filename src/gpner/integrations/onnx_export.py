@@ -63,7 +63,8 @@ def export_onnx(directory: str | Path, int8: bool = False, opset: int = 17) -> d
     except ImportError as exc:
         raise ImportError("ONNX export needs the 'onnx' extra: pip install 'gpner[onnx]'"
                           ) from exc
-    from gpner.model.network import as_tensors, from_config
+    from gpner.model.network import as_tensors
+    from gpner.prediction.loading import from_config
     from gpner.tasks.decoding import as_array
     from gpner.text.features import load_featurizer
 

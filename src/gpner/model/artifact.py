@@ -24,7 +24,7 @@ from gpner.textfiles import read_model_json
 
 if TYPE_CHECKING:
     from gpner.contracts import Featurizer
-    from gpner.model.network import TaskModel
+    from gpner.model.network import Encoder, TaskModel
 
 FORMAT_VERSION = 2
 MODEL_TYPE = "gpner"
@@ -298,6 +298,28 @@ def model_card(config: ModelConfig, card: dict[str, Any]) -> str:
               f"Written by gpner {__version__}; `config.json` holds every setting, including the "
               "full training config.", ""]
     return "\n".join(lines)
+
+
+def build_encoder(spec: EncoderSpec, directory: Path | None = None,
+                  encoder_config: dict | None = None) -> Encoder:
+    """An encoder with random weights, shaped as ``spec`` says (weights are loaded after). A
+    Hugging Face encoder's config comes from ``encoder_config`` (config.json) or, in model
+    directories written before it was there, ``directory/encoder/``."""
+    from gpner.model.encoders import BuiltinEncoder, HFEncoder
+    from gpner.model.encoders import hf_config as config_of
+
+    if spec.type == "builtin":
+        return BuiltinEncoder(spec.sizes or {}, **(spec.params or {}))
+    from transformers import AutoConfig, AutoModel
+
+    if encoder_config:
+        hf_config = config_of(encoder_config)
+    elif directory is not None:
+        hf_config = AutoConfig.from_pretrained(str(Path(directory) / "encoder"))
+    else:
+        raise ValueError("no encoder config: config.json has no encoder_config and no model "
+                         "directory was given")
+    return HFEncoder(AutoModel.from_config(hf_config))
 
 
 def load_weights(model: Any, directory: Path, config: ModelConfig) -> None:

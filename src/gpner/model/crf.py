@@ -1,4 +1,5 @@
-"""Linear-chain CRF for the BIO baseline: negative log-likelihood and Viterbi decoding.
+"""Linear-chain CRF for the BIO baseline: its parameters and negative log-likelihood (Viterbi
+decoding is :func:`gpner.tasks.decoding.viterbi`, in NumPy).
 
 Shapes: B batch, L positions, T tags. ``mask`` (B, L) marks real positions and must be a prefix
 (left-aligned sequences); the NER task packs spannable tokens to the left first. The loss and
@@ -21,13 +22,6 @@ class CRF(nn.Module):
         self.start = nn.Parameter(torch.zeros(num_tags))
         self.end = nn.Parameter(torch.zeros(num_tags))
         self.trans = nn.Parameter(torch.zeros(num_tags, num_tags))  # trans[a, b]: a -> b
-
-    def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor
-            ) -> torch.Tensor:
-        return crf_nll(emissions, tags, mask, self.start, self.end, self.trans)
-
-    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        return crf_viterbi(emissions, mask, self.start, self.end, self.trans)
 
 
 def crf_nll(emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor,
@@ -56,13 +50,3 @@ def _log_partition(em: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, en
         nxt = torch.logsumexp(alpha[:, :, None] + trans + em[:, t, None, :], dim=1)
         alpha = torch.where(mask[:, t, None], nxt, alpha)
     return torch.where(mask[:, 0], torch.logsumexp(alpha + end, dim=1), 0.0)
-
-
-def crf_viterbi(emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor,
-                end: torch.Tensor, trans: torch.Tensor) -> list[list[int]]:
-    """Best tag sequence per example, of its masked length (:func:`gpner.tasks.decoding.viterbi`,
-    which runs on any backend's outputs)."""
-    from gpner.tasks.decoding import as_array, viterbi
-
-    em, s, e, t = (as_array(x).astype("float64") for x in (emissions, start, end, trans))
-    return viterbi(em, as_array(mask).astype(bool), s, e, t)

@@ -8,16 +8,13 @@ or decoding, so any runtime that produces the same named outputs can stand in fo
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from gpner.model.artifact import EncoderSpec, ModelConfig
 from gpner.model.encoders import BuiltinEncoder, HFEncoder
-from gpner.tasks import task_for
 
 log = logging.getLogger("gpner")
 
@@ -85,31 +82,3 @@ def unwrap(model: nn.Module) -> TaskModel:
         if inner is None:
             return model  # type: ignore[return-value]
         model = inner
-
-
-def build_encoder(spec: EncoderSpec, directory: Path | None = None,
-                  encoder_config: dict | None = None) -> Encoder:
-    """An encoder with random weights, shaped as ``spec`` says (weights are loaded after). A
-    Hugging Face encoder's config comes from ``encoder_config`` (config.json) or, in model
-    directories written before it was there, ``directory/encoder/``."""
-    if spec.type == "builtin":
-        return BuiltinEncoder(spec.sizes or {}, **(spec.params or {}))
-    from transformers import AutoConfig, AutoModel
-
-    from gpner.model.encoders import hf_config as config_of
-
-    if encoder_config:
-        hf_config = config_of(encoder_config)
-    elif directory is not None:
-        hf_config = AutoConfig.from_pretrained(str(Path(directory) / "encoder"))
-    else:
-        raise ValueError("no encoder config: config.json has no encoder_config and no model "
-                         "directory was given")
-    return HFEncoder(AutoModel.from_config(hf_config))
-
-
-def from_config(config: ModelConfig, directory: Path) -> tuple[TaskModel, Any]:
-    """(model with random weights, task) for a saved model config."""
-    task = task_for(config)
-    encoder = build_encoder(config.encoder, directory, config.encoder_config)
-    return TaskModel(encoder, task.build_heads(encoder.hidden_size)), task

@@ -1,3 +1,3 @@
 """Stage 5, prediction: the staged ``Predictor`` (``predictor``), the runtimes behind it
-(``backends``: PyTorch, ONNX Runtime), ``load`` (``loading``) and files of any size in and
-out (``files``)."""
+(``backends``: PyTorch, ONNX Runtime), ``load`` (``loading``) and files of any size streamed in
+and out (``stream``)."""

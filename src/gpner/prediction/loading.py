@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpner.errors import GpnerError, InputError, ModelFileError
 from gpner.model.artifact import ModelConfig, resolve_dir
 from gpner.prediction.predictor import Predictor, check_concurrency
+
+if TYPE_CHECKING:
+    from gpner.contracts import Task
+    from gpner.model.network import TaskModel
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -51,7 +56,6 @@ def _load_torch(path: Path, config: ModelConfig, device: str | None, threads: in
     import torch
 
     from gpner.model.artifact import load_weights
-    from gpner.model.network import from_config
     from gpner.prediction.backends import TorchBackend
     from gpner.text.features import load_featurizer
 
@@ -73,6 +77,17 @@ def _load_torch(path: Path, config: ModelConfig, device: str | None, threads: in
     # concurrent batches set their threads in their own threads, leaving the process's alone
     backend = TorchBackend(model, dev, threads if concurrency > 1 else None)
     return Predictor(config, featurizer, task, backend, concurrency)
+
+
+def from_config(config: ModelConfig, directory: Path) -> tuple[TaskModel, Task]:
+    """(model with random weights, task) for a saved model config."""
+    from gpner.model.artifact import build_encoder
+    from gpner.model.network import TaskModel
+    from gpner.tasks import task_for
+
+    task = task_for(config)
+    encoder = build_encoder(config.encoder, directory, config.encoder_config)
+    return TaskModel(encoder, task.build_heads(encoder.hidden_size)), task
 
 
 def cores() -> int:

@@ -19,16 +19,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
-from gpner.contracts import Backend, Featurizer, Task, WindowSpans
-from gpner.data.records import Entity, Record, Relation
+from gpner.contracts import Backend, Featurizer, Task, Window, WindowSpans
 from gpner.errors import ArgumentTypeError, InputError
 from gpner.model.artifact import ModelConfig
+from gpner.records import Entity, Record, Relation
 from gpner.tasks.decoding import prob, select_flat_rows, to_entities
 from gpner.text.alignment import TokenSpan
 from gpner.text.tokenization import Encoding, PackedEncoding
 from gpner.text.windows import (
     MergedSpans,
-    Window,
     content_size,
     spans_from_rows,
     window_bounds,

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from gpner.data.records import Record
 from gpner.prediction.predictor import Pair, Predictor, TextInFlight
+from gpner.records import Record
 
 
 class Overloaded(RuntimeError):

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from gpner.atomic import atomic_write_text
-from gpner.data.records import Entity
 from gpner.errors import ConfigError, InputError
+from gpner.records import Entity
 
 DEFAULT_LIMIT = 1000  # records per page: a browser draws thousands, not millions
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from gpner.contracts import Task
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,23 @@ def head_info(name: str) -> HeadInfo:
     return HEADS[name]
 
 
-def task_for(config: Any) -> Any:
+class TaskSettings(Protocol):
+    """What a task is built from: the fields of a :class:`~gpner.model.artifact.ModelConfig`
+    (or of the Hugging Face config) that name the task, its labels and its head."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def head(self) -> str: ...
+    @property
+    def head_size(self) -> int: ...
+    @property
+    def relations(self) -> Sequence[str] | None: ...
+
+
+def task_for(config: TaskSettings) -> Task:
     """The task object of a :class:`~gpner.model.artifact.ModelConfig` (no torch import)."""
     extra = {"relations": config.relations} if config.task == "relations" else {}
     return task_class(config.task)(config.labels, config.head, config.head_size, **extra)

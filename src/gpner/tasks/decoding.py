@@ -24,8 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gpner.data.records import Entity
 from gpner.data.tagging import tags_to_spans
+from gpner.records import Entity
 from gpner.text.alignment import TokenSpan
 from gpner.text.tokenization import Encoding, PackedEncoding
 from gpner.text.windows import spans_from_rows

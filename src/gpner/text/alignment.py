@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Iterable, NamedTuple
 
-from gpner.data.records import Entity, Report
+from gpner.records import Entity, Report
 from gpner.text.tokenization import Encoding
 
 

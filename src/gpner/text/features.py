@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from gpner.atomic import atomic_write_text
+from gpner.contracts import Window
 from gpner.text.tokenization import (
     CharWordTokenizer,
     Encoding,
@@ -25,7 +26,6 @@ from gpner.text.tokenization import (
     PackedEncoding,
     RawHFTokenizer,
 )
-from gpner.text.windows import Window
 
 MAX_CHARS = 16  # characters per token seen by the character CNN (features only; text is whole)
 

@@ -4,7 +4,8 @@ A text is encoded whole, then cut into windows of at most ``size`` content token
 every ``stride`` tokens (half a window by default): nothing is ever truncated, and a span of up
 to ``size - stride`` tokens lies whole inside some window wherever it is.
 
-* cut: :func:`window_bounds` (the token ranges), :class:`Window` (one cut, as arrays);
+* cut: :func:`window_bounds` (the token ranges; a featurizer makes each a
+  :class:`~gpner.contracts.Window` of arrays);
 * place (training): :func:`place_spans` moves gold spans into each window that holds them whole;
 * the edge rule (prediction): a span touching a window's inner edge may be a piece of a longer
   one that the edge cut, so it is dropped when another window holds it with context on both
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from gpner.contracts import Window
 from gpner.text.alignment import TokenSpan
 
 if TYPE_CHECKING:
@@ -28,30 +30,6 @@ if TYPE_CHECKING:
 
 SpanKey = tuple[int, int, int]  # (label id, start, end) in text tokens
 LinkKey = tuple[int, int, int, int, int]  # (s_start, s_end, o_start, o_end, relation id)
-
-
-@dataclass
-class Window:
-    """One model input cut from an encoded text, as arrays.
-
-    It holds content tokens ``start .. end - 1`` of the text; window token k is content token
-    ``start + k - prefix``: the first ``prefix`` tokens are the model's own special tokens
-    (``[CLS]``), which are never spannable.
-    """
-
-    features: dict[str, np.ndarray]  # featurizer inputs, (n,) or (n, W) int64
-    spannable: np.ndarray  # (n,) bool: tokens that may start or end a span
-    start: int  # first content token of the window
-    end: int  # one past its last content token
-    prefix: int  # special tokens before the content
-
-    def __len__(self) -> int:
-        return len(self.spannable)
-
-    @property
-    def shift(self) -> int:
-        """Window token + shift = text token."""
-        return self.start - self.prefix
 
 
 def window_bounds(n: int, size: int, stride: int | None = None) -> list[tuple[int, int]]:

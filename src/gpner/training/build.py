@@ -10,10 +10,10 @@ import logging
 from typing import Any, Sequence
 
 from gpner.contracts import Featurizer, Task
-from gpner.data.records import Record
 from gpner.errors import DataError
 from gpner.model.artifact import EncoderSpec, ModelConfig
 from gpner.model.network import Encoder, TaskModel
+from gpner.records import Record
 from gpner.tasks import task_for
 from gpner.training.config import TrainConfig
 

@@ -5,7 +5,7 @@ tensors with the task's targets.
 Long texts are cut into overlapping windows of at most ``max_length`` tokens (never truncated,
 :mod:`gpner.text.windows`); every gold span lies inside some window unless it is wider than the
 overlap, which is reported. Everything that cannot be used is counted in a
-:class:`~gpner.data.records.Report`.
+:class:`~gpner.records.Report`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any, Sequence
 
 import torch
 
-from gpner.contracts import Featurizer, Task
-from gpner.data.records import Record, Report
+from gpner.contracts import Featurizer, Task, Window
 from gpner.errors import ArgumentTypeError, DataError
 from gpner.model.network import as_tensors
+from gpner.records import Record, Report
 from gpner.text.alignment import TokenSpan, align_entities
 from gpner.text.tokenization import Encoding
-from gpner.text.windows import Window, content_size, place_spans, window_bounds
+from gpner.text.windows import content_size, place_spans, window_bounds
 
 
 @dataclass
@@ -216,6 +216,6 @@ def max_span_width(examples: Sequence[Example]) -> int:
 
 
 def has_overlaps(records: Sequence[Record]) -> bool:
-    from gpner.data.records import is_nested
+    from gpner.records import is_nested
 
     return any(is_nested(r) for r in records)

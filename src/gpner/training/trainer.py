@@ -22,13 +22,13 @@ from typing import Any, Callable, Sequence
 import torch
 
 from gpner.contracts import Featurizer, Task
-from gpner.data.records import Record, Report
 from gpner.errors import ArgumentTypeError, RunDirError
 from gpner.model.artifact import ModelConfig
 from gpner.model.losses import flood
 from gpner.model.network import TaskModel, to_device, unwrap
 from gpner.prediction.backends import TorchBackend
 from gpner.prediction.predictor import Predictor
+from gpner.records import Record, Report
 from gpner.training.build import build, resolve_task
 from gpner.training.checkpoint import load_checkpoint
 from gpner.training.config import TrainConfig

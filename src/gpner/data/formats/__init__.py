@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from gpner.data.records import Corpus, Entity, FormatError, Record, Report
 from gpner.errors import ArgumentTypeError, DataError, GpnerError, MissingFile
+from gpner.records import Corpus, Entity, FormatError, Record, Report
 
 READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
            "spo", "tokens", "tsv", "wordtag", "prodigy", "spacy")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gpner.data.records import FormatError, is_int
 from gpner.errors import DataError
+from gpner.records import FormatError, is_int
 
 
 def expect(obj: Any, key: str, kind: type | tuple[type, ...], path: Path, line: int) -> Any:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Iterable
 
 from gpner.atomic import atomic_write_text
-from gpner.data.records import Entity, FormatError, Record, Report, check_entity, finish_record
 from gpner.errors import DataError
+from gpner.records import Entity, FormatError, Record, Report, check_entity, finish_record
 from gpner.textfiles import read_text, text_lines
 
 

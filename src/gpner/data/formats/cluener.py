@@ -11,7 +11,7 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect
-from gpner.data.records import Record, Report, check_entity, finish_record, is_int
+from gpner.records import Record, Report, check_entity, finish_record, is_int
 from gpner.textfiles import iter_json_lines
 
 

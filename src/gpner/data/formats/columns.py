@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Iterable
 
 from gpner.atomic import atomic_write_text
-from gpner.data.records import Entity, FormatError, Record, Report, finish_record
 from gpner.data.tagging import detect_scheme, spans_to_tags, split_tag, tags_to_spans
 from gpner.errors import DataError
+from gpner.records import Entity, FormatError, Record, Report, finish_record
 from gpner.text.tokenization import is_cjk, pre_tokenize
 from gpner.textfiles import text_lines
 

@@ -19,7 +19,7 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect, listed
-from gpner.data.records import Entity, FormatError, Record, Report, check_entity, finish_record
+from gpner.records import Entity, FormatError, Record, Report, check_entity, finish_record
 from gpner.textfiles import iter_json_lines, load_json_array
 
 

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect, refuse_unknown_spans
-from gpner.data.records import (
+from gpner.records import (
     Corpus,
     Entity,
     FormatError,

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gpner.data.formats._io import join_tokens
-from gpner.data.records import (
+from gpner.errors import ConfigError
+from gpner.records import (
     FormatError,
     Record,
     Report,
@@ -28,7 +29,6 @@ from gpner.data.records import (
     finish_record,
     is_int,
 )
-from gpner.errors import ConfigError
 from gpner.textfiles import text_lines
 
 DEFAULT_TAGS = "nr=PER,ns=LOC,nt=ORG"

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpner.data.formats._io import expect, listed, refuse_unknown_spans
-from gpner.data.records import Entity, FormatError, Record, Report, check_entity, finish_record
 from gpner.errors import MissingDependency
+from gpner.records import Entity, FormatError, Record, Report, check_entity, finish_record
 from gpner.textfiles import iter_json_lines
 
 KNOWN = ("text", "spans", "tokens", "relations", "meta", "_input_hash", "_task_hash")

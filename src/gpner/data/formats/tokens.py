@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gpner.data.formats._io import expect, join_tokens, refuse_unknown_spans
-from gpner.data.records import (
+from gpner.records import (
     FormatError,
     Record,
     Report,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gpner.data.formats._io import expect
-from gpner.data.records import (
+from gpner.records import (
     Entity,
     FormatError,
     Record,

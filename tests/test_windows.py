@@ -1,4 +1,5 @@
-"""Documents of any length: a generated 100,000-character document (Chinese and English) with
+"""Windows (text/windows.py) and documents of any length: the window bounds, the edge rule and
+its scan, packed encodings; a generated 100,000-character document (Chinese and English) with
 entities planted throughout, hundreds of them across window edges, is recovered exactly by a model
 trained on the generator's short texts; and the stride decides which spans a window holds whole."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpner.data.records import Report
+from gpner.records import Report
 from gpner.training.build import build
 from gpner.training.examples import make_examples, window_bounds
 from tests.helpers import tiny_config, tiny_data
