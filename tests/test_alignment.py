@@ -238,3 +238,13 @@ def test_trimmed_offsets_worked_example():
     # a text with no space, mark or joiner is left as it is (the shortcut)
     assert trim_offsets("北京大学", [(0, 2), (2, 4), (4, 4)]) == ([(0, 2), (2, 4), (0, 0)],
                                                                [True, True, False])
+
+
+def test_packed_offsets_read_like_the_list():
+    # "Ab 12" -> tokens at (0, 2) and (3, 5): the packed arrays give the same tuples back
+    enc = CharWordTokenizer.build(["Ab 12"]).encode("Ab 12")
+    packed = enc.packed().offsets
+    assert list(packed) == enc.offsets == [(0, 2), (3, 5)]
+    assert packed[1] == (3, 5) and packed[0:1] == [(0, 2)]
+    assert packed == [(0, 2), (3, 5)] and packed != [(0, 2)]
+    assert packed != 7  # not iterable: unequal, not a TypeError

@@ -163,3 +163,18 @@ def test_compile_trains_the_same_model(tmp_path):
     b = load_file(str(tmp_path / "compiled" / "model" / "model.safetensors"))
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+
+
+def test_unwrap_finds_the_task_model_inside_its_wrappers():
+    from gpner.model.network import unwrap
+
+    model = build(tiny_config(), tiny_data(8))[0]
+
+    class Wrapper(torch.nn.Module):  # what DDP (.module) and torch.compile (._orig_mod) hold
+        def __init__(self, name, inner):
+            super().__init__()
+            setattr(self, name, inner)
+
+    assert unwrap(Wrapper("_orig_mod", Wrapper("module", model))) is model
+    with pytest.raises(TypeError, match="expected a TaskModel.*Linear"):
+        unwrap(torch.nn.Linear(2, 2))

@@ -203,6 +203,8 @@ def finish_record(text: str, entities: Sequence[Entity | None], report: Report,
     if relations is not None:
         record["relations"] = _remap_relations(relations, where, rank, kept, text, report, line)
         report.relations += len(record["relations"])
+    # the input's other fields (id, meta, ...) ride along; a TypedDict cannot say "and any
+    # other key", so Record lists only the ones gpner reads
     record.update(extra)  # type: ignore[typeddict-item]
     return record
 

@@ -80,5 +80,8 @@ def unwrap(model: nn.Module) -> TaskModel:
         if inner is None:
             inner = getattr(model, "_orig_mod", None)
         if inner is None:
-            return model  # type: ignore[return-value]
+            if not isinstance(model, TaskModel):
+                raise TypeError(f"expected a TaskModel (or one wrapped by DDP or torch.compile), "
+                                f"got {type(model).__name__}")
+            return model
         model = inner

@@ -97,6 +97,8 @@ def align_entities(text: str, entities: Iterable[Entity], encoding: Encoding,
                                f"{text[e['start']:e['end']]!r}{shown}")
             if misaligned == "skip" or near is None:
                 if keep_places:
+                    # only under keep_places, whose one caller (relations) reads the Nones;
+                    # typing the list Optional would burden every other caller
                     out.append(None)  # type: ignore[arg-type]
                 continue
             span = near

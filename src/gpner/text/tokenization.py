@@ -135,7 +135,9 @@ class PackedOffsets:
             yield from self[k:k + 4096]
 
     def __eq__(self, other: object) -> bool:
-        return list(self) == list(other)  # type: ignore[call-overload]
+        if not isinstance(other, Iterable):
+            return NotImplemented
+        return list(self) == list(other)
 
 
 @dataclass(eq=False)  # arrays have no single truth value to compare by

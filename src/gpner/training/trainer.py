@@ -188,6 +188,7 @@ def _wrapped(model: TaskModel, cfg: TrainConfig, world: int, device: torch.devic
         wrapped = DistributedDataParallel(model, device_ids=[device.index]
                                           if device.type == "cuda" else None)
     if cfg.compile:
+        # torch.compile's stub returns a Callable; given a module it returns an OptimizedModule
         wrapped = torch.compile(wrapped, dynamic=True)  # type: ignore[assignment]
     return wrapped
 
