@@ -166,7 +166,7 @@ def test_compile_trains_the_same_model(tmp_path):
 
 
 def test_unwrap_finds_the_task_model_inside_its_wrappers():
-    from gpner.model.network import unwrap
+    from gpner.model.network import innermost, unwrap
 
     model = build(tiny_config(), tiny_data(8))[0]
 
@@ -176,5 +176,7 @@ def test_unwrap_finds_the_task_model_inside_its_wrappers():
             setattr(self, name, inner)
 
     assert unwrap(Wrapper("_orig_mod", Wrapper("module", model))) is model
+    linear = torch.nn.Linear(2, 2)
+    assert innermost(Wrapper("module", linear)) is linear  # EMA averages any module
     with pytest.raises(TypeError, match="expected a TaskModel.*Linear"):
-        unwrap(torch.nn.Linear(2, 2))
+        unwrap(Wrapper("module", linear))

@@ -72,16 +72,22 @@ def to_device(batch: Mapping[str, torch.Tensor], device: torch.device | str
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def unwrap(model: nn.Module) -> TaskModel:
-    """The TaskModel inside a DistributedDataParallel (``.module``) or torch.compile
-    (``._orig_mod``) wrapper, or the model itself."""
+def innermost(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel (``.module``) or torch.compile
+    (``._orig_mod``) wrapper, or the module itself: any module (EMA averages any)."""
     while True:
         inner = getattr(model, "module", None)
         if inner is None:
             inner = getattr(model, "_orig_mod", None)
         if inner is None:
-            if not isinstance(model, TaskModel):
-                raise TypeError(f"expected a TaskModel (or one wrapped by DDP or torch.compile), "
-                                f"got {type(model).__name__}")
             return model
         model = inner
+
+
+def unwrap(model: nn.Module) -> TaskModel:
+    """The TaskModel inside its DDP or torch.compile wrappers (TypeError if there is none)."""
+    inner = innermost(model)
+    if not isinstance(inner, TaskModel):
+        raise TypeError(f"expected a TaskModel (or one wrapped by DDP or torch.compile), "
+                        f"got {type(inner).__name__}")
+    return inner

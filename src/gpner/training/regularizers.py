@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from gpner.model.network import unwrap
+from gpner.model.network import innermost, unwrap
 
 Outputs = dict[str, torch.Tensor]
 Objective = Callable[[Outputs], torch.Tensor]
@@ -133,13 +133,13 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
         self.steps = 0
-        self.shadow = {n: p.detach().clone() for n, p in unwrap(model).named_parameters()
+        self.shadow = {n: p.detach().clone() for n, p in innermost(model).named_parameters()
                        if p.requires_grad}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for n, p in unwrap(model).named_parameters():
+        for n, p in innermost(model).named_parameters():
             if n in self.shadow:
                 self.shadow[n].mul_(d).add_(p.detach(), alpha=1 - d)
         self.steps += 1
@@ -147,7 +147,7 @@ class EMA:
     @contextmanager
     def applied(self, model: nn.Module) -> Iterator[None]:
         """Temporarily load the averaged weights into ``model``."""
-        params = dict(unwrap(model).named_parameters())
+        params = dict(innermost(model).named_parameters())
         backup = {n: params[n].detach().clone() for n in self.shadow}
         with torch.no_grad():
             for n, value in self.shadow.items():
