@@ -60,7 +60,6 @@ class Window:
         return self.start - self.prefix
 
 
-
 class Triple(NamedTuple):
     """A relation between two spans of one window or text: subject tokens [s_start, s_end),
     object tokens [o_start, o_end) (end exclusive), relation id, and its score (the smallest of
