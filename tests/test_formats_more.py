@@ -4,7 +4,6 @@ lines, Prodigy, spaCy DocBin; glued column annotations; the convert preview."""
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
@@ -120,7 +119,7 @@ def test_prodigy_and_spacy_docbin(tmp_path):
         read(path)
 
 
-def test_glued_annotations_warn_and_token_pattern_reads_them(tmp_path, caplog):
+def test_glued_digits_are_taken_out_and_token_pattern_decides(tmp_path):
     # Weibo NER: each character carries its position in the word
     lines = []
     for word, tag in [("中国", "GPE"), ("人民", None), ("银行", "ORG")] * 4:
@@ -129,15 +128,14 @@ def test_glued_annotations_warn_and_token_pattern_reads_them(tmp_path, caplog):
             lines.append(f"{ch}{k}\t{t}")
     p = tmp_path / "weibo.bio"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="gpner"):
-        corpus = read(p)
-    assert corpus.records[0]["text"].startswith("中0国1人0民1")
-    assert corpus.report.notes == {"token with a glued suffix": 1}
-    assert "--token-pattern" in caplog.text
-    clean = read(p, token_pattern=r"(.+?)\d+$")
-    assert clean.records[0]["text"] == "中国人民银行" * 4
-    assert ents(clean)[0][:2] == [("中国", "GPE"), ("银行", "ORG")]
-    assert clean.report.notes == {}
+    corpus = read(p)
+    assert corpus.records[0]["text"] == "中国人民银行" * 4
+    assert ents(corpus)[0][:2] == [("中国", "GPE"), ("银行", "ORG")]
+    assert corpus.report.notes == {"glued digit taken out": 24}
+    assert "24 of 24 tokens" in corpus.report.rules[0]
+    whole = read(p, token_pattern=r"(.*)")  # the option that keeps the tokens as they are
+    assert whole.records[0]["text"].startswith("中0国1人0民1")
+    assert whole.report.notes == {}
     with pytest.raises(ValueError, match=r"E107.*needs a group"):
         read(p, token_pattern=r".\d")
 

@@ -26,6 +26,7 @@ CODES: dict[str, str] = {
     "E111": "an input file or directory does not exist",
     "E112": "the data cannot train a model (no records, no entities)",
     "E113": "JSON nested too deeply to read",
+    "E114": "gold and predicted records do not pair up",
     # model directories
     "E201": "not a gpner model directory",
     "E202": "a model file is not valid JSON",

@@ -7,9 +7,10 @@ are scored correctly and duplicates count once.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Sequence, cast
 
-from gpner.records import Record
+from gpner.records import Corpus, Record
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:
@@ -369,3 +370,80 @@ def format_relations(result: dict) -> str:
     lines += ["", f"{'entities':<16}{e['precision']:>10.4f}{e['recall']:>10.4f}{e['f1']:>10.4f}"
                   f"{e['support']:>9}"]
     return "\n".join(lines)
+
+
+# --- scoring two files: gold and another system's predictions
+
+def align(gold: Sequence[Record], pred: Sequence[Record], key: str | None = None,
+          names: tuple[str, str] = ("gold", "prediction")) -> list[Record]:
+    """The predictions in gold's order, paired by the field ``key`` (e.g. ``"id"``) or by text.
+
+    Records with the same text pair in order. A gold record with no partner, or a prediction
+    left over, is an error naming the record, its number and text (E114): a comparison that
+    silently skipped records would not be one.
+    """
+    from gpner.errors import DataError
+
+    def field(r: Record) -> Any:
+        return cast(dict, r).get(key or "text")  # any field the files carry
+
+    def ident(r: Record, side: str, n: int) -> Any:
+        if key is not None and key not in r:
+            raise DataError(f"{names[side == 'pred']}: record {n + 1} has no field {key!r} "
+                            "(--id-field)", code="E114")
+        return json_key(field(r))
+
+    pending: dict[Any, list[int]] = {}
+    for n, p in enumerate(pred):
+        pending.setdefault(ident(p, "pred", n), []).append(n)
+    out = []
+    for n, g in enumerate(gold):
+        queue = pending.get(ident(g, "gold", n))
+        if not queue:
+            by = f"{key} {field(g)!r}" if key else "text"
+            raise DataError(f"{names[0]}: record {n + 1} ({g['text'][:60]!r}) has no prediction "
+                            f"with the same {by} in {names[1]}", code="E114")
+        p = pred[queue.pop(0)]
+        if key is not None and p["text"] != g["text"]:
+            raise DataError(f"{names[0]}: record {n + 1} ({key} {field(g)!r}): the "
+                            f"prediction's text differs ({p['text'][:60]!r} against "
+                            f"{g['text'][:60]!r})", code="E114")
+        out.append(p)
+    left = sorted(i for q in pending.values() for i in q)
+    if left:
+        raise DataError(f"{names[1]}: {len(left)} predictions pair with no gold record, the "
+                        f"first record {left[0] + 1} ({pred[left[0]]['text'][:60]!r})",
+                        code="E114")
+    return out
+
+
+def json_key(value: Any) -> Any:
+    """A hashable form of a JSON value (ids may be numbers, strings or lists)."""
+    import json
+
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def score_files(gold: str | Path, pred: str | Path, *, gold_format: str | None = None,
+                pred_format: str | None = None, id_field: str | None = None,
+                encoding: str | None = None, **options: Any) -> tuple[dict, Corpus, Corpus]:
+    """Score a prediction file against a gold file, each in any format gpner reads.
+
+    Returns ``(result, gold_corpus, pred_corpus)``: ``result`` as :func:`evaluate` with the
+    schemas of :func:`schemas` (or :func:`evaluate_relations` when gold has relations), the
+    predictions aligned to gold by ``id_field`` or text (:func:`align`). ``options`` go to both
+    readers (``scheme`` for tag files).
+    """
+    from gpner.data.formats import read_any
+
+    g = read_any(gold, gold_format, encoding=encoding, **options)
+    p = read_any(pred, pred_format, encoding=encoding, **options)
+    aligned = align(g.records, p.records, id_field, (str(gold), str(pred)))
+    if any(r.get("relations") for r in g.records):
+        result = evaluate_relations(g.records, aligned)
+    else:
+        result = evaluate(g.records, aligned)
+        result.update(schemas(g.records, aligned))
+    result["data"] = g.report.as_dict()
+    result["predictions"] = p.report.as_dict()
+    return result, g, Corpus(aligned, p.report)

@@ -74,6 +74,9 @@ class Report:
     # data kept but read by a rule (an entity located by its string): counted, never raised
     notes: Counter = field(default_factory=Counter)
     messages: list[str] = field(default_factory=list)
+    # file-level rules a reader applied (a header row skipped, glued digits taken out, the tag
+    # scheme it detected), one sentence each: what `gpner convert` shows beside the preview
+    rules: list[str] = field(default_factory=list)
     max_messages: int = 20
     strict: bool = False  # raise on the first problem instead of counting it
     encoding: str | None = None  # of the files read (None: UTF-8, a BOM dropped)
@@ -117,6 +120,7 @@ class Report:
                 **({"relations": self.relations} if self.relations else {}),
                 "skipped": dict(self.skipped),
                 **({"notes": dict(self.notes)} if self.notes else {}),
+                **({"rules": list(self.rules)} if self.rules else {}),
                 "messages": list(self.messages)}
 
 
@@ -240,7 +244,10 @@ def _remap_relations(relations: Sequence[Mapping[str, Any]], where: list[int | N
                            f"{text[h['start']:h['end']]!r} {label} {text[t['start']:t['end']]!r}")
             continue
         seen.add(key)
-        out.append({"head": key[0], "tail": key[1], "label": label})
+        rel: Relation = {"head": key[0], "tail": key[1], "label": label}
+        # a format's own fields of a relation (PubTator's database ids) ride along
+        rel.update({k: v for k, v in r.items() if k not in rel})  # type: ignore[typeddict-item]
+        out.append(rel)
     out.sort(key=lambda r: (r["head"], r["tail"], r["label"]))
     return out
 

@@ -14,8 +14,8 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                          "write another (from the output extension unless --to), printing the "
                          "format and the first record as read. Reads: jsonl, cluener, cmeee, "
                          "conll, brat, doccano, label-studio, casrel, spo, tokens, tsv, wordtag, "
-                         "prodigy, spacy; writes: jsonl, cluener, cmeee, conll, brat, doccano, "
-                         "label-studio, casrel (docs/formats.md).")
+                         "prodigy, spacy, pubtator, dygie; writes: jsonl, cluener, cmeee, conll, "
+                         "brat, doccano, label-studio, casrel, pubtator, dygie (docs/formats.md).")
     p.add_argument("input", help="input file, or a BRAT directory")
     p.add_argument("-o", "--output", required=True, help="output file or BRAT directory")
     p.add_argument("--format", help="input format (default: detected)")
@@ -33,6 +33,11 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                    "nr=PER,ns=LOC,nt=ORG)")
     p.add_argument("--inclusive-end", action="store_true", help="tsv files: span ends are the "
                    "last character, not one past it")
+    p.add_argument("--offsets", choices=("text", "chars"), help="tsv files whose text is "
+                   "space-separated characters: whether the offsets count the spaced text or "
+                   "the characters alone (default: decided from the offsets)")
+    p.add_argument("--unit", choices=("document", "sentence"), help="dygie files: one record "
+                   "per document (default; coreference clusters kept) or per sentence")
     p.add_argument("--strict", action="store_true", help="fail on the first malformed entity")
     p.add_argument("--drop-relations", action="store_true", help="write the entities of relation "
                    "data to a format that cannot hold relations (without it, such a write is "
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     for key, value in (("scheme", args.scheme_in), ("token_sep", args.token_sep),
                        ("documents", args.documents or None),
                        ("token_pattern", args.token_pattern), ("tags", args.tags),
-                       ("inclusive_end", args.inclusive_end or None)):
+                       ("inclusive_end", args.inclusive_end or None),
+                       ("offsets", args.offsets), ("unit", args.unit)):
         if value is not None:
             reader_opts[key] = value
     fmt = canonical(args.format) if args.format else detect_format(args.input, args.encoding)
@@ -56,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     # what was understood, at a glance: a wrong reading shows here, before anyone trains on it
     print(f"format: {fmt}" + (" (given)" if args.format else " (detected; --format to "
                               "override)"), file=sys.stderr)
+    for rule in corpus.report.rules:
+        print(f"rule: {rule}", file=sys.stderr)
     shown = preview(corpus.records)
     if shown:
         print(f"first record: {shown}", file=sys.stderr)

@@ -95,7 +95,12 @@ def detect_kind(path: str | None, fmt: str | None = None, encoding: str | None =
         return "conll"
     first = _first_visible(p)
     if first == "{":
-        return "jsonl"
+        return _annotated_json_lines(p) or "jsonl"
+    from gpner.data.formats.pubtator import HEAD
+
+    head = HEAD.match(_first_line(p).rstrip("\r\n"))
+    if head and head.group(2) == "t":
+        return "pubtator"  # PMID|t|title: each document's text is its title and abstract
     if first == "[":
         from gpner.data.formats import detect_format
 
@@ -103,6 +108,31 @@ def detect_kind(path: str | None, fmt: str | None = None, encoding: str | None =
     if p.suffix.lower() == ".txt" and _looks_like_columns(p, encoding):
         return "conll"
     return "text"
+
+
+def _first_line(path: Path) -> str:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                return line
+    return ""
+
+
+def _annotated_json_lines(path: Path) -> str | None:
+    """The reader format of JSON lines whose objects carry no ``text`` but tokens (DyGIE,
+    token-level JSON, ...), so their texts are predicted rather than skipped line by line."""
+    import json
+
+    from gpner.data.formats import _sniff_json_object
+
+    try:
+        obj = json.loads(_first_line(path))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or "text" in obj:
+        return None
+    kind = _sniff_json_object(obj)
+    return kind if kind in ("dygie", "tokens") else None
 
 
 def _first_visible(path: Path) -> str:

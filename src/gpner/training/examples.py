@@ -10,6 +10,7 @@ overlap, which is reported. Everything that cannot be used is counted in a
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ def read_data(source: str | Path | Sequence[Record], encoding: str | None = None
         from gpner.data.formats import read
 
         corpus = read(source, encoding=encoding)
+        for rule in corpus.report.rules:  # how the file was read: visible before training
+            logging.getLogger("gpner").info("rule: %s", rule)
         if not corpus.records:
             raise DataError(f"{source}: no records to train or evaluate on "
                             f"({corpus.report.summary()})", code="E112")

@@ -7,7 +7,8 @@
 Formats: ``jsonl`` (ours), ``cluener``, ``cmeee``, ``conll`` (any column file, any tag scheme),
 ``brat``, ``doccano``, ``label-studio``, ``tokens`` (token-level JSON: ACE, GENIA, W2NER, SpERT),
 ``tsv`` (``text<TAB>[(type, start, end)]``), ``wordtag`` (``word/tag`` segmented lines),
-``prodigy``, ``spacy`` (DocBin); relation data: ``casrel`` (WebNLG/NYT triple lists) and
+``prodigy``, ``spacy`` (DocBin), ``pubtator`` (biomedical), ``dygie`` (DyGIE/DyGIE++ JSON);
+relation data: ``casrel`` (WebNLG/NYT triple lists) and
 ``spo`` (DuIE/CMeIE ``spo_list``), whose entities are located by string (``formats.triples``),
 and the relations of ``jsonl``, ``brat``, ``doccano`` and ``label-studio``.
 """
@@ -21,15 +22,17 @@ from gpner.errors import ArgumentTypeError, DataError, GpnerError, MissingFile
 from gpner.records import Corpus, Entity, FormatError, Record, Report
 
 READERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
-           "spo", "tokens", "tsv", "wordtag", "prodigy", "spacy")
-WRITERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel")
+           "spo", "tokens", "tsv", "wordtag", "prodigy", "spacy", "pubtator", "dygie")
+WRITERS = ("jsonl", "cluener", "cmeee", "conll", "brat", "doccano", "label-studio", "casrel",
+           "pubtator", "dygie")
 # the writers that keep a record's relations
-RELATION_WRITERS = ("jsonl", "brat", "doccano", "label-studio", "casrel")
+RELATION_WRITERS = ("jsonl", "brat", "doccano", "label-studio", "casrel", "pubtator", "dygie")
 ALIASES = {"json": "jsonl", "columns": "conll", "column": "conll", "bio": "conll",
            "labelstudio": "label-studio", "ls": "label-studio", "webnlg": "casrel",
            "nyt": "casrel", "duie": "spo", "cmeie": "spo", "ace": "tokens", "genia": "tokens",
            "w2ner": "tokens", "spert": "tokens", "token-json": "tokens", "docbin": "spacy",
-           "word-tag": "wordtag", "pd1998": "wordtag"}
+           "word-tag": "wordtag", "pd1998": "wordtag", "bioc-pubtator": "pubtator",
+           "dygiepp": "dygie", "dygie++": "dygie", "scierc": "dygie"}
 
 
 # format -> (module under gpner.data.formats, reader, writer); modules load on first use
@@ -48,6 +51,8 @@ _IMPL: dict[str, tuple[str, str, str | None]] = {
     "wordtag": ("lines", "read_wordtag", None),
     "prodigy": ("prodigy", "read_prodigy", None),
     "spacy": ("prodigy", "read_docbin", None),
+    "pubtator": ("pubtator", "read", "write"),
+    "dygie": ("dygie", "read", "write"),
 }
 
 
@@ -71,12 +76,14 @@ def canonical(fmt: str) -> str:
 def _sniff_json_object(obj: Any) -> str | None:
     if not isinstance(obj, dict):
         return None
-    from gpner.data.formats import prodigy, tokens
+    from gpner.data.formats import dygie, prodigy, tokens
     from gpner.data.formats.triples import sniff
 
     triples = sniff(obj)
     if triples:
         return triples
+    if dygie.sniff(obj):
+        return "dygie"
     if tokens.sniff(obj):
         return "tokens"
     if prodigy.sniff(obj):
@@ -116,11 +123,30 @@ def detect_format(path: str | Path, encoding: str | None = None) -> str:
     if not text.strip():
         raise DataError(f"{path}: an empty file (no records)", code="E112")
     first = text.lstrip()[:1]
-    if first == "[":
-        return _detect_array(path, encoding)
-    if first == "{":
-        return _detect_json_lines(path, text)
+    # a .json/.jsonl name says JSON: a parser error is then the right reason
+    json_named = path.suffix.lower() in (".json", ".jsonl", ".ndjson")
+    if first in ("[", "{") and (json_named or _json_like(text)):
+        return _detect_array(path, encoding) if first == "[" else _detect_json_lines(path, text)
     return _detect_lines(path, text)
+
+
+def _json_like(text: str) -> bool:
+    """Whether ``text`` begins the way JSON does: its first line is a JSON value (JSON lines),
+    or an array opens on a JSON value. A wordtag line (``[中国/ns 政府/n]nt``) or a text line
+    that opens with a brace is not, and is judged as lines, so a refusal gives its real reason
+    rather than a parser error of a format the file is not."""
+    import json
+
+    stripped = text.lstrip()
+    if stripped[:1] == "[":
+        return stripped[1:].lstrip()[:1] in tuple('{["-]tfn0123456789')
+    line = stripped.split("\n", 1)[0]
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        # a pretty-printed object spans lines: JSON if a key follows the brace
+        return line.strip() == "{" or line[1:].lstrip()[:1] == '"' and '":' in line
+    return True
 
 
 def _detect_array(path: Path, encoding: str | None) -> str:
@@ -160,9 +186,11 @@ def _detect_json_lines(path: Path, text: str) -> str:
 
 def _detect_lines(path: Path, text: str) -> str:
     """A file that is not JSON: TSV, word/tag or a column file only if every line is one."""
-    from gpner.data.formats import columns, lines
+    from gpner.data.formats import columns, lines, pubtator
 
     rows = [x[:-1] if x.endswith("\r") else x for x in text.split("\n")]
+    if pubtator.is_pubtator(rows):
+        return "pubtator"
     if lines.is_tsv(rows):
         return "tsv"
     if lines.is_wordtag(rows):
@@ -210,6 +238,21 @@ def read(path: str | Path, format: str | None = None, *, strict: bool = False,
     if format and records and not report.entities:
         _check_forced(path, fmt, encoding, len(records))
     return Corpus(records, report)
+
+
+def read_any(path: str | Path, format: str | None = None, *, encoding: str | None = None,
+             **options: Any) -> Corpus:
+    """:func:`read` with the options its format's reader takes and the others left out: for a
+    caller that reads files of any format with one set of options (``scheme`` applies to tag
+    files, ``unit`` to DyGIE, ...)."""
+    import inspect
+
+    fmt = canonical(format) if format else detect_format(path, encoding)
+    if fmt == "jsonl-array":
+        return read(path, format, encoding=encoding)  # refused there, with the reason
+    takes = inspect.signature(_impl(fmt, "read")).parameters
+    return read(path, fmt if format else None, encoding=encoding,
+                **{k: v for k, v in options.items() if k in takes})
 
 
 def _check_forced(path: Path, fmt: str, encoding: str | None, n: int) -> None:
@@ -264,6 +307,8 @@ def output_format(path: str | Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return "jsonl"
+    if suffix == ".pubtator":
+        return "pubtator"
     if suffix in (".bio", ".conll", ".txt", ".tsv", ".iob", ".bmes", ".bioes", ".char"):
         return "conll"
     if suffix == "" or path.is_dir():
@@ -300,5 +345,5 @@ def write(records: Iterable[Record] | Corpus, path: str | Path, format: str | No
     return 0 if fmt in RELATION_WRITERS else sum(linked)
 
 
-__all__ = ["read", "write", "detect_format", "output_format", "READERS", "WRITERS",
+__all__ = ["read", "read_any", "write", "detect_format", "output_format", "READERS", "WRITERS",
            "Corpus", "Report", "FormatError"]

@@ -2,7 +2,8 @@
 and for relation data ``"relations": [{"head", "tail", "label"}]`` indexing ``entities``.
 
 A line without ``entities`` is an unlabelled text (input for prediction). An entity may carry
-``"text"``; it must then equal ``text[start:end]``.
+``"text"``; it must then equal ``text[start:end]``. Every other field of a record, an entity or a
+relation (``doc_id``, ``source``, a ``note``, PubTator's ``db_id``) is passed through.
 """
 
 from __future__ import annotations
@@ -47,15 +48,19 @@ def read(path: Path, report: Report) -> list[Record]:
                 raise FormatError(f"{path}:{line}: an entity with keys {sorted(ent)}; gpner's "
                                   "JSON lines entities have start, end (character offsets, end "
                                   "exclusive) and label", code="E106")
-            entities.append(check_entity(text, ent.get("start"), ent.get("end"),
-                                         ent.get("label"), ent.get("text"), report, line))
+            e = check_entity(text, ent.get("start"), ent.get("end"), ent.get("label"),
+                             ent.get("text"), report, line)
+            if e is not None:  # the entity's own fields ride along; its text is checked above
+                e.update({k: v for k, v in ent.items()  # type: ignore[typeddict-item]
+                          if k not in e and k != "text"})
+            entities.append(e)
         relations = obj.get("relations")
         if relations is not None and not isinstance(relations, list):
             raise FormatError(f"{path}:{line}: 'relations' should be a list, found "
                               f"{relations!r:.60}")
         if relations is not None:
             relations = [r if isinstance(r, dict) else {"label": None} for r in relations]
-        extra = {k: obj[k] for k in EXTRA_KEYS if k in obj}
+        extra = {k: v for k, v in obj.items() if k not in ("text", "entities", "relations")}
         records.append(finish_record(text, entities, report, line, relations=relations,
                                      **extra))
     return records

@@ -3,7 +3,12 @@ text.
 
 **tsv**: ``text<TAB>[("PER", 0, 2), ("LOC", 3, 5)]``: the label column is a JSON or Python
 literal list of (type, start, end) with character offsets, ``end`` exclusive (``inclusive_end``
-for data sets whose end is the last character). The type may come first or last.
+for data sets whose end is the last character). The type may come first or last. A header row
+(``text<TAB>labels``) is skipped. Some exports write the text as space-separated characters
+(``我 爱 北 京``) with offsets that count the characters only: detected from the offsets (in the
+spaced text every entity would start on a character and end on one; when most do not, but all
+fit the characters, the offsets count characters) and read as the characters without the
+spaces; ``offsets="text"`` or ``"chars"`` decides when the file cannot.
 
 **wordtag**: ``迈向/v  充满/v  希望/n`` with ``[中国/ns 政府/n]nt`` brackets for compound words
 (the People's Daily 1998 layout). ``tags`` maps word tags to entity types (default
@@ -60,25 +65,90 @@ def _spans_of(item: Any) -> tuple[Any, Any, Any] | None:
     return None
 
 
+def _tsv_label(line: str) -> list | None:
+    """The label list of a ``text<TAB>list`` line, or None."""
+    line = line.rstrip("\t \r")  # trailing tabs of a spreadsheet export
+    if "\t" not in line:
+        return None
+    label = line.rsplit("\t", 1)[1].strip()
+    if not label.startswith("["):
+        return None
+    items = parse_label_list(label)
+    return items if isinstance(items, list) else None
+
+
+def _tsv_header(lines: list[str]) -> int | None:
+    """The index of a header row (``text<TAB>labels``): the first non-blank line, with a tab but
+    no list, followed by a line that is ``text<TAB>list``."""
+    rows = [i for i, x in enumerate(lines) if x.strip()]
+    if len(rows) < 2 or "\t" not in lines[rows[0]] or _tsv_label(lines[rows[0]]) is not None:
+        return None
+    return rows[0] if _tsv_label(lines[rows[1]]) is not None else None
+
+
 def is_tsv(lines: list[str]) -> bool:
-    """Every non-blank line is ``text<TAB>list`` with a readable list."""
+    """Every non-blank line (a header row apart) is ``text<TAB>list`` with a readable list."""
+    header = _tsv_header(lines)
     seen = 0
-    for line in lines:
-        if not line.strip():
+    for i, line in enumerate(lines):
+        if not line.strip() or i == header:
             continue
-        if "\t" not in line:
-            return False
-        label = line.rsplit("\t", 1)[1].strip()
-        if not label.startswith("[") or not isinstance(parse_label_list(label), list):
+        if _tsv_label(line) is None:
             return False
         seen += 1
     return seen > 0
 
 
-def read_tsv(path: Path, report: Report, inclusive_end: bool = False) -> list[Record]:
-    records = []
-    for line, raw in enumerate(text_lines(path, report.encoding), 1):
-        if not raw.strip():
+def spaced(text: str) -> bool:
+    """Single characters separated by single spaces (``我 爱 北 京``)."""
+    return len(text) >= 3 and set(text[1::2]) == {" "} and " " not in text[0::2]
+
+
+def _offsets_count(path: Path, rows: list[tuple[int, str, list]], given: str | None,
+                   inclusive_end: bool) -> str:
+    """``"text"`` or ``"chars"``: what the offsets of spaced lines count (see the module)."""
+    if given is not None:
+        if given not in ("text", "chars"):
+            raise FormatError(f"offsets={given!r}: expected 'text' or 'chars'", code="E107")
+        return given
+    bad_text = bad_chars = seen = 0
+    for _, text, items in rows:
+        if not spaced(text):
+            continue
+        n_chars = (len(text) + 1) // 2
+        for item in items:
+            spec = _spans_of(item)
+            if spec is None or not (is_int(spec[1]) and is_int(spec[2])):
+                continue
+            _, start, end = spec
+            end += inclusive_end
+            seen += 1
+            bad_text += not (start % 2 == 0 and end % 2 == 1 and end <= len(text))
+            bad_chars += not (0 <= start < end <= n_chars)
+    if not seen or not bad_text:
+        return "text"
+    if not bad_chars:
+        return "chars"
+    if 10 * min(bad_text, bad_chars) <= max(bad_text, bad_chars):
+        return "text" if bad_text < bad_chars else "chars"
+    raise FormatError(
+        f"{path}: the text is written as space-separated characters, and of {seen} entities "
+        f"{bad_text} do not fit it while {bad_chars} do not fit the characters alone: cannot tell "
+        "what the offsets count; pass --offsets text or --offsets chars", code="E104")
+
+
+def read_tsv(path: Path, report: Report, inclusive_end: bool = False,
+             offsets: str | None = None) -> list[Record]:
+    lines = text_lines(path, report.encoding)
+    header = _tsv_header(lines)
+    if header is not None:
+        report.notes["header row skipped"] += 1
+        report.rules.append(f"{path}:{header + 1}: a header row, skipped: "
+                            f"{lines[header][:60]!r}")
+    rows: list[tuple[int, str, list]] = []
+    for line, raw in enumerate(lines, 1):
+        raw = raw.lstrip("\ufeff").rstrip("\t \r")
+        if not raw.strip() or line - 1 == header:
             continue
         if "\t" not in raw:
             raise FormatError(f"{path}:{line}: expected text<TAB>[(type, start, end), ...], "
@@ -88,6 +158,18 @@ def read_tsv(path: Path, report: Report, inclusive_end: bool = False) -> list[Re
         if not isinstance(items, list):
             raise FormatError(f"{path}:{line}: the label column is not a list of (type, start, "
                               f"end): {label.strip()[:80]!r}", code="E107")
+        rows.append((line, text, items))
+    count = _offsets_count(path, rows, offsets, inclusive_end)
+    n_spaced = sum(spaced(text) for _, text, _ in rows)
+    if count == "chars" and n_spaced:
+        report.notes["spaced text read as characters"] += n_spaced
+        report.rules.append(f"{path}: {n_spaced} texts are space-separated characters whose "
+                            "offsets count the characters only: read without the spaces "
+                            "(--offsets text reads the spaces as text)")
+    records = []
+    for line, text, items in rows:
+        if count == "chars" and spaced(text):
+            text = text[0::2]
         entities = []
         for item in items:
             spec = _spans_of(item)
