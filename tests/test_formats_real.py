@@ -693,3 +693,80 @@ def test_plain_text_of_two_words_a_line_is_not_an_io_file(tmp_path):
     p.write_text("hello world\ngood morning\nsee you\nthank you\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"E104.*plain text"):
         read(p)
+
+
+def test_label_studio_json_min_export_and_unknown_arrays_refused(tmp_path):
+    # Label Studio's JSON-MIN export: data fields at the top, spans under the control's name
+    tasks = [{"id": 7, "text": "Alice visited Paris", "annotator": 1, "lead_time": 3.2,
+              "ner": [{"start": 0, "end": 5, "text": "Alice", "labels": ["PER"]},
+                      {"start": 14, "end": 19, "text": "Paris", "labels": ["LOC", "GPE"]}]},
+             {"id": 8, "text": "Nothing here"}]
+    p = tmp_path / "project-1-at-2026.json"
+    p.write_text(json.dumps(tasks), encoding="utf-8")
+    assert detect_format(p) == "label-studio"
+    corpus = read(p)
+    want = [[(t["text"][s["start"]:s["end"]], lab) for s in t.get("ner", [])
+             for lab in s["labels"]] for t in tasks]
+    assert [sorted(x) for x in ents(corpus)] == [sorted(x) for x in want]
+    assert corpus[0]["id"] == 7
+    # an array whose spans sit in a layout gpner does not know is refused, never read as
+    # texts without entities
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps([{"text": "Alice", "spans": [{"begin": 0, "stop": 5,
+                                                            "type": "PER"}]}]), encoding="utf-8")
+    with pytest.raises(DataError, match=r"E106.*'spans'"):
+        read(odd)
+
+
+PANX = """\
+en:Zentralblatt\tB-ORG
+en:MATH\tI-ORG
+en:is\tO
+en:a\tO
+en:review\tO
+en:journal\tO
+
+en:It\tO
+en:is\tO
+en:based\tO
+en:in\tO
+en:Berlin\tB-LOC
+en:,\tO
+en:Germany\tB-LOC
+"""
+
+
+def test_wikiann_language_prefixes_are_taken_out(tmp_path):
+    p = tmp_path / "train-en.tsv"
+    p.write_text(PANX, encoding="utf-8")
+    corpus = read(p)
+    want = []
+    for rows in blocks(PANX):  # oracle: everything after the first colon is the token
+        toks = [t.split(":", 1)[1] for t, _ in rows]
+        want.append(oracle_bio(toks, [tag for _, tag in rows], " "))
+    assert ents(corpus) == want
+    assert corpus[0]["text"] == "Zentralblatt MATH is a review journal"
+    assert corpus.report.notes["glued prefix taken out"] == 13
+    # a few URLs or times ("re:", "at:") in an ordinary file are left alone
+    q = tmp_path / "plain.txt"
+    q.write_text("\n".join(f"{w}\tO" for w in "see re:ply and the 12 other words of this "
+                           "little file".split()) + "\n", encoding="utf-8")
+    assert read(q)[0]["text"].startswith("see re:ply")
+
+
+def test_score_files_scores_relations_when_gold_has_them(tmp_path):
+    from gpner.metrics import score_files
+
+    gold = tmp_path / "gold.pubtator"
+    gold.write_text(CDR, encoding="utf-8")
+    docs = read(gold).records
+    pred = [dict(d) for d in docs]
+    pred[1] = {**docs[1], "relations": []}  # the second document's one triple missed
+    out = tmp_path / "pred.jsonl"
+    write(pred, out)
+    result, _, _ = score_files(gold, out)
+    # by hand: gold triples = the 2 clonidine->hypertensive mention pairs + 1 lidocaine one;
+    # the prediction keeps the first document's 2: P = 1, R = 2/3
+    assert (result["tp"], result["fp"], result["fn"]) == (2, 0, 1)  # strict triples
+    assert result["recall"] == pytest.approx(2 / 3)
+    assert result["entities"]["f1"] == 1.0

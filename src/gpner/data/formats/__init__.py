@@ -151,17 +151,29 @@ def _json_like(text: str) -> bool:
 
 def _detect_array(path: Path, encoding: str | None) -> str:
     """The format of a JSON array, from its first 200 items."""
+    from gpner.data.formats._io import span_like
+    from gpner.data.formats.doccano import min_spans
     from gpner.textfiles import load_json_array
 
     items = [obj for _, obj in load_json_array(path, encoding)[:200]]
     if items and isinstance(items[0], dict) and "data" in items[0]:
         return "label-studio"
+    if any(min_spans(obj) for obj in items):
+        return "label-studio"  # the JSON-MIN export
     for obj in items:
         kind = _sniff_json_object(obj)
         if kind in ("casrel", "tokens"):
             return kind
         if kind in ("cmeee", "jsonl"):
             return "cmeee" if kind == "cmeee" else "jsonl-array"
+    spans = next(((k, v) for o in items if isinstance(o, dict) for k, v in o.items()
+                  if k != "entities" and (span_like(v) or isinstance(v, list) and v
+                                          and isinstance(v[0], dict) and "start" in v[0])),
+                 None)
+    if spans is not None:  # never read as "no entities": that would drop them silently
+        raise DataError(f"{path}: a JSON array whose items hold span-like data under "
+                        f"{spans[0]!r} ({spans[1][0]!r:.80}) in no layout gpner knows; "
+                        "pass --format, or convert it to gpner JSON lines", code="E106")
     if items and all(isinstance(o, dict) and "text" in o for o in items):
         return "cmeee"  # no entities anywhere: any array reader gives the same records
     raise DataError(f"{path}: a JSON array, but of no format gpner knows (CMeEE, Label "

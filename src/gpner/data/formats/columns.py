@@ -15,6 +15,8 @@ What real files ship, read with no options, each rule counted in the report:
   letters) are kept as they are. Between "few" and "most" the file is refused, naming
   ``token_pattern``, the option that decides (a regular expression whose first group is the
   token text, e.g. ``(.+?)\d+$``; ``(.*)`` keeps every token whole);
+* a language code glued before each token (WikiANN: ``en:Paris``), taken out by the same
+  majority rule;
 * a cell of several tags (``B-person,B-creative-work``) names overlapping entities: each type's
   tags are decoded on their own and every span is read.
 """
@@ -43,6 +45,7 @@ Row = tuple[int, str, str]  # (line number, token, the tag cells of the tag colu
 log = logging.getLogger("gpner")
 MULTI = re.compile(r"[,|]")  # between the tags of a cell that names several entities
 GLUED = re.compile(r"(.)(\d{1,2})", re.S)  # one character and the digit(s) glued to it
+LANG_PREFIX = re.compile(r"([a-z]{2,3}:)(?=.)", re.S)  # WikiANN / PAN-X: en:Paris
 BARE = re.compile(r"[A-Za-z][A-Za-z0-9_.:/-]{0,39}")  # a type name without a prefix (IO files)
 # phrase chunks (CoNLL-2000/2003's third column): tags, but not entities
 CHUNK_TYPES = {"NP", "VP", "PP", "ADVP", "ADJP", "SBAR", "PRT", "CONJP", "INTJ", "LST", "UCP"}
@@ -377,6 +380,35 @@ def _unglue(path: Path, sentences: list[list[Row]], report: Report) -> list[list
     return out
 
 
+def _unprefix(path: Path, sentences: list[list[Row]], report: Report) -> list[list[Row]]:
+    """Take out a language code glued before each token (``en:Paris``, as XTREME's WikiANN /
+    PAN-X files write them) when most tokens carry the same one; tokens without it are kept.
+    Between a tenth and a half of the tokens, the file is refused naming the option."""
+    tokens = [(line, tok) for s in sentences for line, tok, _ in s]
+    counts: dict[str, list[int]] = {}
+    for line, tok in tokens:
+        m = LANG_PREFIX.match(tok)
+        if m:
+            counts.setdefault(m.group(1), []).append(line)
+    if not counts or len(tokens) < 10:
+        return sentences
+    prefix, lines = max(counts.items(), key=lambda kv: len(kv[1]))
+    if len(lines) * 10 < len(tokens):
+        return sentences
+    share = f"{len(lines)} of {len(tokens)} tokens"
+    if len(lines) * 2 <= len(tokens):
+        raise DataError(f"{path}:{lines[0]}: {share} begin with {prefix!r}: a language code "
+                        "glued to each token (WikiANN), or text? pass --token-pattern "
+                        f"'{prefix}(.+)' to take it out, or --token-pattern '(.*)' to keep "
+                        "every token whole", code="E104")
+    _rule(report, lines[0], "glued prefix taken out",
+          f"{share} begin with {prefix!r} (a language code glued to each token, as WikiANN "
+          f"writes them): taken out ({len(tokens) - len(lines)} tokens without it kept as they "
+          "are; --token-pattern '(.*)' keeps every token whole)", count=len(lines))
+    return [[(line, tok[len(prefix):] if tok.startswith(prefix) and len(tok) > len(prefix)
+              else tok, tag) for line, tok, tag in s] for s in sentences]
+
+
 def _layers(rows: list[Row], problem) -> list[list[str]]:
     """The tag sequences of one sentence: one per tag column, and for cells of several tags one
     per entity type (``O`` where the type is absent), decoded apart so overlapping spans
@@ -426,7 +458,7 @@ def read(path: Path, report: Report, scheme: str | None = None,
     pattern = _compile(token_pattern)
     sentences = _sentences(path, report, docs, pattern)
     if pattern is None:
-        sentences = _unglue(path, sentences, report)
+        sentences = _unprefix(path, _unglue(path, sentences, report), report)
     multi = [c for s in sentences for _, _, tag in s for c in tag.split("\t")
              if len(_cell_tags(c)) > 1]
     if multi:

@@ -9,6 +9,8 @@
   ``{"type": "relation", "from_id", "to_id", "direction", "labels"}`` link the span results'
   ``id``s (``direction`` ``left`` swaps them, ``bi`` gives both directions; a relation without a
   label is counted and skipped: a triple needs one).
+* Label Studio JSON-MIN (JSON array): the task's data fields at the top, each labels control
+  a list of its spans: ``[{"text", "label": [{"start", "end", "text", "labels": [...]}]}]``.
 """
 
 from __future__ import annotations
@@ -86,9 +88,52 @@ def write_doccano(records: Iterable[Record], path: Path) -> None:
     atomic_write_text(path, "".join(lines))
 
 
+def min_spans(task: object) -> str | None:
+    """The key of a Label Studio JSON-MIN task that holds its spans (a list of objects with
+    ``start``, ``end`` and ``labels``), or None."""
+    if not isinstance(task, dict) or "data" in task:
+        return None
+    for key, value in task.items():
+        if (isinstance(value, list) and value and isinstance(value[0], dict)
+                and {"start", "end"} <= set(value[0])
+                and ("labels" in value[0] or "hypertextlabels" in value[0])):
+            return key
+    return None
+
+
+def _read_min(path: Path, report: Report, line: int, task: dict) -> Record:
+    """One JSON-MIN task: the spans under every labels control (their keys vary with the
+    labeling config), the first string field for the text if there is no ``text``."""
+    text_key = "text" if "text" in task else next(
+        (k for k, v in task.items() if isinstance(v, str)), "text")
+    text = expect(task, text_key, str, path, line)
+    entities: list = []
+    for key, value in task.items():
+        if not (isinstance(value, list) and value and isinstance(value[0], dict)
+                and "start" in value[0]):
+            continue
+        for span in value:
+            if not isinstance(span, dict):
+                report.problem(line, "bad entity", f"{key}: {span!r:.60} is not an object")
+                continue
+            labels = span.get("labels") or span.get("hypertextlabels") or [None]
+            for label in labels if isinstance(labels, list) else [labels]:
+                entities.append(check_entity(text, span.get("start"), span.get("end"), label,
+                                             span.get("text"), report, line))
+    extra = {"id": task["id"]} if "id" in task else {}
+    return finish_record(text, entities, report, line, **extra)
+
+
 def read_label_studio(path: Path, report: Report) -> list[Record]:
     records = []
-    for line, task in load_json_array(path, report.encoding):
+    tasks = load_json_array(path, report.encoding)
+    # a JSON-MIN export: some task has its spans at the top; its tasks without spans have no
+    # "data" either
+    json_min = any(min_spans(task) is not None for _, task in tasks)
+    for line, task in tasks:
+        if json_min and isinstance(task, dict) and "data" not in task:
+            records.append(_read_min(path, report, line, task))
+            continue
         data = expect(task, "data", dict, path, line)
         text_key = "text" if "text" in data else next(
             (k for k, v in data.items() if isinstance(v, str)), "text")
