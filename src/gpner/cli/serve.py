@@ -37,18 +37,38 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--max-text-chars", type=positive,
                    help="characters per text (longer texts within it are windowed)")
     p.add_argument("--max-body-bytes", type=positive, help="request body size")
+    p.add_argument("--max-entities", type=positive, help="entities per text in an answer (the "
+                   "highest-scoring kept, the result marked truncated; default 5000)")
+    p.add_argument("--api-key", help="require this key on every request but /health (clients "
+                   "send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'); default: "
+                   "$GPNER_API_KEY, else open. Prefer the variable: a key on the command line "
+                   "shows in the process list")
+    p.add_argument("--header-timeout", type=float, default=10.0, help="seconds a connection "
+                   "has to send its request headers (default 10)")
+    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds it then has to "
+                   "send the body (default 30)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    from gpner.errors import ConfigError
     from gpner.serving.app import ServeSettings, serve
 
-    limits = {k: getattr(args, k) for k in ("max_texts", "max_text_chars", "max_body_bytes")
-              if getattr(args, k) is not None}
+    limits = {k: getattr(args, k) for k in ("max_texts", "max_text_chars", "max_body_bytes",
+                                            "max_entities") if getattr(args, k) is not None}
+    for name in ("header_timeout", "body_timeout"):
+        if not getattr(args, name) > 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of "
+                              f"seconds, got {getattr(args, name)}", code="E302")
     settings = ServeSettings(model=args.model, backend=args.backend, threads=args.threads,
                              max_batch_tokens=args.max_batch_tokens, max_wait_ms=args.max_wait_ms,
                              max_queue=args.max_queue, concurrency=args.concurrency,
-                             batching=not args.no_batching, **limits)
+                             batching=not args.no_batching,
+                             api_key=args.api_key or os.environ.get("GPNER_API_KEY") or None,
+                             header_timeout_s=args.header_timeout,
+                             body_timeout_s=args.body_timeout, **limits)
     serve(settings, host=args.host, port=args.port, workers=args.workers,
           log_level="warning" if args.quiet else "info")
     return 0

@@ -36,6 +36,11 @@ from gpner.serving.microbatch import BatchSettings, MicroBatcher, Overloaded
 
 log = logging.getLogger("gpner.serve")
 ENV = "GPNER_SERVE"  # settings for the app factory, as JSON (uvicorn workers import the app)
+KEY_ENV = "GPNER_API_KEY"  # the API key, if the service requires one
+THRESHOLD_BOUND = 20.0  # |threshold| at most this: prob = sigmoid(2 * score) in [4e-18, 1 - 4e-18]
+# answered without the API key: load balancers' probes, and the pages that only describe the
+# API (the web page's own calls to /predict need the key)
+OPEN_PATHS = {"/health", "/", "/docs", "/openapi.json"}
 
 
 @dataclass
@@ -51,11 +56,19 @@ class ServeSettings(BatchSettings):
     max_texts: int = 64  # texts in one request
     max_text_chars: int = 100_000  # characters in one text (longer ones within it are windowed)
     max_body_bytes: int = 4 * 1024 * 1024
+    # entities kept per text: the highest-scoring ones, the result marked "truncated"; with
+    # the threshold bounded, what one request can make the server produce is bounded
+    max_entities: int = 5000
     retry_after_s: int = 1  # the Retry-After header of a 429
+    # a key the clients must send (Authorization: Bearer KEY, or X-API-Key); None: open.
+    # Not written to GPNER_SERVE's JSON: workers read it from GPNER_API_KEY
+    api_key: str | None = None
+    header_timeout_s: float = 10.0  # a connection that has not sent its headers by then closes
+    body_timeout_s: float = 30.0  # nor its body this long after them
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("max_texts", "max_text_chars", "max_body_bytes"):
+        for name in ("max_texts", "max_text_chars", "max_body_bytes", "max_entities"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -66,11 +79,13 @@ class ServeSettings(BatchSettings):
         return BatchSettings(**{f.name: getattr(self, f.name) for f in fields(BatchSettings)})
 
     def to_env(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps({**asdict(self), "api_key": None})  # the key never in a JSON blob
 
     @classmethod
     def from_env(cls) -> "ServeSettings":
-        return cls(**json.loads(os.environ[ENV]))
+        settings = cls(**json.loads(os.environ[ENV]))
+        settings.api_key = os.environ.get(KEY_ENV) or None
+        return settings
 
 
 class PredictRequest(BaseModel):
@@ -112,6 +127,9 @@ class Result(BaseModel):
     text: str
     entities: list[Entity]
     relations: list[Relation] | None = Field(None, description="relation models only")
+    truncated: bool | None = Field(None, description="true when more entities scored above the "
+                                   "threshold than the service's max_entities: the "
+                                   "highest-scoring ones are kept")
 
 
 class PredictResponse(BaseModel):
@@ -233,13 +251,42 @@ def create_app(settings: ServeSettings, predictor: Any = None) -> FastAPI:
         if state.batcher:  # uvicorn has answered every open request by now
             await state.batcher.stop()
 
+    assets = _swagger_assets()
     app = FastAPI(title="gpner", version=__version__, lifespan=lifespan,
+                  docs_url=None if assets else "/docs", redoc_url=None,
                   description="GlobalPointer named-entity recognition: nested and flat spans "
                               "with character offsets. See docs/serving.md.")
     app.state.gpner = state
     _add_error_handlers(app, state)
     _add_routes(app, state)
+    if assets:
+        _add_offline_docs(app, assets)
     return app
+
+
+def _swagger_assets() -> Path | None:
+    """Swagger UI's files from the ``swagger-ui-bundle`` package (the ``serve`` extra), so that
+    ``/docs`` works without internet; None without it (FastAPI's page, from a CDN)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    return Path(str(swagger_ui_path))
+
+
+def _add_offline_docs(app: FastAPI, assets: Path) -> None:
+    """``/docs`` with Swagger UI served by the service itself (``/docs-assets/...``)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="gpner API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def _add_error_handlers(app: FastAPI, state: State) -> None:
@@ -249,9 +296,16 @@ def _add_error_handlers(app: FastAPI, state: State) -> None:
     @app.middleware("http")
     async def count(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
         path = request.url.path if request.url.path in KNOWN_PATHS else "other"
+        denied = _denied(request, state.settings.api_key)
+        try:
+            response = denied or await call_next(request)
+        except Exception:  # answered by the 500 handler outside this middleware: count it here
+            state.metrics.requests.labels(path, "500").inc()
+            raise
         state.metrics.requests.labels(path, str(response.status_code)).inc()
+        if denied is not None:
+            state.metrics.errors.labels("unauthorized").inc()
         if path == "/predict":
             state.metrics.latency.observe(time.perf_counter() - started)
         return response
@@ -276,7 +330,25 @@ def _add_error_handlers(app: FastAPI, state: State) -> None:
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         state.metrics.errors.labels("internal").inc()
-        return error_response(500, "internal", f"{type(exc).__name__}: {exc}")
+        # the details are in the server log, not in the answer: they are not the client's
+        return error_response(500, "internal", "internal error; the server log has the details")
+
+
+def _denied(request: Request, key: str | None) -> JSONResponse | None:
+    """401 for a request without the service's API key (``Authorization: Bearer KEY`` or
+    ``X-API-Key: KEY``), compared in constant time; None when it may pass."""
+    if key is None or request.url.path in OPEN_PATHS or \
+            request.url.path.startswith("/docs-assets/"):
+        return None
+    import hmac
+
+    auth = request.headers.get("authorization", "")
+    given = auth[7:] if auth[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+    if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), key.encode("utf-8")):
+        return None
+    return error_response(401, "unauthorized", "this service requires an API key: send "
+                          "'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                          {"WWW-Authenticate": "Bearer"})
 
 
 def _add_routes(app: FastAPI, state: State) -> None:
@@ -303,7 +375,7 @@ def _add_routes(app: FastAPI, state: State) -> None:
             raise ApiError(500, "model_error", f"prediction failed: {type(exc).__name__}: "
                                                f"{exc}") from exc
         state.metrics.texts.inc(len(texts))
-        return JSONResponse({"results": records})
+        return JSONResponse({"results": [_capped(r, s.max_entities) for r in records]})
 
     @app.get("/health", summary="200 once the model is loaded, 503 before (or if it failed)")
     async def health() -> JSONResponse:
@@ -352,11 +424,30 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _capped(record: Mapping[str, Any], limit: int) -> Mapping[str, Any]:
+    """At most ``limit`` entities, the highest-scoring, in text order, and ``truncated``; the
+    relations between the kept entities are re-indexed."""
+    entities = record["entities"]
+    if len(entities) <= limit:
+        return record
+    keep = sorted(sorted(range(len(entities)), key=lambda k: -entities[k]["score"])[:limit])
+    where = {old: new for new, old in enumerate(keep)}
+    out = {**record, "entities": [entities[k] for k in keep], "truncated": True}
+    if record.get("relations") is not None:
+        out["relations"] = [{**r, "head": where[r["head"]], "tail": where[r["tail"]]}
+                            for r in record["relations"]
+                            if r["head"] in where and r["tail"] in where]
+    return out
+
+
 def _parse(body: bytes) -> PredictRequest:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the body is nested too deeply to be a request "
+                                              "(JSON nesting over about 1,000 levels)") from None
     if not isinstance(data, dict):
         raise ApiError(422, "validation",
                        f'the body must be a JSON object like {{"text": "..."}}, not a '
@@ -395,6 +486,7 @@ def _check(texts: list[str], req: PredictRequest, s: ServeSettings, state: State
         raise ApiError(413, "too_large", f"{len(texts)} texts; the limit is {s.max_texts} per "
                                          "request")
     for k, t in enumerate(texts):
+        _unicode(t, f"text {k}")
         if not t.strip():
             raise ApiError(422, "validation", f"text {k} is empty")
         if len(t) > s.max_text_chars:
@@ -402,12 +494,27 @@ def _check(texts: list[str], req: PredictRequest, s: ServeSettings, state: State
                                              f"{s.max_text_chars}")
     _ready(state)
     if req.labels is not None:
+        for label in req.labels:
+            _unicode(label, "a label")
         unknown = sorted(set(req.labels) - set(state.predictor.labels))
         if unknown:
             raise ApiError(422, "validation", f"unknown labels {unknown}; the model has "
                                               f"{state.predictor.labels}")
-    if req.threshold is not None and not math.isfinite(req.threshold):
-        raise ApiError(422, "validation", "threshold must be a finite number")
+    if req.threshold is not None and not (math.isfinite(req.threshold)
+                                          and abs(req.threshold) <= THRESHOLD_BOUND):
+        raise ApiError(422, "validation", f"threshold must be a number from -{THRESHOLD_BOUND:g} "
+                       f"to {THRESHOLD_BOUND:g} (a span score; 0 means prob 0.5), got "
+                       f"{req.threshold!r}")
+
+
+def _unicode(text: str, what: str) -> None:
+    """422 for a string JSON could carry but Unicode cannot: a lone surrogate (``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(422, "validation", f"{what} holds a lone surrogate "
+                       f"(U+{ord(text[exc.start]):04X}) at character {exc.start}: not a "
+                       "Unicode text") from None
 
 
 def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
@@ -421,5 +528,8 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
     settings.model = str(resolve_dir(settings.model))  # fail here, not in every worker
     ModelConfig.load(Path(settings.model))
     os.environ[ENV] = settings.to_env()
+    if settings.api_key:
+        os.environ[KEY_ENV] = settings.api_key
     uvicorn.run("gpner.serving.app:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, timeout_graceful_shutdown=30)
+                workers=workers, log_level=log_level, timeout_graceful_shutdown=30,
+                http="gpner.serving.timeouts:TimedH11Protocol")
