@@ -35,6 +35,8 @@ CODES: dict[str, str] = {
     "E205": "model.safetensors is truncated or corrupt",
     "E206": "the weights do not match config.json (tensor names or shapes, label count)",
     "E207": "a file the model needs is missing",
+    "E208": "model weights that are not finite numbers of the model's dtype",
+    "E209": "a model file that is not a regular file (a FIFO, a directory, a device)",
     # settings
     "E301": "an unknown setting",
     "E302": "a setting has a value of the wrong type",

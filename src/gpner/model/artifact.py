@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from gpner import __version__
 from gpner.atomic import old_copy, staged_dir
 from gpner.errors import ModelFileError, ModelNotFound
+from gpner.records import is_int
 from gpner.textfiles import read_model_json
 
 if TYPE_CHECKING:
@@ -128,6 +130,10 @@ class ModelConfig:
         labels = [id2label.get(k) for k in range(len(id2label))]
         if None in labels or not all(isinstance(x, str) for x in labels):
             raise ModelFileError(f"{source}: id2label must map 0..C-1 to labels, found {id2label}")
+        twice = sorted({str(x) for x in labels if labels.count(x) > 1})
+        if twice:  # two ids of one name: predictions of one would come out under the other
+            raise ModelFileError(f"{source}: id2label names {twice} more than once; every "
+                                 "label id needs its own name")
         if "label2id" in d and d["label2id"] != {lab: k for k, lab in enumerate(labels)}:
             raise ModelFileError(f"{source}: label2id {d['label2id']} does not invert id2label")
         relations = d.get("relations")
@@ -138,6 +144,7 @@ class ModelConfig:
                                  f"relation labels; found {relations!r:.80}")
         _check_encoder(d["encoder"], source)
         _check_decode(d.get("decode", {}), source)
+        _check_sizes(d, source)
         try:
             return cls(labels=[str(x) for x in labels], head=d["head"],
                        head_size=d.get("head_size", 64),
@@ -179,6 +186,39 @@ def _check_decode(dec: Any, source: str) -> None:
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ModelFileError(f"{source}: decode.{key} should be a positive integer or null, "
                                  f"found {v!r}")
+
+
+MAX_WINDOW = 8192  # tokens per window: span scores take C x L x L cells, 8192^2 is 67M each
+
+
+def _check_sizes(d: dict[str, Any], source: str) -> None:
+    """Every number that sizes the model: a whole number in its range (``max_length: 2.9`` is
+    not read as 2, ``10**12`` is not accepted to fail later on memory), dropouts in [0, 1)."""
+    limit = MAX_WINDOW
+    positions = (d.get("encoder_config") or {}).get("max_position_embeddings")
+    if is_int(positions) and positions > 0:
+        limit = min(limit, positions)
+    v = d["max_length"]
+    if not (is_int(v) and 8 <= v <= limit):
+        raise ModelFileError(f"{source}: max_length should be a whole number of tokens from 8 "
+                             f"to {limit}, found {v!r}")
+    v = d.get("head_size", 64)
+    if not (is_int(v) and 1 <= v <= 4096):
+        raise ModelFileError(f"{source}: head_size should be a whole number from 1 to 4096, "
+                             f"found {v!r}")
+    enc = d["encoder"]
+    for key, v in (enc.get("params") or {}).items() if enc.get("type") == "builtin" else ():
+        if "dropout" in key:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+            want = "a number from 0 up to 1"
+        else:
+            ok, want = is_int(v) and 1 <= v <= 1 << 16, "a whole number from 1 to 65536"
+        if not ok:
+            raise ModelFileError(f"{source}: encoder.params.{key} should be {want}, found {v!r}")
+    for key, v in (enc.get("sizes") or {}).items() if enc.get("type") == "builtin" else ():
+        if not (is_int(v) and 1 <= v <= 1 << 24):
+            raise ModelFileError(f"{source}: encoder.sizes.{key} should be a whole number from "
+                                 f"1 to {1 << 24}, found {v!r}")
 
 
 def _check_encoder(enc: Any, source: str) -> None:
@@ -227,12 +267,37 @@ def is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
 
+def _refuse_odd_files(directory: Path) -> None:
+    """A model file that exists but is not a regular file (a FIFO would block the reader, a
+    link to /dev/zero never ends, a directory cannot be read) is E209 naming it and its kind."""
+    import stat
+
+    for name in ("config.json", "model.safetensors"):
+        path = directory / name
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            if path.is_symlink():
+                raise ModelFileError(f"{path}: a link to {os.readlink(path)!r}, which does not "
+                                     "exist", code="E209") from None
+            continue
+        if stat.S_ISREG(mode):
+            continue
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        via = f" (a link to {os.readlink(path)!r})" if path.is_symlink() else ""
+        raise ModelFileError(f"{path}: {kind}{via}, not a regular file; copy the model "
+                             "directory again", code="E209")
+
+
 def resolve_dir(directory: str | Path) -> Path:
     """The model directory for ``directory``: itself, a run directory's ``model/``, or the
     complete previous copy that a kill between the two renames of a save leaves behind."""
     directory = Path(directory)
     for cand in (directory, directory / "model", old_copy(directory / "model"),
                  old_copy(directory)):
+        _refuse_odd_files(cand)
         if is_model_dir(cand):
             return cand
     if not directory.exists():
@@ -345,6 +410,25 @@ def read_safetensors(path: Path) -> dict[str, Any]:
                              f"{exc}); copy the model directory again", code="E205") from None
 
 
+def _check_values(model: Any, state: dict[str, Any], path: Path) -> None:
+    """Each tensor of the model's dtype kind (floating weights stay floating: integer weights
+    would make every score a whole number) and finite (NaN or inf would silence every span)."""
+    import torch
+
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        want = expected[name]
+        if want.is_floating_point() != tensor.is_floating_point():
+            raise ModelFileError(f"{path}: tensor {name} is {tensor.dtype}, the model's is "
+                                 f"{want.dtype}; the weights were not written by gpner",
+                                 code="E208")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelFileError(f"{path}: tensor {name} holds {bad} values that are NaN or "
+                                 "infinite; a model trained to NaN (lower the learning rate, "
+                                 "or use the checkpoint of an earlier epoch)", code="E208")
+
+
 def check_weights(model: Any, state: dict[str, Any], path: Path, config: ModelConfig) -> None:
     """The file's tensors must be the model's, with the same shapes (E206): a config.json whose
     label count was edited, or weights from another model, say so here."""
@@ -354,6 +438,7 @@ def check_weights(model: Any, state: dict[str, Any], path: Path, config: ModelCo
     extra = sorted(set(got) - set(expected))
     shapes = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
     if not (missing or extra or shapes):
+        _check_values(model, state, path)
         return
     parts = []
     if shapes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gpner.errors import GpnerError, InputError, ModelFileError
 from gpner.model.artifact import ModelConfig, resolve_dir
@@ -66,6 +66,7 @@ def _load_torch(path: Path, config: ModelConfig, device: str | None, threads: in
         load_weights(model, path, config)
         featurizer = load_featurizer(config.encoder.type, path,
                                      encoder_config=config.encoder_config)
+        check_vocabulary(model, featurizer, path)
     except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
         if isinstance(exc, GpnerError):
             raise
@@ -77,6 +78,26 @@ def _load_torch(path: Path, config: ModelConfig, device: str | None, threads: in
     # concurrent batches set their threads in their own threads, leaving the process's alone
     backend = TorchBackend(model, dev, threads if concurrency > 1 else None)
     return Predictor(config, featurizer, task, backend, concurrency)
+
+
+def check_vocabulary(model: Any, featurizer: Any, path: Path) -> None:
+    """The tokenizer's ids must index the embeddings: a vocabulary larger than the embedding
+    table would fail (or read another row) on the first rare token (E206)."""
+    from gpner.model.network import unwrap
+
+    encoder = unwrap(model).encoder
+    if hasattr(featurizer, "sizes"):  # the built-in encoder: words, bigrams, characters
+        rows: dict[str, Any] = {"words": encoder.word, "bigrams": encoder.bigram,
+                                "chars": encoder.char}
+        pairs = [(k, n, rows[k].num_embeddings) for k, n in featurizer.sizes().items()]
+    else:
+        pairs = [("tokens", len(featurizer.tokenizer),
+                  encoder.word_embeddings.num_embeddings)]
+    for what, vocab, table in pairs:
+        if vocab > table:
+            raise ModelFileError(f"{path}: the vocabulary has {vocab} {what}, the embeddings "
+                                 f"{table} rows; the tokenizer files and the weights come from "
+                                 "different models", code="E206")
 
 
 def from_config(config: ModelConfig, directory: Path) -> tuple[TaskModel, Task]:
