@@ -167,3 +167,25 @@ def test_train_errors_are_clear(tmp_path):
     (tmp_path / "t.jsonl").write_text('{"text": "a b", "entities": []}\n')
     res = gpner("train", "--train", tmp_path / "t.jsonl", "--output", tmp_path / "r", "lr")
     assert res.returncode == 2 and "not key=value" in res.stderr
+
+
+def test_evaluate_refuses_gold_the_score_would_mislead_on(trained, tmp_path):
+    # gold labels in another case than the model's, and gold with no entity at all
+    lower = tmp_path / "lower.jsonl"
+    lower.write_text(json.dumps({"text": "张伟在上海大学工作。", "entities": [
+        {"start": 0, "end": 2, "label": "per"}, {"start": 3, "end": 7, "label": "ORG"}]},
+        ensure_ascii=False) + "\n", encoding="utf-8")
+    res = gpner("evaluate", trained / "run", lower)
+    assert res.returncode == 2 and "E115" in res.stderr
+    assert "1 of 2 gold entities" in res.stderr and "the model says 'PER'" in res.stderr
+    res = gpner("evaluate", trained / "run", lower, "--score-anyway", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["per_label"]["per"]["fn"] == 1 and "warnings" in out
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"text": "没有实体。", "entities": []}, ensure_ascii=False)
+                     + "\n", encoding="utf-8")
+    res = gpner("evaluate", trained / "run", empty)
+    assert res.returncode == 2 and "no entity in 1 records" in res.stderr
+    res = gpner("evaluate", empty, empty)  # two files: empty gold is refused there too
+    assert res.returncode == 2 and "E115" in res.stderr

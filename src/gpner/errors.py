@@ -27,6 +27,7 @@ CODES: dict[str, str] = {
     "E112": "the data cannot train a model (no records, no entities)",
     "E113": "JSON nested too deeply to read",
     "E114": "gold and predicted records do not pair up",
+    "E115": "gold data a score would mislead on (labels the model lacks, no gold entity)",
     # model directories
     "E201": "not a gpner model directory",
     "E202": "a model file is not valid JSON",

@@ -35,6 +35,9 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                    "gold file, another prediction file) on the same data, with a paired "
                    "bootstrap estimate of the difference")
     p.add_argument("--bootstrap", type=positive, default=1000, help="bootstrap samples")
+    p.add_argument("--score-anyway", action="store_true", help="score gold data with labels "
+                   "the model does not know, or with no gold entity (refused by default: the "
+                   "number would mislead)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     encoding_option(p)
     p.set_defaults(func=run)
@@ -56,12 +59,15 @@ def run(args: argparse.Namespace) -> int:
     texts = [r["text"] for r in gold]
     opts = dict(flat=args.flat, threshold=args.threshold, progress=not args.no_progress)
     model = load(args.model)
+    warnings = meaningful(gold, model.labels, args.data, args.score_anyway)
     pred = model.predict(texts, **opts)
     if model.task.has_relations:
         return _evaluate_relations(args, gold, pred, corpus.report)
     result = evaluate(gold, pred)
     result.update(schemas(gold, pred))
     result["data"] = corpus.report.as_dict()
+    if warnings:
+        result["warnings"] = warnings
     if args.errors:
         lines = [json.dumps(e, ensure_ascii=False) + "\n" for e in errors(gold, pred)]
         atomic_write_text(args.errors, "".join(lines))
@@ -106,6 +112,36 @@ def _show(args: argparse.Namespace, result: dict, reports: list) -> None:
               f"p = {c['p_value']:.4f})")
 
 
+def meaningful(gold: list, labels: list[str] | None, source: str, anyway: bool) -> list[str]:
+    """What would make the score mislead: gold labels the model does not know, no gold entity.
+    Refused (E115) unless ``anyway``; then returned as warnings (also printed)."""
+    from collections import Counter
+
+    from gpner.errors import DataError
+
+    counts = Counter(e["label"] for r in gold for e in r.get("entities", []))
+    problems = []
+    if labels is not None:
+        unknown = {lab: n for lab, n in counts.items() if lab not in set(labels)}
+        if unknown:
+            by_case = {x.lower(): x for x in labels}
+            named = ", ".join(f"{lab!r} ({n}" + (f"; the model says {by_case[lab.lower()]!r}"
+                                                 if lab.lower() in by_case else "") + ")"
+                              for lab, n in sorted(unknown.items()))
+            problems.append(f"{sum(unknown.values())} of {sum(counts.values())} gold entities "
+                            f"have labels the model does not know: {named}; the model's "
+                            f"labels are {list(labels)}. Every one would count as missed")
+    if not counts:
+        problems.append(f"the gold data has no entity in {len(gold)} records: precision, "
+                        "recall and F1 would be 0 whatever the predictions")
+    if problems and not anyway:
+        raise DataError(f"{source}: " + "; and ".join(problems) + ". Convert the labels, or "
+                        "pass --score-anyway to score it regardless", code="E115")
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return problems
+
+
 def _is_gold_file(path: str) -> bool:
     """Whether the first argument is data (a gold file or BRAT directory), not a model."""
     from pathlib import Path
@@ -134,6 +170,9 @@ def _evaluate_files(args: argparse.Namespace) -> int:
     result, gold, pred = score_files(args.model, args.data, gold_format=args.format,
                                      pred_format=args.pred_format, id_field=args.id_field,
                                      encoding=args.encoding, **opts)
+    warnings = meaningful(gold.records, None, args.model, args.score_anyway)
+    if warnings:
+        result["warnings"] = warnings
     reports = [gold.report, pred.report]
     relations = "schemas" not in result
     if relations and (args.errors or args.compare):
