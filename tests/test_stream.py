@@ -14,6 +14,7 @@ import time
 import pytest
 
 from gpner.prediction.stream import (
+    BLOCK,
     InputReport,
     ResumableOutput,
     _looks_like_columns,
@@ -73,16 +74,21 @@ def test_plain_text_ending_in_tag_like_words_is_not_a_column_file(tmp_path):
     assert detect_kind(str(two)) == "text"
 
 
-def test_resumable_output_cuts_a_half_written_line(tmp_path):
+def test_resumable_output_keeps_whole_blocks_and_cuts_a_half_written_line(tmp_path,
+                                                                           monkeypatch):
+    from gpner.prediction import stream
+
+    monkeypatch.setattr(stream, "BLOCK", 2)
     out = ResumableOutput(tmp_path / "o.jsonl")
-    out.write('{"a": 1}')
-    out.write('{"a": 2}')
+    for k in (1, 2, 3):
+        out.write(f'{{"a": {k}}}')
     out.flush()
-    out.file.write('{"a": 3')  # the kill came mid-line
+    out.file.write('{"a": 4')  # the kill came mid-line, in the second block
     out.close()
     assert not (tmp_path / "o.jsonl").exists()  # nothing at the final path until finished
     again = ResumableOutput(tmp_path / "o.jsonl", resume=True)
-    assert again.done == 2
+    assert again.done == 2  # the whole first block; line 3 and the torn line 4 go
+    assert (tmp_path / "o.jsonl.partial").read_text() == '{"a": 1}\n{"a": 2}\n'
     again.write('{"a": 3}')
     again.finish()
     assert (tmp_path / "o.jsonl").read_text().splitlines() == ['{"a": 1}', '{"a": 2}', '{"a": 3}']
@@ -142,19 +148,59 @@ def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path)
                              str(src), "-o", str(out), "--batch-size", "8"],
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if partial.exists() and partial.stat().st_size > 0:
+    while time.time() < deadline and proc.poll() is None:  # past the first block
+        if partial.exists() and partial.read_bytes().count(b"\n") > BLOCK + 10:
             break
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists(), "killed before the end: the final file must not exist yet"
-    done = len(partial.read_bytes().split(b"\n")) - 1
-    assert 0 < done < len(texts)
+    done = partial.read_bytes().count(b"\n")
+    assert BLOCK < done < len(texts)
+    with open(partial, "ab") as f:  # and the kill tore a line
+        f.write(b'{"text": "torn')
     res = gpner("predict", model_dir, src, "-o", out, "--resume", "--batch-size", 8)
     assert res.returncode == 0, res.stderr
-    assert f"resumed after {done}" in res.stderr
-    assert out.read_bytes() == full.read_bytes()
+    assert f"resumed after {done - done % BLOCK}" in res.stderr  # whole blocks are kept
+    assert out.read_bytes() == full.read_bytes()  # byte-identical, scores included
+
+
+def test_a_partial_of_another_input_or_a_second_writer_is_refused(model_dir, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("张伟在上海大学工作。\nAlice works .\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    # a partial with more lines than the input has texts: not this input's
+    assert gpner("predict", model_dir, src, "-o", tmp_path / "x.jsonl").returncode == 0
+    meta = tmp_path / "x.jsonl.partial.json"
+    assert not meta.exists()  # removed with the partial when the output is finished
+    from gpner.prediction.stream import ResumableOutput, input_identity
+
+    settings = {"model": str(model_dir.resolve()), "kind": "text", "flat": None,
+                "threshold": None, "stride": None, "batch_size": 32}
+    w = ResumableOutput(out, identity=input_identity(str(src), settings))
+    for _ in range(BLOCK + 50):
+        w.write('{"text": "stale"}')
+    w.flush()
+    w.close()
+    res = gpner("predict", model_dir, src, "-o", out, "--resume")
+    assert res.returncode == 2 and "[E503]" in res.stderr and "input has 2 texts" in res.stderr
+    assert partial.exists()  # kept for the user to look at
+    # the same partial against another input file
+    other = tmp_path / "other.txt"  # long enough that the line count cannot tell
+    other.write_text("另一个文件。\n" * (BLOCK + 100), encoding="utf-8")
+    res = gpner("predict", model_dir, other, "-o", out, "--resume")
+    assert res.returncode == 2 and "[E503]" in res.stderr
+    assert "written for another input" in res.stderr
+    # a second writer of the same output stops at once, naming the first
+    w = ResumableOutput(tmp_path / "busy.jsonl")
+    try:
+        res = gpner("predict", model_dir, src, "-o", tmp_path / "busy.jsonl")
+        assert res.returncode == 2 and "[E504]" in res.stderr
+        assert f"process {os.getpid()}" in res.stderr
+    finally:
+        w.close()
+    assert gpner("predict", model_dir, src, "-o", tmp_path / "busy.jsonl").returncode == 0
 
 
 def test_lines_longer_than_a_read_chunk_stay_whole_and_bad_bytes_name_line_and_offset():

@@ -20,6 +20,33 @@ from typing import Iterator
 _umask_lock = threading.Lock()
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the device (or the quota) is full; safetensors says so in a
+    message (``No space left on device (os error 28)``), not an errno."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(exc) or "os error 28" in str(exc)
+
+
+@contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Writes to ``path`` in the block: a full disk becomes E601 naming ``path``."""
+    from gpner.errors import WriteFailed
+
+    try:
+        yield
+    except WriteFailed:
+        raise
+    except Exception as exc:
+        if disk_full(exc):
+            raise WriteFailed(f"{path}: no space left on the device (or the quota is full) "
+                              "while writing it; the files written before are intact. Free "
+                              "some space and run again") from None
+        raise
+
+
 def file_mode() -> int:
     """The mode ``open`` gives a new file: 0o666 less the process umask (which can only be
     read by setting it, hence the lock)."""
@@ -67,10 +94,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
                                suffix=".tmp")
     try:
-        os.chmod(tmp, file_mode())  # mkstemp makes 0600 files whatever the umask
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        with writing(path):
+            os.chmod(tmp, file_mode())  # mkstemp makes 0600 files whatever the umask
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -103,7 +131,8 @@ def staged_dir(target: str | Path) -> Iterator[Path]:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        yield tmp
+        with writing(target):
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -52,6 +52,8 @@ CODES: dict[str, str] = {
     # prediction inputs and API arguments
     "E501": "a bad input line under --strict",
     "E502": "an invalid argument to a gpner function",
+    "E503": "a partial output that belongs to another input or other settings",
+    "E504": "an output file another gpner run is writing",
     # environment
     "E601": "a file could not be written (disk full, permissions)",
     "E602": "an optional dependency is not installed",
@@ -126,6 +128,13 @@ class ArgumentTypeError(GpnerError, TypeError):
     code = "E502"
 
 
+class WriteFailed(GpnerError, OSError):
+    """A file could not be written (a full disk, a quota, permissions); names the file. What was
+    written before it is intact (every write is atomic)."""
+
+    code = "E601"
+
+
 class MissingDependency(GpnerError, ImportError):
     """An optional extra that a feature needs."""
 
@@ -134,4 +143,4 @@ class MissingDependency(GpnerError, ImportError):
 
 __all__ = ["CODES", "GpnerError", "DataError", "DataEncodingError", "MissingFile",
            "ModelFileError", "ModelNotFound", "ConfigError", "RunDirError", "InputError",
-           "ArgumentTypeError", "MissingDependency"]
+           "ArgumentTypeError", "WriteFailed", "MissingDependency"]

@@ -85,6 +85,13 @@ def split_lines(text: str) -> list[str]:
     return [x[:-1] if x.endswith("\r") else x for x in lines]
 
 
+def json_line(obj: Any) -> str:
+    """One JSON line (no newline): UTF-8 text as is, but U+2028 and U+2029 escaped, since
+    line-based readers (``str.splitlines``, JavaScript) would break the line there."""
+    return json.dumps(obj, ensure_ascii=False).replace("\u2028", "\\u2028").replace(
+        "\u2029", "\\u2029")
+
+
 def parse_json(text: str, source: str, line: int | None = None) -> Any:
     """``json.loads`` whose errors name the place: E101 for bad JSON, E113 for deep nesting."""
     where = f"{source}:{line}" if line is not None else str(source)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpner.textfiles import json_line
+
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("demo", help="generate a corpus, train, evaluate and tag (no download)")
@@ -17,7 +19,6 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
 
     from gpner.data.demo import RELATION_SAMPLES, SAMPLES, write_corpus
     from gpner.data.formats import read
@@ -48,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
     print(table(result))
     print("[4/4] gpner predict (sample sentences)", file=sys.stderr)
     for record in model.predict(samples):
-        print(json.dumps(record, ensure_ascii=False))
+        print(json_line(record))
     return 0

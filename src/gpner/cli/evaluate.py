@@ -8,6 +8,7 @@ import sys
 
 from gpner.cli.options import encoding_option, positive
 from gpner.errors import ConfigError
+from gpner.textfiles import json_line
 
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
@@ -44,7 +45,6 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
 
     from gpner.atomic import atomic_write_text
     from gpner.data.formats import read_any
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if warnings:
         result["warnings"] = warnings
     if args.errors:
-        lines = [json.dumps(e, ensure_ascii=False) + "\n" for e in errors(gold, pred)]
+        lines = [json_line(e) + "\n" for e in errors(gold, pred)]
         atomic_write_text(args.errors, "".join(lines))
         print(f"wrote {len(lines)} false positives and negatives to {args.errors}",
               file=sys.stderr)
@@ -158,7 +158,6 @@ def _is_gold_file(path: str) -> bool:
 
 def _evaluate_files(args: argparse.Namespace) -> int:
     """``gpner evaluate GOLD PRED [--compare PRED2]``: two files, no model."""
-    import json
 
     from gpner.atomic import atomic_write_text
     from gpner.metrics import align, errors, paired_bootstrap, score_files
@@ -179,7 +178,7 @@ def _evaluate_files(args: argparse.Namespace) -> int:
         raise ConfigError("--errors and --compare are for entities; relation data is scored "
                           "without them yet", code="E305")
     if args.errors:
-        lines = [json.dumps(e, ensure_ascii=False) + "\n" for e in errors(gold.records,
+        lines = [json_line(e) + "\n" for e in errors(gold.records,
                                                                           pred.records)]
         atomic_write_text(args.errors, "".join(lines))
         print(f"wrote {len(lines)} false positives and negatives to {args.errors}",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import deque
+from typing import Iterable, Iterator, TypeVar
 
 from gpner.cli.options import decoding_options, encoding_option, flat_choice, positive
 from gpner.errors import ConfigError
+from gpner.textfiles import json_line
 
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
@@ -44,12 +45,13 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
 
     from gpner.prediction.stream import (
+        BLOCK,
         InputReport,
         ResumableOutput,
         detect_kind,
+        input_identity,
         output_record,
         read_inputs,
     )
@@ -79,28 +81,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model = load(args.model, backend=args.backend, threads=args.threads,
                  concurrency=args.concurrency)
-    out = ResumableOutput(args.output, args.resume) if args.output else None
+    settings = {"model": str(Path(args.model).resolve()), "kind": kind,
+                "flat": flat_choice(args), "threshold": args.threshold, "stride": args.stride,
+                "batch_size": args.batch_size}
+    out = ResumableOutput(args.output, args.resume, input_identity(args.input, settings)) \
+        if args.output else None
     skip = out.done if out else 0
     report = InputReport("<stdin>" if args.input in (None, "-") else args.input)
     items = read_inputs(args.input, kind, report, strict=args.strict, skip=skip,
                         encoding=args.encoding)
-    pending: deque = deque()  # items whose record has not come out yet (a bounded look-ahead)
-
-    def texts():
-        for item in items:
-            pending.append(item)
-            yield item.text
-
-    records = model.predict_iter(texts(), batch_size=args.batch_size, flat=flat_choice(args),
-                                 threshold=args.threshold, stride=args.stride,
-                                 progress=not args.no_progress and sys.stderr.isatty())
+    if not args.no_progress and sys.stderr.isatty():
+        items = _counted(items)
     write = out.write if out else (lambda line: sys.stdout.write(line + "\n"))
     try:
-        for k, record in enumerate(records, 1):
-            write(json.dumps(output_record(pending.popleft(), record), ensure_ascii=False))
-            if k % 256 == 0 and out:
+        # blocks of BLOCK texts from the input's start: a block's forward passes do not depend
+        # on where a run began, so a resumed output is byte-identical to an uninterrupted one
+        for block in _blocks(items, BLOCK):
+            records = model.predict_iter([it.text for it in block], batch_size=args.batch_size,
+                                         flat=flat_choice(args), threshold=args.threshold,
+                                         stride=args.stride)
+            for item, record in zip(block, records, strict=True):
+                write(json_line(output_record(item, record)))
+            if out:
                 out.flush()
         if out:
+            out.check_total(report.read)
             out.finish()
         else:
             sys.stdout.flush()
@@ -113,3 +118,25 @@ def run(args: argparse.Namespace) -> int:
     done = f" (resumed after {skip})" if skip else ""
     print(report.summary() + done + (f"; wrote {args.output}" if out else ""), file=sys.stderr)
     return 0
+
+
+T = TypeVar("T")
+
+
+def _blocks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last shorter), lazily."""
+    block: list[T] = []
+    for item in items:
+        block.append(item)
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _counted(items: Iterable[T]) -> Iterator[T]:
+    """A progress bar over the input."""
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, unit="text", dynamic_ncols=True, mininterval=0.5)

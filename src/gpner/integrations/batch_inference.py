@@ -14,11 +14,11 @@ order, through the same atomic output as the single-process path (so the output 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from gpner.errors import ConfigError
+from gpner.textfiles import json_line
 
 log = logging.getLogger(__name__)
 READ_CPUS = 0.1
@@ -117,7 +117,7 @@ class _LinePredictor(GpnerPredictor):
                 why.append(str(exc))
         found = iter(self.model.predict_iter([it.text for it in items if it is not None],
                                              batch_size=self.batch_size, **self.predict_kwargs))
-        out = [json.dumps(output_record(it, next(found)), ensure_ascii=False) if it else ""
+        out = [json_line(output_record(it, next(found))) if it else ""
                for it in items]
         return {"line": np.array(out, dtype=object), "bad": np.array(why, dtype=object)}
 

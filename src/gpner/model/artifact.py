@@ -295,8 +295,9 @@ def resolve_dir(directory: str | Path) -> Path:
     """The model directory for ``directory``: itself, a run directory's ``model/``, or the
     complete previous copy that a kill between the two renames of a save leaves behind."""
     directory = Path(directory)
+    # the last: a run being overwritten keeps its old model there until it has its own
     for cand in (directory, directory / "model", old_copy(directory / "model"),
-                 old_copy(directory)):
+                 old_copy(directory), directory / ".previous-run" / "model"):
         _refuse_odd_files(cand)
         if is_model_dir(cand):
             return cand

@@ -6,8 +6,14 @@
   text. A bad JSON line (invalid JSON, no ``text``) is reported with its line number and skipped,
   or stops the run with ``strict``.
 * :class:`ResumableOutput`: records go to ``OUT.partial`` and are flushed batch by batch; the
-  file becomes ``OUT`` by a rename when the input is done. ``resume`` keeps the complete lines of
-  a killed run's ``OUT.partial`` (a half-written last line is cut off) and skips that many inputs.
+  file becomes ``OUT`` by a rename when the input is done. Inputs are predicted in blocks of
+  ``BLOCK`` texts aligned to the start of the input, so a block's forward passes are the same
+  whatever came before: ``resume`` keeps the complete blocks of a killed run's ``OUT.partial``
+  (a torn last line and a half-written block are cut off), skips that many inputs, and the
+  output is byte-identical to an uninterrupted run. ``OUT.partial.json`` records which input
+  (path, size, modification time) and settings the partial belongs to; another input, other
+  settings, or more lines than the input are refused. A lock on ``OUT.lock`` makes the output
+  one writer's: a second run on the same ``OUT`` stops at once, naming the first.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
+from gpner.atomic import atomic_write_text, writing
 from gpner.errors import InputError
 
 COLUMN_SUFFIXES = (".conll", ".bio", ".bioes", ".bmes", ".iob", ".iob2", ".tsv")
@@ -51,10 +58,13 @@ class InputReport:
         return head + f", {len(self.bad)} bad line(s) skipped (first at line {self.bad[0][0]})"
 
 
-def parse_line(line: str, kind: str) -> Item:
+def parse_line(line: str, kind: str, first: bool = True) -> Item:
     """One input line (``kind`` text or jsonl) -> Item; raises ValueError for a bad JSON line.
-    A byte-order mark and the line end (``\\n`` or ``\\r\\n``) are not part of the text."""
-    line = line.lstrip("\ufeff")
+    The line end (``\\n`` or ``\\r\\n``) is not part of the text, nor a byte-order mark
+    that opens the file (``first``); a U+FEFF that opens a later line is text, kept, so that
+    offsets stay those of the file."""
+    if first or kind == "jsonl":
+        line = line.lstrip("\ufeff")
     if line.endswith("\n"):
         line = line[:-1]
     if line.endswith("\r"):
@@ -215,7 +225,7 @@ def _lines(lines: Iterator[str], kind: str, report: InputReport, strict: bool, s
             log.warning("%s:%d: blank line in JSON lines (skipped)", report.source, number)
             continue
         try:
-            item = parse_line(line, kind_here)
+            item = parse_line(line, kind_here, first=number == 1)
         except ValueError as exc:
             if strict:
                 raise BadInput(f"{report.source}:{number}: {exc}", code="E501") from None
@@ -243,41 +253,135 @@ def output_record(item: Item, record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ResumableOutput:
-    """Lines to ``path`` through ``path.partial``; see the module docstring."""
+BLOCK = 512  # texts predicted together; resume points are multiples of it
 
-    def __init__(self, path: str | Path, resume: bool = False):
+
+class ResumableOutput:
+    """Lines to ``path`` through ``path.partial``; see the module docstring. ``identity``:
+    what the partial must belong to (the input and settings), checked on ``resume``."""
+
+    def __init__(self, path: str | Path, resume: bool = False,
+                 identity: dict | None = None):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
+        self.meta = self.path.with_name(self.path.name + ".partial.json")
         self.done = 0
-        if resume and self.partial.exists():
-            self.done = _keep_complete_lines(self.partial)
-            self.file = open(self.partial, "a", encoding="utf-8")
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(self.partial, "w", encoding="utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self.path)
+        identity = identity or {}
+        try:
+            if resume and self.partial.exists():
+                _check_identity(self.meta, identity, self.partial)
+                self.done = _keep_complete_lines(self.partial, BLOCK)
+                self.file = open(self.partial, "a", encoding="utf-8")
+            else:
+                self.file = open(self.partial, "w", encoding="utf-8")
+                atomic_write_text(self.meta, json.dumps(identity))
+        except BaseException:
+            self._lock.close()
+            raise
 
     def write(self, line: str) -> None:
-        self.file.write(line + "\n")
+        with writing(self.path):
+            self.file.write(line + "\n")
 
     def flush(self) -> None:
-        self.file.flush()
+        with writing(self.path):
+            self.file.flush()
+
+    def check_total(self, read: int) -> None:
+        """After the input ran out: a partial with more lines than the input had texts does not
+        belong to it (E503), and is kept for the user to look at."""
+        if self.done > read:
+            raise InputError(f"{self.partial}: holds {self.done} lines but the input has "
+                             f"{read} texts: it is another input's partial output; remove it "
+                             "or run without --resume", code="E503")
 
     def finish(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        with writing(self.path):
+            self.file.flush()
+            os.fsync(self.file.fileno())
         self.file.close()
         os.replace(self.partial, self.path)
+        self.meta.unlink(missing_ok=True)
 
     def close(self) -> None:  # a failed run: keep the partial file for --resume
         if not self.file.closed:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:  # its buffer could not be written (a full disk): already reported
+                pass
+        self._lock.close()
 
 
-def _keep_complete_lines(path: Path) -> int:
-    """Cut a half-written last line off ``path``; the number of complete lines."""
+def input_identity(path: str | None, settings: dict) -> dict:
+    """What a partial output belongs to: the input file (resolved path, size, modification
+    time) and the settings that change its lines."""
+    ident: dict = {"settings": settings}
+    if path not in (None, "-"):
+        st = Path(path).stat()
+        ident["input"] = {"path": str(Path(path).resolve()), "size": st.st_size,
+                          "mtime_ns": st.st_mtime_ns}
+    return ident
+
+
+def _check_identity(meta: Path, identity: dict, partial: Path) -> None:
+    """E503 when the partial was written for another input or other settings."""
+    if not meta.exists():
+        raise InputError(f"{partial}: no record of the input it was written for "
+                         f"({meta.name} is missing): it cannot be resumed safely; remove it or "
+                         "run without --resume", code="E503")
+    saved = json.loads(meta.read_text(encoding="utf-8") or "{}")
+    if saved != identity:
+        what = [k for k in sorted(set(saved) | set(identity)) if saved.get(k) != identity.get(k)]
+        raise InputError(f"{partial}: written for another {' and '.join(what)} "
+                         f"({saved.get(what[0])} then, {identity.get(what[0])} now); resuming "
+                         "would mix two outputs. Run without --resume to start again",
+                         code="E503")
+
+
+class _Lock:
+    """An exclusive lock on ``OUT.lock`` (POSIX ``flock``), released on close or process exit."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _lock(path: Path) -> _Lock:
+    """The output's lock, or E504 naming the process that holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return _Lock(None)
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "another process"
+        os.close(fd)
+        raise InputError(f"{path}: another gpner run (process {holder}) is writing it; wait "
+                         "for it, or write another file", code="E504") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return _Lock(fd)
+
+
+def _keep_complete_lines(path: Path, block: int = 1) -> int:
+    """Cut ``path`` after its last complete block of ``block`` lines (a torn last line and a
+    half-written block go); the number of lines kept."""
     with open(path, "rb+") as f:
         data = f.read()
         end = data.rfind(b"\n") + 1
-        f.truncate(end)
-    return data[:end].count(b"\n")
+        lines = data[:end].count(b"\n")
+        keep = lines - lines % block
+        cut = 0
+        for _ in range(keep):
+            cut = data.index(b"\n", cut) + 1
+        f.truncate(cut)
+    return keep

@@ -8,9 +8,11 @@ multi-process run only the main process writes: the others get a ``RunDir`` with
 ``main=False``, which writes nothing.
 
 Policy: a new run refuses a directory that holds a run (:func:`check_output`) unless asked to
-overwrite it, and then removes the old run's files only once the new run has its data and
-model (:func:`remove_run`); ``--resume`` reads the run's own settings back
-(:func:`resume_settings`).
+overwrite it. Overwriting sets the old run's files aside (:func:`set_aside`, into
+``.previous-run/``, where loading still finds its model) once the new run has its data and
+model built, deletes them once the new run has saved a model of its own, and puts them back if
+the new run fails before that, or (on the next start) if it was killed before that;
+``--resume`` reads the run's own settings back (:func:`resume_settings`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class RunDir:
 
         if self.main:
             save_model(model, featurizer, config, self.path / "model", card)
+            drop_previous(self.path)  # the new run has a model: the old one may go
 
     def save_checkpoint(self, model: Any, opt: Any, ema: Any, state: dict) -> None:
         from gpner.training.checkpoint import save_checkpoint
@@ -90,7 +93,10 @@ class RunDir:
                 self._plot_note = True
             return
         matplotlib.use("Agg")
-        plot_curve(history, self.path / "curve.png")
+        from gpner.atomic import writing
+
+        with writing(self.path / "curve.png"):
+            plot_curve(history, self.path / "curve.png")
 
     def write_summary(self, summary: dict) -> None:
         if self.main:
@@ -120,45 +126,93 @@ def plot_curve(history: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
-# a run directory's files, in the order --overwrite removes them: summary first (the run is no
-# longer finished), the checkpoint next (nothing left to resume), then the rest
+# a run directory's files: summary first (the run is finished), the checkpoint, then the rest
 RUN_FILES = ("summary.json", "last", "model", "config.yaml", "data.json", "metrics.jsonl",
              "curve.png")
 
 
+PREVIOUS = ".previous-run"  # where --overwrite keeps the old run until the new one has a model
+
+
 def check_output(output: Path, overwrite: bool) -> None:
-    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``, or is a file (E404)."""
+    """Refuse an ``output`` that holds a run (E401) unless ``overwrite``, or is a file (E404).
+    An old run set aside by an overwrite that was killed before its first model comes back
+    first."""
+    from gpner.training.checkpoint import has_checkpoint
+
     if output.exists() and not output.is_dir():
         raise RunDirError(f"{output}: a file, where the run directory goes; choose another "
                           "--output", code="E404")
+    recover_previous(output)
     present = [n for n in RUN_FILES if (output / n).exists() or old_copy(output / n).exists()]
     if not present:
         return
     if not overwrite:
         state = ("a finished run (summary.json, model/)" if "summary.json" in present else
                  "an unfinished run (" + ", ".join(present) + ")")
+        resumable = "summary.json" not in present and has_checkpoint(output / "last")
         raise RunDirError(f"{output}: holds {state}; pass --overwrite to replace it"
-                          + ("" if "summary.json" in present else ", --resume to continue it")
+                          + (", --resume to continue it" if resumable else "")
                           + ", or choose another --output", code="E401")
 
 
-def remove_run(output: Path) -> None:
-    """Remove a run's files (``RUN_FILES``, in that order) so that a new run never mixes with
-    them; other files in the directory stay."""
+def _run_files(output: Path) -> list[Path]:
+    return [p for name in RUN_FILES for p in (output / name, old_copy(output / name))
+            if p.exists() or p.is_symlink()]
+
+
+def set_aside(output: Path) -> None:
+    """Move the old run's files into ``output/.previous-run/`` (renames, same disk): the new
+    run cannot mix with them, and they come back if it fails before its first model."""
     import shutil
 
-    removed = 0
-    for name in RUN_FILES:
-        for path in (output / name, old_copy(output / name)):
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-            else:
-                continue
-            removed += 1
-    if removed:
+    keep = output / PREVIOUS
+    shutil.rmtree(keep, ignore_errors=True)
+    files = _run_files(output)
+    if not files:
+        return
+    keep.mkdir()
+    for path in files:
+        os.replace(path, keep / path.name)
+    log.info("%s: the previous run is set aside in %s until this run saves a model "
+             "(--overwrite)", output, PREVIOUS)
+
+
+def drop_previous(output: Path) -> None:
+    """The new run has a model: the set-aside old run is removed."""
+    import shutil
+
+    if (output / PREVIOUS).exists():
+        shutil.rmtree(output / PREVIOUS, ignore_errors=True)
         log.info("%s: removed the previous run (--overwrite)", output)
+
+
+def restore_previous(output: Path) -> bool:
+    """Put a set-aside old run back (the new run's files removed); True if there was one."""
+    import shutil
+
+    keep = output / PREVIOUS
+    if not keep.is_dir():
+        return False
+    for path in _run_files(output):
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for path in keep.iterdir():
+        os.replace(path, output / path.name)
+    keep.rmdir()
+    log.warning("%s: the new run ended before saving a model; the previous run is back",
+                output)
+    return True
+
+
+def recover_previous(output: Path) -> None:
+    """An overwrite killed before the new run's first model left the old run set aside: put it
+    back; one killed after it left only the set-aside copy to remove."""
+    if not (output / PREVIOUS).is_dir():
+        return
+    if (output / "model").exists():
+        drop_previous(output)
+    else:
+        restore_previous(output)
 
 
 def resume_settings(output: Path, train_data: Any, dev_data: Any

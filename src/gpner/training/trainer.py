@@ -63,8 +63,9 @@ from gpner.training.rundir import (
     RunDir,
     check_output,
     is_main_process,
-    remove_run,
+    restore_previous,
     resume_settings,
+    set_aside,
 )
 from gpner.training.state import TrainState
 
@@ -127,8 +128,25 @@ def train(train_data: Data | None, dev_data: Data | None, output: str | Path,
 
     run = RunDir(output, main=is_main_process())
     if not resume and overwrite and run.main:
-        # only now, with the data read and the model built, is the old run removed
-        remove_run(output)
+        # only now, with the data read and the model built, is the old run set aside; it is
+        # removed once this run has a model, and put back if this run fails before one
+        set_aside(output)
+    try:
+        return _run(cfg, model, task, featurizer, config, examples, dev_records, run, device,
+                    started, rank, world, train_data, dev_data, encoding, resume, progress,
+                    on_step)
+    except BaseException:
+        if run.main and not resume:
+            restore_previous(output)
+        raise
+
+
+def _run(cfg: TrainConfig, model: TaskModel, task: Task, featurizer: Featurizer,
+         config: ModelConfig, examples: list[Example], dev_records: list[Record], run: RunDir,
+         device: torch.device, started: float, rank: int, world: int, train_data: Data,
+         dev_data: Data | None, encoding: str | None, resume: bool, progress: bool,
+         on_step: Callable[[int, float], None] | None) -> dict:
+    """The run once its data and model are ready: the setup files, the loop, the summary."""
     paths = {k: str(Path(v).resolve()) for k, v in (("train", train_data), ("dev", dev_data))
              if isinstance(v, (str, Path))}
     run.write_setup(cfg.to_dict(), {**paths, **({"encoding": encoding} if encoding else {})})

@@ -5,14 +5,13 @@ The test split has no ``label``; its records come back with no entities.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect
 from gpner.records import Record, Report, check_entity, finish_record, is_int
-from gpner.textfiles import iter_json_lines
+from gpner.textfiles import iter_json_lines, json_line
 
 
 def read(path: Path, report: Report) -> list[Record]:
@@ -51,5 +50,5 @@ def write(records: Iterable[Record], path: Path) -> None:
             mention = r["text"][e["start"]:e["end"]]
             spans = label.setdefault(e["label"], {}).setdefault(mention, [])
             spans.append([e["start"], e["end"] - 1])
-        lines.append(json.dumps({"text": r["text"], "label": label}, ensure_ascii=False) + "\n")
+        lines.append(json_line({"text": r["text"], "label": label}) + "\n")
     atomic_write_text(path, "".join(lines))

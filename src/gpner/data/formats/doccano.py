@@ -22,7 +22,7 @@ from typing import Iterable
 from gpner.atomic import atomic_write_text
 from gpner.data.formats._io import expect, listed
 from gpner.records import Entity, FormatError, Record, Report, check_entity, finish_record
-from gpner.textfiles import iter_json_lines, load_json_array
+from gpner.textfiles import iter_json_lines, json_line, load_json_array
 
 
 def read_doccano(path: Path, report: Report) -> list[Record]:
@@ -71,9 +71,9 @@ def write_doccano(records: Iterable[Record], path: Path) -> None:
     records = list(records)
     if not any(r.get("relations") for r in records):
         atomic_write_text(path, "".join(
-            json.dumps({"text": r["text"], "label": [[e["start"], e["end"], e["label"]]
-                                                     for e in r["entities"]]},
-                       ensure_ascii=False) + "\n" for r in records))
+            json_line({"text": r["text"], "label": [[e["start"], e["end"], e["label"]]
+                                                    for e in r["entities"]]}) + "\n"
+            for r in records))
         return
     lines, next_id = [], 1  # ids unique in the file, as doccano exports them
     for r in records:
@@ -83,8 +83,8 @@ def write_doccano(records: Iterable[Record], path: Path) -> None:
                      "end_offset": e["end"]} for i, e in zip(ids, r["entities"], strict=True)]
         relations = [{"id": k, "from_id": ids[x["head"]], "to_id": ids[x["tail"]],
                       "type": x["label"]} for k, x in enumerate(r.get("relations") or [], 1)]
-        lines.append(json.dumps({"text": r["text"], "entities": entities,
-                                 "relations": relations}, ensure_ascii=False) + "\n")
+        lines.append(json_line({"text": r["text"], "entities": entities,
+                                "relations": relations}) + "\n")
     atomic_write_text(path, "".join(lines))
 
 

@@ -30,7 +30,7 @@ from gpner.data.formats._io import join_tokens
 from gpner.errors import DataError
 from gpner.records import FormatError, Record, Report, finish_record, is_int
 from gpner.text.tokenization import is_cjk
-from gpner.textfiles import json_records
+from gpner.textfiles import json_line, json_records
 
 SPAN_KEYS = ("sentences", "ner", "relations", "clusters", "doc_key")
 UNITS = ("document", "sentence")
@@ -203,7 +203,6 @@ def write(records: Iterable[Record], path: Path) -> None:
     """One DyGIE document per record, a sentence per line of its text. Tokens are the
     whitespace-separated words (CJK characters one by one), split where an entity starts or ends
     inside one; an entity across a line break is refused naming the record."""
-    import json
 
     out = []
     for n, r in enumerate(records):
@@ -251,7 +250,7 @@ def write(records: Iterable[Record], path: Path) -> None:
                     "relations", "id", "clusters", "sentence") and not isinstance(v, list)})
         if clusters:
             doc["clusters"] = [[[token_at[a], ends[b]] for a, b in c] for c in clusters]
-        out.append(json.dumps(doc, ensure_ascii=False) + "\n")
+        out.append(json_line(doc) + "\n")
     atomic_write_text(path, "".join(out))
 
 

@@ -8,7 +8,6 @@ relation (``doc_id``, ``source``, a ``note``, PubTator's ``db_id``) is passed th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -23,7 +22,7 @@ from gpner.records import (
     check_entity,
     finish_record,
 )
-from gpner.textfiles import iter_json_lines
+from gpner.textfiles import iter_json_lines, json_line
 
 EXTRA_KEYS = ("id", "meta")
 KNOWN = ("text", "entities", "relations", *EXTRA_KEYS)
@@ -68,7 +67,7 @@ def read(path: Path, report: Report) -> list[Record]:
 
 def dumps(record: Record) -> str:
     """One JSON line; entities keep any prediction fields (score, prob, text)."""
-    return json.dumps(record, ensure_ascii=False)
+    return json_line(record)
 
 
 def write(records: Iterable[Record] | Corpus, path: Path) -> None:
