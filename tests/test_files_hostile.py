@@ -150,3 +150,101 @@ def test_convert_passes_every_record_and_entity_field_through(tmp_path):
     out = tmp_path / "out.jsonl"
     assert gpner("convert", src, "-o", out).returncode == 0
     assert json.loads(out.read_text(encoding="utf-8")) == rec
+
+
+class Stop(BaseException):
+    """A kill, as far as the writer can tell: nothing after it runs."""
+
+
+@pytest.mark.parametrize("fault", ["kill", "disk full"])
+def test_predict_survives_a_fault_at_every_write_boundary(finished, tmp_path, monkeypatch,
+                                                          fault):
+    """Every write of `predict -o` (each line, each flush, the final sync) in turn fails, by a
+    kill or a full disk; `--resume` then gives the uninterrupted output, byte for byte."""
+    from gpner.cli import main
+    from gpner.prediction import stream
+
+    monkeypatch.setattr(stream, "BLOCK", 3)
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"张伟{k}在北京大学工作。\n" for k in range(8)), encoding="utf-8")
+    want = tmp_path / "want.jsonl"
+    assert main(["predict", str(finished), str(src), "-o", str(want), "--no-progress"]) == 0
+    calls = {"n": 0, "at": 0}
+    real = {name: getattr(stream.ResumableOutput, name) for name in ("write", "flush", "finish")}
+
+    def failing(name):
+        def method(self, *a):
+            calls["n"] += 1
+            if calls["n"] == calls["at"]:
+                if fault == "kill":
+                    raise Stop()
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real[name](self, *a)
+        return method
+
+    boundaries = 8 + 3 + 1  # a write per line, a flush per block, the final sync
+    for at in range(1, boundaries + 1):
+        out = tmp_path / f"out{at}.jsonl"
+        for name in real:
+            monkeypatch.setattr(stream.ResumableOutput, name, failing(name))
+        calls.update(n=0, at=at)
+        if fault == "kill":
+            with pytest.raises(Stop):
+                main(["predict", str(finished), str(src), "-o", str(out), "--no-progress"])
+        else:
+            assert main(["predict", str(finished), str(src), "-o", str(out),
+                         "--no-progress"]) == 2  # E601, printed
+        assert not out.exists()  # a failed run never leaves a file that looks complete
+        for name, method in real.items():
+            monkeypatch.setattr(stream.ResumableOutput, name, method)
+        assert main(["predict", str(finished), str(src), "-o", str(out), "--resume",
+                     "--no-progress"]) == 0
+        assert out.read_bytes() == want.read_bytes(), at
+
+
+@pytest.mark.slow
+def test_training_survives_a_kill_at_every_commit_point(tmp_path, monkeypatch):
+    """Every rename that commits a file of a training run (settings, metrics, model, checkpoint,
+    summary) in turn is where the run dies. After each: a model directory that is there loads,
+    --resume is offered only with a checkpoint, and resuming (or starting again) finishes."""
+    import os as _os
+
+    from gpner import atomic
+    from gpner.training.checkpoint import has_checkpoint
+    from gpner.training.rundir import check_output
+
+    records = tiny_data(40, 1)
+    cfg = tiny_config(epochs=2)
+    real = _os.replace
+    calls = {"n": 0, "at": 0}
+
+    def replace(a, b):
+        calls["n"] += 1
+        if calls["n"] == calls["at"]:
+            raise Stop()
+        return real(a, b)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    calls["at"] = 10 ** 9
+    train(records, None, tmp_path / "whole", cfg, progress=False)
+    total = calls["n"]
+    assert total >= 8
+    for at in range(1, total + 1):
+        run = tmp_path / f"run{at}"
+        calls.update(n=0, at=at)
+        with pytest.raises(Stop):
+            train(records, None, run, cfg, progress=False)
+        calls["at"] = 10 ** 9
+        if (run / "model").exists():
+            load(run)  # whole, never half a model
+        resumable = has_checkpoint(run / "last")
+        try:
+            check_output(run, overwrite=False)
+        except GpnerError as exc:
+            assert ("--resume" in str(exc)) == (resumable and not (run / "summary.json").exists())
+        if resumable and not (run / "summary.json").exists():
+            summary = train(records, None, run, progress=False, resume=True)
+        else:
+            summary = train(records, None, run, cfg, progress=False, overwrite=True)
+        assert summary["epochs_run"] == 2
+        load(run)

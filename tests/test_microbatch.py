@@ -220,3 +220,32 @@ def test_a_full_queue_refuses_at_once_and_the_rest_complete(model):
         rec.gate = None
     for records, text in zip(out, TEXTS[:3], strict=True):
         assert_same(records, [plain.predict(text)])
+
+
+def test_a_short_request_is_not_starved_by_a_long_text(model):
+    """A long text's windows run in rounds that requests arriving meanwhile join: a short
+    request sent while it runs is answered within a round or two, long before the long one."""
+    plain, predictor, rec = model
+    long_text = "张伟在北京大学工作，李娜住在上海。" * 400  # hundreds of windows
+
+    async def go():
+        b = MicroBatcher(predictor, BatchSettings(max_batch_tokens=512, max_wait_ms=0))
+        b.start()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        long_task = asyncio.create_task(b.predict([long_text]))
+        while rec.shapes == []:  # the long text is in the model
+            await asyncio.sleep(0.005)
+        sent = loop.time()
+        short = await b.predict([TEXTS[0]])
+        short_latency = loop.time() - sent
+        long_records = await long_task
+        long_time = loop.time() - t0
+        await b.stop()
+        return short, short_latency, long_records, long_time
+
+    rec.shapes.clear()
+    short, short_latency, long_records, long_time = run(go())
+    assert_same(short, [plain.predict(TEXTS[0])])
+    assert_same(long_records, [plain.predict(long_text)])  # rounds do not change the answer
+    assert short_latency < long_time / 4, (short_latency, long_time)

@@ -2,13 +2,16 @@
 
 A request's texts are cut into windows in a worker thread (the event loop stays free), then the
 request waits in a queue. A batch loop takes the first request, gathers more for at most
-``max_wait_ms`` while the batch stays within ``max_batch_tokens`` (padded window tokens), and
-runs them off the event loop: windows of all its requests sorted by length and cut into forward
-passes of at most that many padded tokens, a pass never padding a window to more than twice
-its length. Each request then gets its own records, with its own
-threshold, flat/nested choice and label filter: the batch is decoded at the lowest threshold
-among its requests and each request keeps the spans above its own (the same spans as decoding at
-that threshold, because a span's merged score does not depend on the threshold).
+``max_wait_ms``, and then runs rounds off the event loop: each round takes at most
+``max_batch_tokens`` padded window tokens from the requests in progress, the requests with the
+least work left first, sorts them by length and cuts them into forward passes (a pass never pads
+a window to more than twice its length). Requests that arrive meanwhile join at the next round,
+so a long text's windows share rounds with the short requests that come while it runs, and a
+short request waits for at most one round, never for the whole long text. A request is answered
+when its last window is done, with its own threshold, flat/nested choice and label filter: a
+round is decoded at the lowest threshold among its requests and each request keeps the spans
+above its own (the same spans as decoding at that threshold, because a span's merged score is its
+best window's, which passes any lower threshold too).
 
 A full queue refuses new requests at once (:class:`Overloaded`); a failing forward pass fails
 the requests of its batch only. Nothing here knows about HTTP: :mod:`gpner.serving.app` maps these
@@ -60,6 +63,12 @@ class Job:
     labels: list[str] | None
     future: asyncio.Future
     tokens: int = 0  # padded tokens if it ran alone in one pass (its share of a batch budget)
+    done: int = 0  # windows already run (by the loop that holds it)
+
+    def left(self) -> int:
+        """Padded tokens of the windows still to run."""
+        rest = self.pairs[self.done:]
+        return len(rest) * max((len(w) for _, w in rest), default=0)
 
 
 BatchHook = Callable[[int, int, int, float], None]  # (requests, windows, padded tokens, seconds)
@@ -126,70 +135,133 @@ class MicroBatcher:
         return docs, pairs
 
     async def _loop(self) -> None:
-        carry: Job | None = None
+        """Admit requests, run rounds over the requests in progress, answer each when its last
+        window is done; on stop, finish what is in progress first."""
+        active: list[Job] = []
+        stopping = False
         while True:
-            job = carry if carry is not None else await self._queue.get()
-            if job is None:
-                return
-            jobs, carry = await self._gather(job) if self.settings.batching else ([job], None)
-            await self._compute(jobs)
+            if not active:
+                if stopping:
+                    return
+                job = await self._queue.get()
+                if job is None:
+                    return
+                self._admit(active, job)
+                if self.settings.batching:
+                    stopping = await self._gather(active)
+            elif self.settings.batching:
+                stopping = self._drain(active) or stopping
+            active = [j for j in active if not self._left_alone(j)]
+            if active:
+                await self._round(self._plan(active))
+                active = [j for j in active if not j.future.done()]
 
-    async def _gather(self, first: Job) -> tuple[list[Job], Job | None]:
-        """``first`` and the requests that arrive within the wait window while the batch stays
-        within the token budget; and the request that did not fit (the next batch's first)."""
+    def _admit(self, active: list[Job], job: Job) -> None:
+        self.waiting -= 1
+        self.running += 1
+        active.append(job)
+
+    def _left_alone(self, job: Job) -> bool:
+        """A request whose client left (its future cancelled) is dropped, its work undone."""
+        if job.future.done():
+            self.running -= 1
+            return True
+        return False
+
+    async def _gather(self, active: list[Job]) -> bool:
+        """Requests arriving within the wait window join while the round stays within the token
+        budget; True if the stop signal came."""
         loop = asyncio.get_running_loop()
-        budget = self.settings.max_batch_tokens
         deadline = loop.time() + self.settings.max_wait_ms / 1000
-        jobs, tokens = [first], first.tokens
-        while tokens < budget:
+        while sum(j.left() for j in active) < self.settings.max_batch_tokens:
             left = deadline - loop.time()
             try:
                 nxt = (self._queue.get_nowait() if left <= 0 else
                        await asyncio.wait_for(self._queue.get(), left))
             except (asyncio.QueueEmpty, asyncio.TimeoutError):
                 break
-            if nxt is None:  # stopping: finish this batch, then stop
-                self._queue.put_nowait(None)
-                break
-            if tokens + nxt.tokens > budget:
-                return jobs, nxt  # first in the next batch
-            jobs.append(nxt)
-            tokens += nxt.tokens
-        return jobs, None
+            if nxt is None:
+                return True
+            self._admit(active, nxt)
+        return False
 
-    async def _compute(self, jobs: list[Job]) -> None:
-        """The batch off the event loop; each request gets its records or the batch's error."""
-        self.waiting -= len(jobs)
-        self.running += len(jobs)
+    def _drain(self, active: list[Job]) -> bool:
+        """Everything queued joins the requests in progress (they share the next round); True
+        if the stop signal came."""
+        while True:
+            try:
+                nxt = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return False
+            if nxt is None:
+                return True
+            self._admit(active, nxt)
+
+    def _plan(self, active: list[Job]) -> list[tuple[Job, list[Pair]]]:
+        """The next round: windows of the requests with the least work left first, within the
+        token budget (at least one window). Without batching, one request's windows, all."""
+        if not self.settings.batching:
+            job = active[0]
+            return [(job, job.pairs[job.done:])]
+        budget = self.settings.max_batch_tokens
+        chosen: list[tuple[Job, list[Pair]]] = []
+        count = longest = 0
+        for job in sorted(active, key=Job.left):  # stable: arrival order breaks ties
+            take: list[Pair] = []
+            for pair in job.pairs[job.done:]:
+                wider = max(longest, len(pair[1]))
+                if count and (count + 1) * wider > budget:
+                    break
+                take.append(pair)
+                count, longest = count + 1, wider
+            if take or job.done == len(job.pairs):  # a request of empty texts: answered now
+                chosen.append((job, take))
+            if count and (count + 1) * longest > budget:
+                break
+        return chosen
+
+    async def _round(self, chosen: list[tuple[Job, list[Pair]]]) -> None:
+        """One round off the event loop; each request whose last window it ran is answered,
+        and a failed round fails its own requests only."""
+        jobs = [j for j, _ in chosen]
         started = time.perf_counter()
+        windows = sum(len(take) for _, take in chosen)
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._pool, self._run,
-                                                                       jobs)
-        except Exception as exc:  # this batch's requests fail; the service goes on
+                                                                       chosen)
+        except Exception as exc:  # this round's requests fail; the service goes on
             for j in jobs:
                 if not j.future.done():
                     j.future.set_exception(exc)
+                    self.running -= 1
         else:
-            for j, records in zip(jobs, results, strict=True):
-                if not j.future.done():  # a client that left has a cancelled future
-                    j.future.set_result(records)
+            for j in jobs:
+                records = results.get(id(j))
+                if records is not None and not j.future.done():
+                    j.future.set_result(records)  # a client that left has a cancelled future
+                    self.running -= 1
         finally:
-            self.running -= len(jobs)
-            if self.on_batch:  # failed batches too: they took the model's time
-                self.on_batch(len(jobs), sum(len(j.pairs) for j in jobs),
-                              sum(j.tokens for j in jobs), time.perf_counter() - started)
+            if self.on_batch:  # failed rounds too: they took the model's time
+                tokens = windows * max((len(w) for _, t in chosen for _, w in t), default=0)
+                self.on_batch(len(jobs), windows, tokens, time.perf_counter() - started)
 
-    def _run(self, jobs: list[Job]) -> list[list[Record]]:
-        """In a model thread: the jobs' windows in passes of at most the token budget."""
+    def _run(self, chosen: list[tuple[Job, list[Pair]]]) -> dict[int, list[Record]]:
+        """In a model thread: the round's windows in passes of at most the token budget; the
+        records of the requests it finished, by ``id(job)``."""
         p = self.predictor
-        threshold = min(j.threshold for j in jobs)
-        pairs = sorted((pair for j in jobs for pair in j.pairs), key=lambda pw: -len(pw[1]))
+        threshold = min(j.threshold for j, _ in chosen)
+        pairs = sorted((pair for _, take in chosen for pair in take), key=lambda pw: -len(pw[1]))
         k = 0
         for n in pass_sizes(pairs, self.settings.max_batch_tokens):
             p.run_windows(pairs[k:k + n], threshold)
             k += n
-        return [[p.record(doc, j.flat, j.threshold, j.labels) for doc in j.docs]
-                for j in jobs]
+        finished: dict[int, list[Record]] = {}
+        for job, take in chosen:
+            job.done += len(take)
+            if job.done == len(job.pairs):
+                finished[id(job)] = [p.record(doc, job.flat, job.threshold, job.labels)
+                                     for doc in job.docs]
+        return finished
 
 
 def pass_sizes(pairs: Sequence[tuple[Any, Any]], budget: int) -> list[int]:
