@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     texts = [r["text"] for r in gold]
     opts = dict(flat=args.flat, threshold=args.threshold, progress=not args.no_progress)
     model = load(args.model)
-    warnings = meaningful(gold, model.labels, args.data, args.score_anyway)
+    rel = model.task.has_relations
+    warnings = meaningful(gold, model.config.relations if rel else model.labels, args.data,
+                          args.score_anyway, relations=rel)
     pred = model.predict(texts, **opts)
     if model.task.has_relations:
         return _evaluate_relations(args, gold, pred, corpus.report)
@@ -112,14 +114,17 @@ def _show(args: argparse.Namespace, result: dict, reports: list) -> None:
               f"p = {c['p_value']:.4f})")
 
 
-def meaningful(gold: list, labels: list[str] | None, source: str, anyway: bool) -> list[str]:
-    """What would make the score mislead: gold labels the model does not know, no gold entity.
-    Refused (E115) unless ``anyway``; then returned as warnings (also printed)."""
+def meaningful(gold: list, labels: list[str] | None, source: str, anyway: bool,
+               relations: bool = False) -> list[str]:
+    """What would make the score mislead: gold labels the model does not know, no gold entity
+    (for a relation model, which scores triples: relation labels, no gold relation). Refused
+    (E115) unless ``anyway``; then returned as warnings (also printed)."""
     from collections import Counter
 
     from gpner.errors import DataError
 
-    counts = Counter(e["label"] for r in gold for e in r.get("entities", []))
+    key, one = ("relations", "relation") if relations else ("entities", "entity")
+    counts = Counter(e["label"] for r in gold for e in r.get(key) or [])
     problems = []
     if labels is not None:
         unknown = {lab: n for lab, n in counts.items() if lab not in set(labels)}
@@ -128,12 +133,12 @@ def meaningful(gold: list, labels: list[str] | None, source: str, anyway: bool) 
             named = ", ".join(f"{lab!r} ({n}" + (f"; the model says {by_case[lab.lower()]!r}"
                                                  if lab.lower() in by_case else "") + ")"
                               for lab, n in sorted(unknown.items()))
-            problems.append(f"{sum(unknown.values())} of {sum(counts.values())} gold entities "
+            problems.append(f"{sum(unknown.values())} of {sum(counts.values())} gold {key} "
                             f"have labels the model does not know: {named}; the model's "
                             f"labels are {list(labels)}. Every one would count as missed")
     if not counts:
-        problems.append(f"the gold data has no entity in {len(gold)} records: precision, "
-                        "recall and F1 would be 0 whatever the predictions")
+        problems.append(f"the gold data has no {one} in {len(gold)} records: "
+                        "precision, recall and F1 would be 0 whatever the predictions")
     if problems and not anyway:
         raise DataError(f"{source}: " + "; and ".join(problems) + ". Convert the labels, or "
                         "pass --score-anyway to score it regardless", code="E115")
@@ -169,7 +174,8 @@ def _evaluate_files(args: argparse.Namespace) -> int:
     result, gold, pred = score_files(args.model, args.data, gold_format=args.format,
                                      pred_format=args.pred_format, id_field=args.id_field,
                                      encoding=args.encoding, **opts)
-    warnings = meaningful(gold.records, None, args.model, args.score_anyway)
+    warnings = meaningful(gold.records, None, args.model, args.score_anyway,
+                          relations="schemas" not in result)
     if warnings:
         result["warnings"] = warnings
     reports = [gold.report, pred.report]
