@@ -770,3 +770,53 @@ def test_score_files_scores_relations_when_gold_has_them(tmp_path):
     assert (result["tp"], result["fp"], result["fn"]) == (2, 0, 1)  # strict triples
     assert result["recall"] == pytest.approx(2 / 3)
     assert result["entities"]["f1"] == 1.0
+
+
+MIT = """\
+O\twhat
+O\tmovies
+B-ACTOR\tsteve
+I-ACTOR\tmcqueen
+O\tstarred
+O\tin
+
+B-GENRE\tscience
+I-GENRE\tfiction
+O\tfilms
+O\tof
+B-YEAR\t1980
+"""
+
+
+def test_mit_corpora_tag_first_columns(tmp_path):
+    p = tmp_path / "engtrain.bio"
+    p.write_text(MIT, encoding="utf-8")
+    assert detect_format(p) == "conll"
+    corpus = read(p)
+    want = [oracle_bio([r[1] for r in rows], [r[0] for r in rows], " ")
+            for rows in blocks(MIT)]
+    assert ents(corpus) == want
+    assert corpus[0]["text"] == "what movies steve mcqueen starred in"
+    assert any("first column" in rule for rule in corpus.report.rules)
+
+
+def test_hugging_face_token_exports_with_string_or_integer_tags(tmp_path):
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    rows = [{"id": "0", "tokens": ["EU", "rejects", "German", "call"],
+             "pos_tags": [22, 42, 16, 21], "ner_tags": [3, 0, 7, 0]},
+            {"id": "1", "tokens": ["Peter", "Blackburn"], "pos_tags": [22, 22],
+             "ner_tags": [1, 2]}]
+    ints = tmp_path / "train.jsonl"
+    ints.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert detect_format(ints) == "tokens"
+    with pytest.raises(DataError, match=r"E104.*holds integers.*--tag-names"):
+        read(ints)  # never read with made-up labels
+    corpus = read(ints, tag_names=",".join(names))
+    want = [oracle_bio(r["tokens"], [names[t] for t in r["ner_tags"]], " ") for r in rows]
+    assert ents(corpus) == want and corpus[0]["id"] == "0"
+    strs = tmp_path / "wnut.json"  # the same with tag strings, as a JSON array
+    strs.write_text(json.dumps([{"tokens": r["tokens"], "ner_tags": [names[t] for t in
+                                                                    r["ner_tags"]]}
+                                for r in rows]), encoding="utf-8")
+    assert detect_format(strs) == "tokens"
+    assert ents(read(strs)) == want

@@ -29,6 +29,8 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--token-pattern", help="column files: a regular expression whose first "
                    "group is the token text, for tokens with an annotation glued on (Weibo NER: "
                    "'(.+?)\\d+$')")
+    p.add_argument("--tag-names", help="token JSON with integer tags (a Hugging Face export): "
+                   "the tag names in id order, comma-separated (O,B-PER,I-PER,...)")
     p.add_argument("--tags", help="wordtag files: word tags to entity types (default "
                    "nr=PER,ns=LOC,nt=ORG)")
     p.add_argument("--inclusive-end", action="store_true", help="tsv files: span ends are the "
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
                        ("documents", args.documents or None),
                        ("token_pattern", args.token_pattern), ("tags", args.tags),
                        ("inclusive_end", args.inclusive_end or None),
-                       ("offsets", args.offsets), ("unit", args.unit)):
+                       ("offsets", args.offsets), ("unit", args.unit),
+                       ("tag_names", args.tag_names)):
         if value is not None:
             reader_opts[key] = value
     fmt = canonical(args.format) if args.format else detect_format(args.input, args.encoding)

@@ -110,11 +110,13 @@ def _header(lines: list[str]) -> int | None:
 def not_columns(lines: Iterable[str]) -> str | None:
     """None if every non-blank line (a header row and ``#`` comments apart) is ``token ... TAG``
     with the same number of columns and a tag in the last (or, for IO files, ``O`` and bare type
-    names); else why not (with the line number). Detection asks this of the whole file, so a few
-    lines of plain text ending in ``O`` never make a column file. ``lines`` may be a stream:
-    it is read once."""
+    names), or ``TAG token`` with the tag in the first (the MIT Movie and Restaurant corpora);
+    else why not (with the line number). Detection asks this of the whole file, so a few lines
+    of plain text ending in ``O`` never make a column file. ``lines`` may be a stream: it is
+    read once."""
     width, seen, header = None, 0, False
     io = _IOCount()
+    last_ok = first_ok = True
     for number, line in enumerate(lines, 1):
         if _is_blank(line) or _is_comment(line):
             continue
@@ -128,13 +130,19 @@ def not_columns(lines: Iterable[str]) -> str | None:
         if not seen and not header and parts[-1].lower() in HEADER_WORDS:
             header = True
             continue
-        if not io.add(number, parts[-1]):
+        ok_last = last_ok and io.add(number, parts[-1])
+        ok_first = first_ok and _is_tag(parts[0])
+        if not ok_last and not ok_first:
             if seen or header:  # only the first token line may be a header
                 return f"line {number} ends in {parts[-1][:20]!r}, not a tag"
             header = True
             continue
+        last_ok, first_ok = ok_last, ok_first
         seen += 1
-    return (io.why_not() or None) if seen else "no token lines"
+    if not seen:
+        return "no token lines"
+    why = io.why_not() if last_ok else "no tag in the last column"
+    return None if not why or first_ok else why
 
 
 class _IOCount:
@@ -218,6 +226,10 @@ def _sentences(path: Path, report: Report, docs: list[int] | None = None,
     """Sentences of rows: the token (from its column, ``pattern`` applied) and the tag cells
     of every tag column, TAB-joined."""
     raw = _raw_sentences(path, report, docs)
+    if _tag_first(raw):  # TAG token (MIT Movie/Restaurant): turned round, read as any other
+        _rule(report, None, "tag first", "the tag is the first column and the token the "
+              "second (as the MIT Movie and Restaurant corpora write them)", count=0)
+        raw = [[(line, parts[1:2] + parts[:1]) for line, parts in s] for s in raw]
     token_col = _token_column(raw, report)
     io = _io_file(path, raw)
     tag_cols = [-1] if io else _tag_columns(path, raw, token_col, report)
@@ -247,6 +259,17 @@ def _sentences(path: Path, report: Report, docs: list[int] | None = None,
                         "\t".join(cells)))
         sentences.append(out)
     return sentences
+
+
+def _tag_first(raw: list[list[tuple[int, list[str]]]]) -> bool:
+    """Whether the tags are in the first column and not the last: every row's first cell is a
+    tag, some row's last is neither a tag nor (IO) a bare type name."""
+    rows = [parts for s in raw for _, parts in s]
+    if not rows or any(len(parts) != 2 for parts in rows):
+        return False
+    count = _IOCount()
+    last = all(count.add(0, parts[-1]) for parts in rows) and not count.why_not()
+    return not last and all(_is_tag(parts[0]) for parts in rows)
 
 
 def _io_file(path: Path, raw: list[list[tuple[int, list[str]]]]) -> bool:
