@@ -447,3 +447,34 @@ def score_files(gold: str | Path, pred: str | Path, *, gold_format: str | None =
     result["data"] = g.report.as_dict()
     result["predictions"] = p.report.as_dict()
     return result, g, Corpus(aligned, p.report)
+
+
+# --- choosing a threshold per label
+
+def best_threshold(candidates: Sequence[tuple[float, bool]], n_gold: int, floor: float,
+                   default: float) -> tuple[float, float]:
+    """The threshold that maximises one label's strict F1, and that F1, by an exact search over
+    the distinct scores (not a grid). ``candidates``: (score, correct) of every span the model
+    gives the label above ``floor``; ``n_gold``: the label's gold spans. A span is kept when its
+    score is above the threshold; spans of equal score are kept or dropped together. The
+    threshold returned is halfway between the lowest kept score and the next lower one (the
+    floor below the last), so it keeps exactly the chosen spans; of equal F1s the highest
+    threshold (fewest spans) wins. A label with no gold span gets ``default``, raised above its
+    highest candidate: any span of it would be a false positive."""
+    if n_gold == 0:
+        return max([default, *(sc for sc, _ in candidates)]), 0.0
+    scores = sorted({sc for sc, _ in candidates}, reverse=True)
+    right: dict[float, int] = {}
+    wrong: dict[float, int] = {}
+    for sc, ok in candidates:
+        (right if ok else wrong)[sc] = (right if ok else wrong).get(sc, 0) + 1
+    best_f1, best_t = 0.0, max(default, scores[0]) if scores else default
+    tp = fp = 0
+    for k, sc in enumerate(scores):
+        tp += right.get(sc, 0)
+        fp += wrong.get(sc, 0)
+        f1 = 2 * tp / (2 * tp + fp + (n_gold - tp))
+        if f1 > best_f1:
+            lower = scores[k + 1] if k + 1 < len(scores) else floor
+            best_f1, best_t = f1, (sc + lower) / 2
+    return best_t, best_f1

@@ -61,6 +61,8 @@ class DecodeSettings:
     flat: bool | None = None  # None until training decides: flat iff the data never nests
     max_width: int | None = None  # widest span predicted, in tokens (learned from the data)
     stride: int | None = None  # tokens between window starts; None: half a window
+    # per-label thresholds (gpner calibrate); a label without one uses ``threshold``
+    thresholds: dict[str, float] | None = None
 
 
 @dataclass
@@ -130,10 +132,7 @@ class ModelConfig:
         labels = [id2label.get(k) for k in range(len(id2label))]
         if None in labels or not all(isinstance(x, str) for x in labels):
             raise ModelFileError(f"{source}: id2label must map 0..C-1 to labels, found {id2label}")
-        twice = sorted({str(x) for x in labels if labels.count(x) > 1})
-        if twice:  # two ids of one name: predictions of one would come out under the other
-            raise ModelFileError(f"{source}: id2label names {twice} more than once; every "
-                                 "label id needs its own name")
+        _check_label_names([str(x) for x in labels], d, source)
         if "label2id" in d and d["label2id"] != {lab: k for k, lab in enumerate(labels)}:
             raise ModelFileError(f"{source}: label2id {d['label2id']} does not invert id2label")
         relations = d.get("relations")
@@ -169,6 +168,19 @@ class ModelConfig:
         return cls.from_dict(read_model_json(path), str(path))
 
 
+def _check_label_names(labels: list[str], d: dict[str, Any], source: str) -> None:
+    """Each label id its own name, and per-label thresholds only for the model's labels."""
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:  # two ids of one name: predictions of one would come out under the other
+        raise ModelFileError(f"{source}: id2label names {twice} more than once; every "
+                             "label id needs its own name")
+    per = (d.get("decode") or {}).get("thresholds")
+    unknown = sorted(set(per) - set(labels)) if isinstance(per, dict) else []
+    if unknown:
+        raise ModelFileError(f"{source}: decode.thresholds names labels the model does not "
+                             f"have: {unknown}")
+
+
 def _check_decode(dec: Any, source: str) -> None:
     """Decoding defaults of the right types (E203 naming the key)."""
     import math
@@ -181,6 +193,12 @@ def _check_decode(dec: Any, source: str) -> None:
     if dec.get("flat") not in (None, True, False):
         raise ModelFileError(f"{source}: decode.flat should be true, false or null, found "
                              f"{dec.get('flat')!r}")
+    per = dec.get("thresholds")
+    if per is not None and not (isinstance(per, dict) and all(
+            isinstance(k, str) and not isinstance(v, bool) and isinstance(v, (int, float))
+            and math.isfinite(v) for k, v in per.items())):
+        raise ModelFileError(f"{source}: decode.thresholds should map labels to finite "
+                             f"numbers, found {per!r:.80}")
     for key in ("max_width", "stride"):
         v = dec.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):

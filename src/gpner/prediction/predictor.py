@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
+
 from gpner.contracts import Backend, Featurizer, Task, Window, WindowSpans
 from gpner.errors import ArgumentTypeError, InputError
 from gpner.model.artifact import ModelConfig
@@ -127,18 +129,29 @@ class Predictor:
             raise InputError(f"batch_size must be >= 1, got {batch_size}", code="E502")
         dec = self.config.decode
         flat = bool(dec.flat) if flat is None else flat
-        threshold = dec.threshold if threshold is None else threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-                or not math.isfinite(threshold):
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(
+                threshold, (int, float)) or not math.isfinite(threshold)):
             raise InputError(f"threshold must be a finite number, got {threshold!r}",
                              code="E502")
         if progress:
             texts = _progress(texts)
         lookahead = max(batch_size, lookahead or LOOKAHEAD_BATCHES * batch_size)
+        floor, per = self.cut(threshold)  # a given threshold overrides the per-label ones
         if self.concurrency > 1:  # half the look-ahead is computed while the rest is cut
-            return self._predict_concurrent(texts, batch_size, flat, threshold,
-                                            max(batch_size, lookahead // 2), stride)
-        return self._predict_serial(texts, batch_size, flat, threshold, lookahead, stride)
+            return self._predict_concurrent(texts, batch_size, flat, floor,
+                                            max(batch_size, lookahead // 2), stride, per)
+        return self._predict_serial(texts, batch_size, flat, floor, lookahead, stride, per)
+
+    def cut(self, threshold: float | None) -> tuple[float, np.ndarray | None]:
+        """The threshold windows are decoded at, and the per-label thresholds (C,) that the
+        records keep spans above (None: the one threshold). A given ``threshold`` overrides
+        the model's per-label ones (``gpner calibrate``); span heads only."""
+        dec = self.config.decode
+        if threshold is not None or not dec.thresholds or not self.task.span_head:
+            return (dec.threshold if threshold is None else float(threshold)), None
+        per = np.array([dec.thresholds.get(lab, dec.threshold) for lab in self.config.labels],
+                       dtype=np.float64)
+        return float(per.min()), per
 
     def featurize(self, texts: Iterable[str], stride: int | None = None
                   ) -> Iterator[tuple[TextInFlight, Window | None]]:
@@ -148,8 +161,8 @@ class Predictor:
         return featurize(texts, self.featurizer, self.config.max_length, stride)
 
     def _predict_serial(self, texts: Iterable[str], batch_size: int, flat: bool,
-                        threshold: float, lookahead: int, stride: int | None
-                        ) -> Iterator[Record]:
+                        threshold: float, lookahead: int, stride: int | None,
+                        per: np.ndarray | None = None) -> Iterator[Record]:
         buffer: list[Pair] = []
         done: dict[int, Record] = {}
         next_out = 0
@@ -157,12 +170,12 @@ class Predictor:
         def run_buffer() -> None:
             for chunk in _chunks(buffer, batch_size):
                 for doc in self.run_windows(chunk, threshold):
-                    done[doc.index] = self.record(doc, flat)
+                    done[doc.index] = self.record(doc, flat, per)
             buffer.clear()
 
         for doc, win in self.featurize(texts, stride):
             if win is None:
-                done[doc.index] = self.record(doc, flat)
+                done[doc.index] = self.record(doc, flat, per)
             else:
                 buffer.append((doc, win))
             if len(buffer) + len(done) >= lookahead:
@@ -176,8 +189,8 @@ class Predictor:
             next_out += 1
 
     def _predict_concurrent(self, texts: Iterable[str], batch_size: int, flat: bool,
-                            threshold: float, lookahead: int, stride: int | None
-                            ) -> Iterator[Record]:
+                            threshold: float, lookahead: int, stride: int | None,
+                            per: np.ndarray | None = None) -> Iterator[Record]:
         """:meth:`predict_iter` with ``concurrency`` batches in threads: a full buffer's
         batches are submitted, and the next buffer is cut while they run; results are merged
         in submission order on this thread, so the records are the serial path's."""
@@ -191,7 +204,7 @@ class Predictor:
         def merge_running() -> None:
             for chunk, future in running:
                 for doc in self._merge(chunk, future.result()):
-                    done[doc.index] = self.record(doc, flat)
+                    done[doc.index] = self.record(doc, flat, per)
             running.clear()
 
         def submit_buffer(pool: ThreadPoolExecutor) -> None:
@@ -204,7 +217,7 @@ class Predictor:
             try:
                 for doc, win in self.featurize(texts, stride):
                     if win is None:
-                        done[doc.index] = self.record(doc, flat)
+                        done[doc.index] = self.record(doc, flat, per)
                     else:
                         buffer.append((doc, win))
                     if len(buffer) + len(done) >= lookahead:
@@ -240,7 +253,8 @@ class Predictor:
         was, in chunk order."""
         return [doc for (doc, win), out in zip(chunk, decoded, strict=True) if doc.add(out, win)]
 
-    def record(self, doc: TextInFlight, flat: bool, threshold: float | None = None,
+    def record(self, doc: TextInFlight, flat: bool,
+               threshold: float | np.ndarray | None = None,
                labels: Iterable[str] | None = None) -> Record:
         """The record of a text whose windows are all merged. ``threshold`` (span heads) keeps
         the spans scoring above it, of those decoded at a lower one, before flat selection;
@@ -248,11 +262,13 @@ class Predictor:
         so flat choices do not change."""
         rows, v = doc.spans.arrays()
         if threshold is not None and self.task.span_head:
-            keep = v > threshold
+            # one threshold, or one per label (C,): each span against its label's
+            keep = v > (threshold[rows[:, 0]] if isinstance(threshold, np.ndarray) else threshold)
             rows, v = rows[keep], v[keep]
         spans = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
         entities = to_entities(doc.text, doc.encoding, spans, self.labels)
-        relations = self._relations(doc, spans, threshold) if self.task.has_relations else None
+        triples = float(threshold.min()) if isinstance(threshold, np.ndarray) else threshold
+        relations = self._relations(doc, spans, triples) if self.task.has_relations else None
         if labels is not None:  # the entities kept, and the relations between them
             entities, relations = _keep_labels(entities, relations, set(labels))
         record: Record = {"text": doc.text, "entities": entities}

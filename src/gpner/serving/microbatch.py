@@ -58,10 +58,11 @@ class Job:
 
     docs: list[TextInFlight]
     pairs: list[Pair]
-    threshold: float
+    threshold: float  # windows are decoded at this (or lower)
     flat: bool
     labels: list[str] | None
     future: asyncio.Future
+    cut: Any = None  # what the records keep spans above: the threshold, or one per label (C,)
     tokens: int = 0  # padded tokens if it ran alone in one pass (its share of a batch budget)
     done: int = 0  # windows already run (by the loop that holds it)
 
@@ -110,7 +111,7 @@ class MicroBatcher:
             raise Overloaded(f"{self.waiting} requests are waiting (max_queue "
                              f"{self.settings.max_queue})")
         dec = self.predictor.config.decode
-        threshold = dec.threshold if threshold is None else float(threshold)
+        threshold, per = self.predictor.cut(threshold)  # per-label (calibrated) by default
         flat = bool(dec.flat) if flat is None else flat
         self.waiting += 1  # counted from now: featurizing is part of the wait
         try:
@@ -120,7 +121,8 @@ class MicroBatcher:
             raise
         job = Job(docs, pairs, threshold, flat, labels,
                   asyncio.get_running_loop().create_future(),
-                  tokens=len(pairs) * max((len(w) for _, w in pairs), default=0))
+                  tokens=len(pairs) * max((len(w) for _, w in pairs), default=0),
+                  cut=threshold if per is None else per)
         self._queue.put_nowait(job)
         return await job.future
 
@@ -259,7 +261,7 @@ class MicroBatcher:
         for job, take in chosen:
             job.done += len(take)
             if job.done == len(job.pairs):
-                finished[id(job)] = [p.record(doc, job.flat, job.threshold, job.labels)
+                finished[id(job)] = [p.record(doc, job.flat, job.cut, job.labels)
                                      for doc in job.docs]
         return finished
 
