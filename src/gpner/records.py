@@ -99,6 +99,15 @@ class Report:
             where = f"{self.source}:{line}" if line is not None else self.source
             self.messages.append(f"{where}: {reason}: {detail}")
 
+    def rule(self, line: int | None, reason: str, detail: str, count: int = 0) -> None:
+        """Say once a file-level rule the reader applied (a header skipped, digits taken out,
+        the scheme it detected), counting ``count`` items it touched under ``reason``."""
+        if count:
+            self.notes[reason] += count
+        where = f"{self.source}:{line}" if line is not None else self.source
+        self.rules.append(f"{where}: {detail}")
+        log.debug("%s: %s", where, detail)
+
     @property
     def total_skipped(self) -> int:
         return sum(self.skipped.values())

@@ -103,12 +103,13 @@ def detect_kind(path: str | None, fmt: str | None = None, encoding: str | None =
         return "brat"
     if p.suffix.lower() in COLUMN_SUFFIXES:
         return "conll"
-    first = _first_visible(p)
+    line = _first_line(p)
+    first = line.lstrip()[:1]
     if first == "{":
-        return _annotated_json_lines(p) or "jsonl"
+        return _annotated_json_lines(line) or "jsonl"
     from gpner.data.formats.pubtator import HEAD
 
-    head = HEAD.match(_first_line(p).rstrip("\r\n"))
+    head = HEAD.match(line.rstrip("\r\n"))
     if head and head.group(2) == "t":
         return "pubtator"  # PMID|t|title: each document's text is its title and abstract
     if first == "[":
@@ -128,29 +129,21 @@ def _first_line(path: Path) -> str:
     return ""
 
 
-def _annotated_json_lines(path: Path) -> str | None:
-    """The reader format of JSON lines whose objects carry no ``text`` but tokens (DyGIE,
-    token-level JSON, ...), so their texts are predicted rather than skipped line by line."""
+def _annotated_json_lines(line: str) -> str | None:
+    """The reader format of JSON lines whose first object (``line``) carries no ``text`` but
+    tokens (DyGIE, token-level JSON, ...), so their texts are predicted rather than skipped."""
     import json
 
     from gpner.data.formats import _sniff_json_object
 
     try:
-        obj = json.loads(_first_line(path))
+        obj = json.loads(line)
     except (ValueError, RecursionError):
         return None
     if not isinstance(obj, dict) or "text" in obj:
         return None
     kind = _sniff_json_object(obj)
     return kind if kind in ("dygie", "tokens") else None
-
-
-def _first_visible(path: Path) -> str:
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        for line in f:
-            if line.strip():
-                return line.lstrip()[0]
-    return ""
 
 
 def _looks_like_columns(path: Path, encoding: str | None = None) -> bool:

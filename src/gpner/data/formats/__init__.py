@@ -263,7 +263,7 @@ def read_any(path: str | Path, format: str | None = None, *, encoding: str | Non
     if fmt == "jsonl-array":
         return read(path, format, encoding=encoding)  # refused there, with the reason
     takes = inspect.signature(_impl(fmt, "read")).parameters
-    return read(path, fmt if format else None, encoding=encoding,
+    return read(path, fmt, encoding=encoding,  # detected once, here
                 **{k: v for k, v in options.items() if k in takes})
 
 

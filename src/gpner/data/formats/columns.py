@@ -185,8 +185,9 @@ def _raw_sentences(path: Path, report: Report, docs: list[int] | None
     lines = text_lines(path, report.encoding)
     header = _header(lines)
     if header is not None:
-        _rule(report, header + 1, "header row skipped",
-              f"line {header + 1} is a header, not a token: {lines[header][:60]!r}")
+        report.rule(header + 1, "header row skipped",
+                    f"line {header + 1} is a header, not a token: {lines[header][:60]!r}",
+                    count=1)
     sentences: list[list[tuple[int, list[str]]]] = []
     current: list[tuple[int, list[str]]] = []
     comments: list[int] = []
@@ -215,7 +216,7 @@ def _raw_sentences(path: Path, report: Report, docs: list[int] | None
         if docs is not None:
             docs.append(doc)
     if comments:
-        _rule(report, comments[0], "comment line skipped",
+        report.rule(comments[0], "comment line skipped",
               f"{len(comments)} lines opening with '#' are comments (sentence ids, sources), "
               "not tokens: skipped", count=len(comments))
     return sentences
@@ -227,16 +228,15 @@ def _sentences(path: Path, report: Report, docs: list[int] | None = None,
     of every tag column, TAB-joined."""
     raw = _raw_sentences(path, report, docs)
     if _tag_first(raw):  # TAG token (MIT Movie/Restaurant): turned round, read as any other
-        _rule(report, None, "tag first", "the tag is the first column and the token the "
-              "second (as the MIT Movie and Restaurant corpora write them)", count=0)
+        report.rule(None, "tag first", "the tag is the first column and the token the "
+              "second (as the MIT Movie and Restaurant corpora write them)")
         raw = [[(line, parts[1:2] + parts[:1]) for line, parts in s] for s in raw]
     token_col = _token_column(raw, report)
     io = _io_file(path, raw)
     tag_cols = [-1] if io else _tag_columns(path, raw, token_col, report)
     if io:
-        _rule(report, None, "IO tags", "the tags carry no B-/I- prefix (IO, as Few-NERD writes "
-              "them: 'person-actor'): adjacent tokens of one type are read as one entity",
-              count=0)
+        report.rule(None, "IO tags", "the tags carry no B-/I- prefix (IO, as Few-NERD writes "
+              "them: 'person-actor'): adjacent tokens of one type are read as one entity")
     sentences = []
     for rows in raw:
         out: list[Row] = []
@@ -290,8 +290,8 @@ def _token_column(raw: list[list[tuple[int, list[str]]]], report: Report) -> int
         return 0
     for base in (1, 0):
         if all(parts[0] == str(k + base) for k, parts in rows):
-            _rule(report, raw[0][0][0], "index column", f"column 1 counts the tokens of each "
-                  f"sentence ({base}, {base + 1}, ...): the token is column 2", count=0)
+            report.rule(raw[0][0][0], "index column", f"column 1 counts the tokens of each "
+                  f"sentence ({base}, {base + 1}, ...): the token is column 2")
             return 1
     return 0
 
@@ -325,9 +325,8 @@ def _tag_columns(path: Path, raw: list[list[tuple[int, list[str]]]], token_col: 
         cols.insert(0, col)
     if len(cols) > 1:
         names = ", ".join(str(width + c + 1) for c in cols)
-        _rule(report, None, "tag columns", f"columns {names} are all tags over the same types "
-              "(nested layers, as GermEval writes outer and inner entities): every column read",
-              count=0)
+        report.rule(None, "tag columns", f"columns {names} are all tags over the same types "
+              "(nested layers, as GermEval writes outer and inner entities): every column read")
     return cols
 
 
@@ -340,16 +339,6 @@ def _token(path: Path, lineno: int, token: str, pattern: "re.Pattern[str] | None
         raise FormatError(f"{path}:{lineno}: token {token!r} does not match "
                           f"--token-pattern {pattern.pattern!r}", code="E107")
     return m.group(1)
-
-
-def _rule(report: Report, line: int | None, reason: str, detail: str, count: int = 1) -> None:
-    """Count ``count`` items read by a file-level rule (0: a rule about the whole file, not
-    counted) and say the rule once."""
-    if count:
-        report.notes[reason] += count
-    where = f"{report.source}:{line}" if line is not None else report.source
-    report.rules.append(f"{where}: {detail}")
-    log.debug("%s: %s", where, detail)
 
 
 def _compile(token_pattern: str | None) -> "re.Pattern[str] | None":
@@ -366,6 +355,20 @@ def _compile(token_pattern: str | None) -> "re.Pattern[str] | None":
     return pattern
 
 
+def _most(path: Path, line: int, hits: int, total: int, aside: str, what: str,
+          pattern: str) -> bool:
+    """The majority rule for an annotation glued to tokens: True when most of ``total`` tokens
+    (at least 10) carry it (``hits``), False when under a tenth do; in between neither reading
+    is safe, and the file is refused (E104) naming the ``--token-pattern`` that decides."""
+    if not hits or hits * 10 < total or total < 10:
+        return False
+    if hits * 2 <= total:
+        raise DataError(f"{path}:{line}: {hits} of {total} tokens{aside} {what}, or text? pass "
+                        f"--token-pattern {pattern} to take it out, or --token-pattern '(.*)' "
+                        "to keep every token whole", code="E104")
+    return True
+
+
 def _unglue(path: Path, sentences: list[list[Row]], report: Report) -> list[list[Row]]:
     """Take out a digit glued to each character when most tokens carry one (``我0``).
 
@@ -377,19 +380,16 @@ def _unglue(path: Path, sentences: list[list[Row]], report: Report) -> list[list
     # characters carry the glued digit like any other (then "20" is "2")
     tokens = [(line, tok) for s in sentences for line, tok, _ in s if not tok.isdigit()]
     glued = [(line, tok) for line, tok in tokens if GLUED.fullmatch(tok)]
-    if not glued or len(glued) * 10 < len(tokens) or len(tokens) < 10:
+    line, example = glued[0] if glued else (0, "")
+    if not _most(path, line, len(glued), len(tokens), " (numbers aside)",
+                 f"are one character and a digit ({example!r}): a digit glued to each character "
+                 "(Weibo NER)", "'(.+?)\\d+$'"):
         return sentences
-    line, example = glued[0]
-    share = f"{len(glued)} of {len(tokens)} tokens (numbers aside)"
-    if len(glued) * 2 <= len(tokens):
-        raise DataError(
-            f"{path}:{line}: {share} are one character and a digit ({example!r}): a digit glued "
-            "to each character (Weibo NER), or text? pass --token-pattern '(.+?)\\d+$' to take "
-            "the digits out, or --token-pattern '(.*)' to keep every token whole", code="E104")
-    _rule(report, line, "glued digit taken out",
-          f"{share} are a character and a glued digit ({example!r}): the digit was taken out "
-          f"of each ({len(tokens) - len(glued)} tokens without one kept as they are; "
-          "--token-pattern '(.*)' keeps every token whole)", count=len(glued))
+    report.rule(line, "glued digit taken out",
+                f"{len(glued)} of {len(tokens)} tokens (numbers aside) are a character and a "
+                f"glued digit ({example!r}): the digit was taken out of each "
+                f"({len(tokens) - len(glued)} tokens without one kept as they are; "
+                "--token-pattern '(.*)' keeps every token whole)", count=len(glued))
     out = []
     taken = 0
     for s in sentences:
@@ -413,21 +413,16 @@ def _unprefix(path: Path, sentences: list[list[Row]], report: Report) -> list[li
         m = LANG_PREFIX.match(tok)
         if m:
             counts.setdefault(m.group(1), []).append(line)
-    if not counts or len(tokens) < 10:
+    prefix, lines = max(counts.items(), key=lambda kv: len(kv[1])) if counts else ("", [0])
+    if not counts or not _most(path, lines[0], len(lines), len(tokens), "",
+                               f"begin with {prefix!r}: a language code glued to each token "
+                               "(WikiANN)", f"'{prefix}(.+)'"):
         return sentences
-    prefix, lines = max(counts.items(), key=lambda kv: len(kv[1]))
-    if len(lines) * 10 < len(tokens):
-        return sentences
-    share = f"{len(lines)} of {len(tokens)} tokens"
-    if len(lines) * 2 <= len(tokens):
-        raise DataError(f"{path}:{lines[0]}: {share} begin with {prefix!r}: a language code "
-                        "glued to each token (WikiANN), or text? pass --token-pattern "
-                        f"'{prefix}(.+)' to take it out, or --token-pattern '(.*)' to keep "
-                        "every token whole", code="E104")
-    _rule(report, lines[0], "glued prefix taken out",
-          f"{share} begin with {prefix!r} (a language code glued to each token, as WikiANN "
-          f"writes them): taken out ({len(tokens) - len(lines)} tokens without it kept as they "
-          "are; --token-pattern '(.*)' keeps every token whole)", count=len(lines))
+    report.rule(lines[0], "glued prefix taken out",
+                f"{len(lines)} of {len(tokens)} tokens begin with {prefix!r} (a language code "
+                f"glued to each token, as WikiANN writes them): taken out "
+                f"({len(tokens) - len(lines)} tokens without it kept as they are; "
+                "--token-pattern '(.*)' keeps every token whole)", count=len(lines))
     return [[(line, tok[len(prefix):] if tok.startswith(prefix) and len(tok) > len(prefix)
               else tok, tag) for line, tok, tag in s] for s in sentences]
 
@@ -485,33 +480,33 @@ def read(path: Path, report: Report, scheme: str | None = None,
     multi = [c for s in sentences for _, _, tag in s for c in tag.split("\t")
              if len(_cell_tags(c)) > 1]
     if multi:
-        _rule(report, None, "cell with several tags",
+        report.rule(None, "cell with several tags",
               f"{len(multi)} tag cells name several entities (like {multi[0]!r}): each type's "
               "tags were decoded on their own, every span read", count=len(multi))
+    def reporter(rows: list[Row]):
+        return lambda i, reason, detail: report.problem(rows[i][0], reason, detail)
+
+    # each sentence's tag sequences, cut once: the scheme is decided on them, then they decode
+    layered = [_layers(rows, reporter(rows)) for rows in sentences]
     if scheme is None:
         try:
-            scheme, why = decide_scheme(layer for s in sentences
-                                        for layer in _layers(s, lambda *a: None))
+            scheme, why = decide_scheme(layer for layers in layered for layer in layers)
         except SchemeUnclear as exc:
             raise DataError(f"{path}: {exc}; pass --scheme-in (bio, iob1, bioes, bmes)",
                             code="E104") from None
-        report.rules.append(f"{report.source}: tag scheme {scheme} (detected: {why}; "
-                            "--scheme-in to override)")
+        report.rule(None, "tag scheme", f"tag scheme {scheme} (detected: {why}; --scheme-in "
+                    "to override)")
     if token_sep is None:
         token_sep = guess_token_sep(tok for s in sentences for _, tok, _ in s)
     records = []
-    for rows in sentences:
+    for rows, layers in zip(sentences, layered, strict=True):
         starts, pos = [], 0
         for _, tok, _ in rows:
             starts.append(pos)
             pos += len(tok) + len(token_sep)
         text = token_sep.join(tok for _, tok, _ in rows)
-
-        def problem(i: int, reason: str, detail: str, rows=rows) -> None:
-            report.problem(rows[i][0], reason, detail)
-
-        spans = [sp for layer in _layers(rows, problem)
-                 for sp in tags_to_spans(layer, scheme, problem)]
+        problem = reporter(rows)
+        spans = [sp for layer in layers for sp in tags_to_spans(layer, scheme, problem)]
         entities: list[Entity | None] = [
             {"start": starts[sp.start], "end": starts[sp.end - 1] + len(rows[sp.end - 1][1]),
              "label": str(sp.label)} for sp in spans]

@@ -142,9 +142,8 @@ def read_tsv(path: Path, report: Report, inclusive_end: bool = False,
     lines = text_lines(path, report.encoding)
     header = _tsv_header(lines)
     if header is not None:
-        report.notes["header row skipped"] += 1
-        report.rules.append(f"{path}:{header + 1}: a header row, skipped: "
-                            f"{lines[header][:60]!r}")
+        report.rule(header + 1, "header row skipped",
+                    f"a header row, skipped: {lines[header][:60]!r}", count=1)
     rows: list[tuple[int, str, list]] = []
     for line, raw in enumerate(lines, 1):
         raw = raw.lstrip("\ufeff").rstrip("\t \r")
@@ -162,10 +161,10 @@ def read_tsv(path: Path, report: Report, inclusive_end: bool = False,
     count = _offsets_count(path, rows, offsets, inclusive_end)
     n_spaced = sum(spaced(text) for _, text, _ in rows)
     if count == "chars" and n_spaced:
-        report.notes["spaced text read as characters"] += n_spaced
-        report.rules.append(f"{path}: {n_spaced} texts are space-separated characters whose "
-                            "offsets count the characters only: read without the spaces "
-                            "(--offsets text reads the spaces as text)")
+        report.rule(None, "spaced text read as characters",
+                    f"{n_spaced} texts are space-separated characters whose offsets count the "
+                    "characters only: read without the spaces (--offsets text reads the spaces "
+                    "as text)", count=n_spaced)
     records = []
     for line, text, items in rows:
         if count == "chars" and spaced(text):

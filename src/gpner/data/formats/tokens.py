@@ -73,8 +73,8 @@ def read(path: Path, report: Report, token_sep: str | None = None, scheme: str |
         except SchemeUnclear as exc:
             raise FormatError(f"{path}: {exc}; pass --scheme-in (bio, iob1, bioes, bmes)",
                               code="E104") from None
-        report.rules.append(f"{path}: tags per token; tag scheme {scheme} (detected: {why}; "
-                            "--scheme-in to override)")
+        report.rule(None, "tag scheme", f"tags per token; tag scheme {scheme} (detected: "
+                    f"{why}; --scheme-in to override)")
     records = []
     for (line, obj), tags in zip(rows, tagged, strict=True):
         key, tokens = _first(obj if isinstance(obj, dict) else {}, TOKEN_KEYS)
