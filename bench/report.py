@@ -248,6 +248,63 @@ def encoder_section(data: dict | None) -> list[str]:
     return out + [""]
 
 
+def tuning_section(data: dict | None) -> list[str]:
+    """bench/tune.py: gpner tune against default settings at the same budget (CLUENER)."""
+    arms = (data or {}).get("arms") or {}
+    if not arms:
+        return []
+    m = data["machine"]
+    out = ["## Tuning", "",
+           "`python bench/tune.py --arm default` and `python bench/tune.py --arm tune` (side by "
+           "side, one thread each) on CLUENER with the built-in encoder, "
+           f"{m['cpu']}, {m['cores']} cores, {m['date']} (gpner {m['gpner_commit']}). Dev is split "
+           "into halves: runs choose their epoch (and the study its trial) on half A; the chosen "
+           "model is scored on half B, which nothing was chosen on (CLUENER's test set has no "
+           "labels). Each arm gets the same wall-clock budget; the default arm trains the default "
+           "settings with seeds 1, 2, ... until it is spent, `gpner tune` searches "
+           "`bench/tune_space.yaml` (12-minute trials; the median pruner judges from the second epoch on).", "",
+           "| arm | budget (min) | used (min) | runs or trials | best dev-A F1 | its dev-B F1 "
+           "(P / R) | settings |", "|---|---|---|---|---|---|---|"]
+    for name in ("default", "tune"):
+        a = arms.get(name)
+        if not a:
+            continue
+        b = a["best"]
+        n = (f"{len(a['runs'])} runs" if name == "default" else
+             ", ".join(f"{sum(1 for t in a['trials'] if t['state'] == st)} {st}"
+                       for st in ("complete", "pruned", "fail")
+                       if any(t["state"] == st for t in a["trials"])))
+        settings = (f"seed {b['seed']}" if name == "default" else
+                    ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in b["params"].items()))
+        f1 = b.get("dev_a_f1", b.get("dev_f1"))
+        out.append(f"| {name} | {a['budget_minutes']:g} | {a['minutes']} | {n} | {pct(f1)} | "
+                   f"{pct(b['dev_b']['f1'])} ({pct(b['dev_b']['precision'])} / "
+                   f"{pct(b['dev_b']['recall'])}) | {settings} |")
+    if "tune" in arms:
+        t = arms["tune"]
+        out += ["", f"Trials of the study (`{t['command']}`; pruning saved about "
+                f"{t['pruned_minutes_saved'] or 0} minutes, estimated as the mean complete "
+                "trial's time minus each pruned trial's):", "",
+                "| trial | state | dev-A F1 | minutes | epochs | settings |",
+                "|---|---|---|---|---|---|"]
+        for r in sorted(t["trials"], key=lambda r: r["number"]):
+            note = (f" (pruned after epoch {r['pruned_after_epoch']})"
+                    if r.get("pruned_after_epoch") else
+                    f" ({r['error'][:80]})" if r.get("error") else "")
+            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in r["params"].items())
+            out.append(f"| {r['number']} | {r['state']}{note} | {pct(r['dev_f1'])} | "
+                       f"{r['minutes'] or ''} | {r['epochs'] or ''} | {params} |")
+    if len(arms) == 2:
+        d = arms["default"]["best"]["dev_b"]["f1"]
+        t_f1 = arms["tune"]["best"]["dev_b"]["f1"]
+        verdict = "won" if t_f1 > d else "did not win"
+        out += ["", f"Tuning {verdict}: dev-B F1 {pct(t_f1)} against {pct(d)} "
+                f"({(t_f1 - d) * 100:+.2f} points)."]
+    return out + [""]
+
+
 def _machine_line(data: dict) -> str:
     m = data["machine"]
     note = f" {data['note']}" if data.get("note") else ""
@@ -551,6 +608,7 @@ def main() -> None:
                   f"{machine['torch']}, dates {min(r['machine']['date'] for r in acc)} to "
                   f"{max(r['machine']['date'] for r in acc)}.", ""]
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
+        tuning_section(load("tune.json")) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
         prediction_sections(load) + serving_section(load("serve_load.json")) + \
         profile_section(load("profile_gp.json"), load("profile_gp_unfused.json")) + \

@@ -55,7 +55,7 @@ def max_diff(a, b):
 
 def test_two_processes_equal_one_with_the_same_global_batch(data, tmp_path):
     common = ["--train", data / "train.jsonl", "--dev", data / "dev.jsonl", "--no-progress",
-              "epochs=3", *SETTINGS]
+              "epochs=3", "report_to=tensorboard", *SETTINGS]
     two = torchrun("train", "-o", tmp_path / "two", *common, "batch_size=4")
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stderr.count("model: ") == 1  # one process reports
@@ -79,6 +79,13 @@ def test_two_processes_equal_one_with_the_same_global_batch(data, tmp_path):
         best["precision"], best["recall"], best["f1"])
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
         p.name for p in (tmp_path / "one").iterdir())  # rank 0 wrote the same files, once
+    # only rank 0 tracks: one event file, with one point per epoch
+    events = list((tmp_path / "two" / "tensorboard").iterdir())
+    assert len(events) == 1
+    from tests.test_tracking import scalars
+
+    assert [v for _, v in scalars(tmp_path / "two")["dev/f1"]] == pytest.approx(
+        [d["f1"] for d in dev2], abs=1e-6)
 
 
 def test_accumulation_equals_a_larger_batch(data, tmp_path):

@@ -18,6 +18,13 @@ def encoding_option(p: argparse.ArgumentParser) -> None:
                    "dropped), e.g. gbk, gb18030, big5, utf-16, latin-1")
 
 
+def run_options(p: argparse.ArgumentParser, overrides_help: str) -> None:
+    """What the verbs that train share: --no-progress, --encoding, and key=value settings."""
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    encoding_option(p)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
+
+
 def positive(value: str) -> int:
     n = int(value)
     if n < 1:

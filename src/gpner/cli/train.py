@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpner.cli.options import encoding_option
+from gpner.cli.options import run_options
 from gpner.errors import ConfigError
 
 
@@ -30,10 +30,8 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                    "saved settings (other settings given with it are refused)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in OUTPUT "
                    "(refused without it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    encoding_option(p)
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="settings, e.g. epochs=10 lr=1e-3 rdrop=1 fgm=1 ema=0.999 bf16=true")
+    run_options(p, "settings, e.g. epochs=10 lr=1e-3 rdrop=1 fgm=1 ema=0.999 bf16=true "
+                "report_to=tensorboard,mlflow")
     p.set_defaults(func=run)
 
 

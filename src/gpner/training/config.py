@@ -75,6 +75,10 @@ class TrainConfig:
     threshold: float = 0.0
     flat: bool | None = None  # None: flat iff the training data has no overlapping entities
     max_width: int | None = None  # None: learned, the widest gold span in tokens
+    # tracking (main process only; a tracker that fails is a warning, never a failed run)
+    report_to: str = ""  # comma list: tensorboard, mlflow ("" or none: off)
+    log_every: int = 50  # optimizer steps between the train loss/lr points a tracker gets
+    register_model: str = "gpner"  # MLflow registered model name ("": log, do not register)
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -121,10 +125,13 @@ class TrainConfig:
                                   f"{getattr(self, name)!r}")
         if self.bf16 and self.fp16:
             raise ConfigError("bf16 and fp16 are two precisions: choose one", code="E305")
+        from gpner.training.tracking import parse_report_to
+
+        parse_report_to(self.report_to)
 
     def _check_sizes(self) -> None:
         for name in ("epochs", "batch_size", "head_size", "lstm_layers", "pgd_steps",
-                     "accumulate"):
+                     "accumulate", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_length", "stride", "encoder_max_length"):

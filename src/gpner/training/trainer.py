@@ -68,6 +68,7 @@ from gpner.training.rundir import (
     set_aside,
 )
 from gpner.training.state import TrainState
+from gpner.training.tracking import Tracking
 
 log = logging.getLogger("gpner")
 
@@ -84,7 +85,7 @@ Data = str | Path | Sequence[Record]
 def train(train_data: Data | None, dev_data: Data | None, output: str | Path,
           cfg: TrainConfig | None = None, resume: bool = False, progress: bool = True,
           on_step: Callable[[int, float], None] | None = None, overwrite: bool = False,
-          encoding: str | None = None) -> dict:
+          encoding: str | None = None, on_epoch: Callable[[dict], bool] | None = None) -> dict:
     """Train a model into the run directory ``output``; return the summary (also summary.json).
 
     ``resume=True`` continues from ``output/last`` and reaches the same weights as a run that was
@@ -92,7 +93,8 @@ def train(train_data: Data | None, dev_data: Data | None, output: str | Path,
     Without it, an ``output`` that holds a run is refused (E401) unless ``overwrite``, which
     removes that run's files once the new run has its data and model, so the two never mix.
     ``encoding``: of the data files (default UTF-8). ``on_step(step, loss)`` is called after
-    every optimizer step.
+    every optimizer step; ``on_epoch(row)`` after each epoch with its ``metrics.jsonl`` row, and
+    a True return ends training there like early stopping (``gpner tune``'s pruner).
     """
     output = Path(output)
     if cfg is not None and not isinstance(cfg, TrainConfig):
@@ -134,7 +136,7 @@ def train(train_data: Data | None, dev_data: Data | None, output: str | Path,
     try:
         return _run(cfg, model, task, featurizer, config, examples, dev_records, run, device,
                     started, rank, world, train_data, dev_data, encoding, resume, progress,
-                    on_step)
+                    on_step, on_epoch)
     except BaseException:
         if run.main and not resume:
             restore_previous(output)
@@ -145,7 +147,8 @@ def _run(cfg: TrainConfig, model: TaskModel, task: Task, featurizer: Featurizer,
          config: ModelConfig, examples: list[Example], dev_records: list[Record], run: RunDir,
          device: torch.device, started: float, rank: int, world: int, train_data: Data,
          dev_data: Data | None, encoding: str | None, resume: bool, progress: bool,
-         on_step: Callable[[int, float], None] | None) -> dict:
+         on_step: Callable[[int, float], None] | None,
+         on_epoch: Callable[[dict], bool] | None = None) -> dict:
     """The run once its data and model are ready: the setup files, the loop, the summary."""
     paths = {k: str(Path(v).resolve()) for k, v in (("train", train_data), ("dev", dev_data))
              if isinstance(v, (str, Path))}
@@ -154,6 +157,10 @@ def _run(cfg: TrainConfig, model: TaskModel, task: Task, featurizer: Featurizer,
                       examples, dev_records, run, device, started, rank=rank, world=world)
     if resume:
         trainer.resume()
+    if run.main:  # one process tracks; a missing tracker package is refused here, before a step
+        trainer.tracking = Tracking.open(cfg.to_dict(), run.path, paths,
+                                         trainer.state.step if resume else None)
+    trainer.on_epoch = on_epoch
     trainer.fit(progress and rank == 0, on_step)
     summary = trainer.finish()
     barrier()  # rank 0 has written the model and summary before anyone leaves
@@ -238,6 +245,9 @@ class Trainer:
                                        dtype=torch.float16 if cfg.fp16 else torch.bfloat16)
         self.scaler = torch.amp.GradScaler(device.type) if cfg.fp16 else None
         self.state = TrainState(total=self.per_epoch * cfg.epochs)
+        self.tracking = Tracking([])  # none unless report_to (set by train, main process only)
+        self.on_epoch: Callable[[dict], bool] | None = None
+        self.trained = (0, 0.0)  # examples and seconds of this epoch's steps in this process
 
     def resume(self) -> None:
         """Weights, optimizer, EMA, RNG states and counters from the checkpoint; the time
@@ -361,10 +371,16 @@ class Trainer:
         cfg, state = self.cfg, self.state
         self.model.train()
         order = length_buckets(self.examples, self.global_batch, cfg.seed, state.epoch)
+        start, examples = clock(), 0
         for b_idx in range(state.batch, len(order)):
             loss = float(self.train_step(self.micro_batches(order[b_idx])))
             state.step += 1
             state.batch = b_idx + 1
+            examples += len(order[b_idx])
+            self.trained = (examples, clock() - start)
+            if state.step % cfg.log_every == 0:
+                self.tracking.step(state.step, {"train/loss": loss,
+                                                "train/lr": self.opt.param_groups[0]["lr"]})
             bar.update(1)
             bar.set_postfix(loss=f"{state.epoch_loss():.4f}",
                             best_f1=f"{max(0.0, state.best_f1):.4f}", epoch=state.epoch + 1)
@@ -436,9 +452,17 @@ class Trainer:
         row = {"epoch": epoch + 1, "step": state.step, "complete": not out_of_time,
                "loss": state.epoch_loss(), "lr": self.opt.param_groups[0]["lr"],
                "minutes": self.elapsed() / 60}
+        if self.trained[1] > 0:  # training examples per second over this epoch's steps
+            row["examples_per_s"] = self.trained[0] / self.trained[1]
+        self.trained = (0, 0.0)
         if dev:
-            row["dev"] = {k: dev[k] for k in ("precision", "recall", "f1", "macro_f1")}
+            row["dev"] = {k: dev[k] for k in ("precision", "recall", "f1", "macro_f1")
+                          if k in dev}
+            if dev.get("per_label"):
+                row["dev_labels"] = {lab: {k: v[k] for k in ("precision", "recall", "f1")}
+                                     for lab, v in dev["per_label"].items()}
         state.history.append(row)
+        self.tracking.epoch(state.step, row)  # before the checkpoint: see gpner.training.tracking
         if f1 is None or f1 > state.best_f1:
             state.best_f1, state.best_epoch, state.bad_epochs = (f1 or 0.0), epoch + 1, 0
             self.save_best(dev)
@@ -458,6 +482,9 @@ class Trainer:
                  f", dev F1 {f1:.4f}" if f1 is not None else "")
         if cfg.patience and self.dev_records and state.bad_epochs >= cfg.patience:
             log.info("early stop: no dev F1 gain in %d epochs", cfg.patience)
+            return True
+        if self.on_epoch is not None and self.on_epoch(row):
+            log.info("stopped after epoch %d by the caller (on_epoch)", epoch + 1)
             return True
         return state.step >= state.total  # the time-fitted schedule has decayed to zero
 
@@ -479,6 +506,8 @@ class Trainer:
                    "accumulate": self.cfg.accumulate, "global_batch_size": self.global_batch,
                    "config": self.cfg.to_dict()}
         self.run.write_summary(summary)
+        model = self.run.path / "model"
+        self.tracking.finish(summary, model if self.run.main and model.is_dir() else None)
         return summary
 
 
