@@ -71,7 +71,8 @@ def test_the_search_equals_an_exhaustive_search_on_random_labels():
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("calibrate")
     train = pytest.importorskip("gpner.training.trainer").train
-    train(tiny_data(200, 1), None, d / "run", tiny_config(epochs=5), progress=False)
+    # enough epochs that the three texts get entities of every label (the oracles need them)
+    train(tiny_data(200, 1), None, d / "run", tiny_config(epochs=12), progress=False)
     return d / "run" / "model"
 
 
@@ -89,19 +90,40 @@ def gated(trained, tmp_path):
     assert counts[gone] > 0  # the label to silence is there at the default threshold
     cfg = json.loads((d / "config.json").read_text())
     cfg["decode"]["thresholds"] = {gone: 50.0}
+    # and a calibration map, prob = sigmoid(score - 1): each path's prob must come from it
+    cfg["decode"]["calibration"] = {lab: {"method": "platt", "a": 1.0, "b": -1.0}
+                                    for lab in plain.labels}
     (d / "config.json").write_text(json.dumps(cfg))
     want = [{**r, "entities": [e for e in r["entities"] if e["label"] != gone]} for r in nested]
     return d, gone, want, nested
 
 
+def strip(records):
+    """Records without prob (compared apart: calibrated(...) checks it)."""
+    return [{**r, "entities": [{k: v for k, v in e.items() if k != "prob"}
+                               for e in r["entities"]]} for r in records]
+
+
+def calibrated(records) -> bool:
+    """Every entity's prob is the gated model's map of its score, sigmoid(score - 1)."""
+    import math
+
+    ents = [e for r in records for e in r["entities"]]
+    return bool(ents) and all(abs(e["prob"] - 1 / (1 + math.exp(1 - e["score"]))) < 2e-4
+                              for e in ents)
+
+
 def test_api_serial_and_concurrent_and_flat(gated):
     d, gone, want, nested = gated
-    assert load(d).predict(TEXTS, flat=False) == want
-    assert load(d, concurrency=2).predict(TEXTS, flat=False) == want
+    got = load(d).predict(TEXTS, flat=False)
+    assert strip(got) == strip(want) and calibrated(got)
+    got = load(d, concurrency=2).predict(TEXTS, flat=False)
+    assert strip(got) == strip(want) and calibrated(got)
     flat = load(d).predict(TEXTS, flat=True)
-    assert all(e["label"] != gone for r in flat for e in r["entities"])
+    assert all(e["label"] != gone for r in flat for e in r["entities"]) and calibrated(flat)
     # a given threshold overrides them all
-    assert load(d).predict(TEXTS, flat=False, threshold=0.0) == nested
+    got = load(d).predict(TEXTS, flat=False, threshold=0.0)
+    assert strip(got) == strip(nested) and calibrated(got)
 
 
 def gpner(*args):
@@ -115,9 +137,10 @@ def test_cli_predict_and_evaluate(gated, tmp_path):
     src.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     res = gpner("predict", d, src, "--nested")
     assert res.returncode == 0, res.stderr
-    assert [json.loads(x) for x in res.stdout.splitlines()] == want
+    got = [json.loads(x) for x in res.stdout.splitlines()]
+    assert strip(got) == strip(want) and calibrated(got)
     res = gpner("predict", d, src, "--nested", "--threshold", "0")
-    assert [json.loads(x) for x in res.stdout.splitlines()] == nested
+    assert strip([json.loads(x) for x in res.stdout.splitlines()]) == strip(nested)
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps({"text": r["text"], "entities": [
         {k: e[k] for k in ("start", "end", "label")} for e in r["entities"]]},
@@ -137,6 +160,7 @@ def test_the_service(gated):
         got = c.post("/predict", json={"texts": TEXTS, "flat": False}).json()["results"]
         assert [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in got] == \
             [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in want]
+        assert calibrated(got)
         got = c.post("/predict", json={"texts": TEXTS, "flat": False,
                                        "threshold": 0.0}).json()["results"]
         assert sum(e["label"] == gone for r in got for e in r["entities"]) > 0
@@ -153,6 +177,7 @@ def test_onnx(gated):
     got = load(d, backend="onnx").predict(TEXTS, flat=False)
     key = [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in got]
     assert key == [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in want]
+    assert calibrated(got)
 
 
 def test_spacy(gated):
@@ -162,6 +187,8 @@ def test_spacy(gated):
     nlp.add_pipe("gpner", config={"model": str(d), "spans_key": "sc"})
     doc = nlp(TEXTS[0])
     assert {s.label_ for s in doc.spans["sc"]} <= set(load(d).labels) - {gone}
+    assert calibrated([{"entities": [{"score": s._.score, "prob": s._.prob}
+                                     for s in doc.spans["sc"]]}])
 
 
 def test_ray_predictor(gated):
@@ -170,7 +197,8 @@ def test_ray_predictor(gated):
 
     d, gone, want, nested = gated
     cols = GpnerPredictor(str(d), flat=False)({"text": np.array(TEXTS, dtype=object)})
-    assert list(cols["entities"]) == [r["entities"] for r in want]
+    got = [{"entities": e} for e in cols["entities"]]
+    assert strip(got) == strip([{"entities": r["entities"]} for r in want]) and calibrated(got)
 
 
 def test_hugging_face_pipeline(tmp_path, tiny_bert_dir):

@@ -4,8 +4,9 @@ An annotated text is ``{"text": str, "entities": [{"start", "end", "label"}]}`` 
 offsets into ``text``, ``end`` exclusive, so ``text[start:end]`` is the mention. Readers normalise
 inclusive-end formats at their boundary; nothing downstream sees another convention.
 
-Predicted spans add ``"score"`` (the raw GlobalPointer logit), ``"prob"`` (``sigmoid(2 * score)``)
-and ``"text"`` (the mention).
+Predicted spans add ``"score"`` (the raw GlobalPointer logit), ``"prob"`` (``sigmoid(2 * score)``,
+or the calibrated probability where ``gpner calibrate`` fitted the model's maps) and ``"text"``
+(the mention).
 
 A record of relation data adds ``"relations": [{"head": i, "tail": j, "label"}]``: ``head`` and
 ``tail`` index the record's ``entities`` (subject and object of a triple). Predicted relations add
@@ -31,7 +32,7 @@ class Entity(TypedDict, total=False):
     end: int  # character offset, exclusive
     label: str
     score: float  # predictions only: the span logit
-    prob: float  # predictions only: sigmoid(2 * score)
+    prob: float  # predictions only: sigmoid(2 * score), or calibrated (gpner.calibration)
     text: str  # predictions (and optional on input): text[start:end]
 
 

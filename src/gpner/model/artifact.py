@@ -63,6 +63,8 @@ class DecodeSettings:
     stride: int | None = None  # tokens between window starts; None: half a window
     # per-label thresholds (gpner calibrate); a label without one uses ``threshold``
     thresholds: dict[str, float] | None = None
+    # per-label maps from score to a calibrated prob (gpner calibrate; gpner.calibration)
+    calibration: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -174,11 +176,12 @@ def _check_label_names(labels: list[str], d: dict[str, Any], source: str) -> Non
     if twice:  # two ids of one name: predictions of one would come out under the other
         raise ModelFileError(f"{source}: id2label names {twice} more than once; every "
                              "label id needs its own name")
-    per = (d.get("decode") or {}).get("thresholds")
-    unknown = sorted(set(per) - set(labels)) if isinstance(per, dict) else []
-    if unknown:
-        raise ModelFileError(f"{source}: decode.thresholds names labels the model does not "
-                             f"have: {unknown}")
+    for key in ("thresholds", "calibration"):
+        per = (d.get("decode") or {}).get(key)
+        unknown = sorted(set(per) - set(labels)) if isinstance(per, dict) else []
+        if unknown:
+            raise ModelFileError(f"{source}: decode.{key} names labels the model does not "
+                                 f"have: {unknown}")
 
 
 def _check_decode(dec: Any, source: str) -> None:
@@ -199,6 +202,16 @@ def _check_decode(dec: Any, source: str) -> None:
             and math.isfinite(v) for k, v in per.items())):
         raise ModelFileError(f"{source}: decode.thresholds should map labels to finite "
                              f"numbers, found {per!r:.80}")
+    cal = dec.get("calibration")
+    if cal is not None:
+        from gpner.calibration import check_spec
+
+        bad = ({"": "should map labels to fitted maps"} if not isinstance(cal, dict) else
+               {k: why for k, v in cal.items() if (why := check_spec(v))})
+        if bad:
+            label, why = next(iter(bad.items()))
+            raise ModelFileError(f"{source}: decode.calibration{'.' + label if label else ''}"
+                                 f" {why}")
     for key in ("max_width", "stride"):
         v = dec.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -96,10 +96,24 @@ class Predictor:
         # batches computed at once, each in its own thread (the runtimes release the GIL): on a
         # few cores, batches side by side on one thread each beat one batch on all of them
         self.concurrency = concurrency
+        self._calibration: tuple[Any, Callable[[int, float], float]] | None = None
 
     @property
     def labels(self) -> list[str]:
         return list(self.config.labels)
+
+    @property
+    def prob_of(self) -> Callable[[int, float], float] | None:
+        """(label id, score) -> the calibrated prob when the model has maps
+        (``decode.calibration``, :mod:`gpner.calibration`); None: sigmoid(2 * score)."""
+        specs = self.config.decode.calibration
+        if not specs or not self.task.span_head:
+            return None
+        if self._calibration is None or self._calibration[0] is not specs:
+            from gpner.calibration import Calibration
+
+            self._calibration = (specs, Calibration(self.config.labels, specs).prob)
+        return self._calibration[1]
 
     def predict(self, texts: str | Sequence[str], flat: bool | None = None,
                 threshold: float | None = None, batch_size: int = 32,
@@ -266,7 +280,7 @@ class Predictor:
             keep = v > (threshold[rows[:, 0]] if isinstance(threshold, np.ndarray) else threshold)
             rows, v = rows[keep], v[keep]
         spans = select_flat_rows(rows, v) if flat else spans_from_rows(rows, v)
-        entities = to_entities(doc.text, doc.encoding, spans, self.labels)
+        entities = to_entities(doc.text, doc.encoding, spans, self.labels, self.prob_of)
         triples = float(threshold.min()) if isinstance(threshold, np.ndarray) else threshold
         relations = self._relations(doc, spans, triples) if self.task.has_relations else None
         if labels is not None:  # the entities kept, and the relations between them

@@ -107,7 +107,8 @@ class Entity(BaseModel):
     end: int = Field(description="character offset, exclusive")
     label: str
     score: float = Field(description="the span logit")
-    prob: float = Field(description="sigmoid(2 * score)")
+    prob: float = Field(description="the calibrated probability where gpner calibrate fitted "
+                        "the model's maps, else sigmoid(2 * score)")
     text: str = Field(description="text[start:end]")
 
 

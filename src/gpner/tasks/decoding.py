@@ -20,7 +20,7 @@ threshold 0 is p = 0.5.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -195,13 +195,17 @@ def decode_tags(emissions: Any, mask: Any, crf: tuple[Any, Any, Any] | None = No
 
 
 def to_entities(text: str, encoding: Encoding | PackedEncoding, spans: Sequence[TokenSpan],
-                labels: Sequence[str]) -> list[Entity]:
-    """Token spans -> entity records with exact character offsets into ``text``."""
+                labels: Sequence[str],
+                prob_of: Callable[[int, float], float] | None = None) -> list[Entity]:
+    """Token spans -> entity records with exact character offsets into ``text``; ``prob_of``
+    (label id, score) -> prob: a calibrated map (:mod:`gpner.calibration`), else
+    sigmoid(2 * score)."""
     offsets = encoding.offsets  # read directly: an Alignment's maps would cost a long text dear
     out: list[Entity] = []
     for sp in spans:
         start, end = offsets[sp.start][0], offsets[sp.end - 1][1]
+        p = prob_of(int(sp.label), sp.score) if prob_of is not None else prob(sp.score)
         out.append({"start": start, "end": end, "label": labels[int(sp.label)],
-                    "score": round(sp.score, 4), "prob": round(prob(sp.score), 4),
+                    "score": round(sp.score, 4), "prob": round(p, 4),
                     "text": text[start:end]})
     return out
