@@ -305,6 +305,28 @@ def tuning_section(data: dict | None) -> list[str]:
     return out + [""]
 
 
+def calibration_section(data: dict | None) -> list[str]:
+    """bench/calibration.py: thresholds and calibrated probabilities, fitted on one set and
+    scored on another."""
+    if not data or not data.get("rows"):
+        return []
+    m = data["machine"]
+    out = ["## Thresholds and calibrated probabilities", "",
+           f"`python bench/calibration.py` ({m['date']}, gpner {m['gpner_commit']}): "
+           "`gpner calibrate` chooses per-label thresholds and fits per-label probability maps "
+           "on one annotated set and is scored on another, nothing of which it saw. ECE: 15 "
+           "equal-width bins over every candidate span scoring above -10 (nested).", "",
+           "| data | maps | candidates (fit / check) | F1 at 0 | F1 at the chosen thresholds "
+           "| ECE before | ECE after | diagram | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        c = r["check"]
+        out.append(f"| {r['name']} | {r['probs']} | {r['dev']['candidates']} / "
+                   f"{c['candidates']} | {pct(c['f1_before'])} | {pct(c['f1_after'])} | "
+                   f"{c['ece_before']:.4f} | {c['ece_after']:.4f} | [png]({Path(r['plot']).name})"
+                   f" | `{r['command']}` |")
+    return out + [""]
+
+
 def _machine_line(data: dict) -> str:
     m = data["machine"]
     note = f" {data['note']}" if data.get("note") else ""
@@ -608,7 +630,7 @@ def main() -> None:
                   f"{machine['torch']}, dates {min(r['machine']['date'] for r in acc)} to "
                   f"{max(r['machine']['date'] for r in acc)}.", ""]
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
-        tuning_section(load("tune.json")) + \
+        tuning_section(load("tune.json")) + calibration_section(load("calibration.json")) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
         prediction_sections(load) + serving_section(load("serve_load.json")) + \
         profile_section(load("profile_gp.json"), load("profile_gp_unfused.json")) + \

@@ -210,3 +210,34 @@ def test_prediction_sections_render_each_table():
             "| 79,000 |") in text
     assert "| 10 | 70,000 | 60.0 | 1,166 | 250 |" in text
     assert prediction_sections({}.get) == []
+
+
+def test_tuning_and_calibration_sections_render_and_say_who_won():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from report import calibration_section, tuning_section
+
+    m = {"cpu": "cpu", "cores": 2, "torch": "2", "date": "d", "gpner_commit": "c"}
+    b = {"precision": 0.7, "recall": 0.6, "f1": 0.6462}
+    data = {"machine": m, "arms": {
+        "default": {"budget_minutes": 72, "minutes": 71.5, "runs": [{}, {}],
+                    "best": {"seed": 2, "dev_a_f1": 0.75, "dev_b": b}},
+        "tune": {"budget_minutes": 72, "minutes": 70.1, "command": "gpner tune ...",
+                 "pruned_minutes_saved": 9.5,
+                 "trials": [{"number": 0, "state": "complete", "dev_f1": 0.7, "minutes": 12.0,
+                             "epochs": 5, "params": {"lr": 0.002, "head": "gp"}},
+                            {"number": 1, "state": "pruned", "dev_f1": 0.3, "minutes": 2.5,
+                             "epochs": 2, "pruned_after_epoch": 2, "params": {"lr": 0.005}}],
+                 "best": {"dev_f1": 0.7, "params": {"lr": 0.002, "head": "gp"},
+                          "dev_b": {"precision": 0.6, "recall": 0.6, "f1": 0.6}}}}}
+    text = "\n".join(tuning_section(data))
+    assert "| default | 72 | 71.5 | 2 runs | 75.00 | 64.62 (70.00 / 60.00) | seed 2 |" in text
+    assert "| tune | 72 | 70.1 | 1 complete, 1 pruned | 70.00 | 60.00 (60.00 / 60.00) | lr=0.002, head=gp |" in text
+    assert "| 1 | pruned (pruned after epoch 2) | 30.00 | 2.5 | 2 | lr=0.005 |" in text
+    assert "Tuning did not win: dev-B F1 60.00 against 64.62 (-4.62 points)." in text
+    cal = {"machine": m, "rows": [{"name": "cluener", "probs": "platt", "plot": "docs/x.png",
+                                   "command": "gpner calibrate ...", "dev": {"candidates": 10},
+                                   "check": {"candidates": 12, "f1_before": 0.7,
+                                             "f1_after": 0.71, "ece_before": 0.05,
+                                             "ece_after": 0.01}}]}
+    assert ("| cluener | platt | 10 / 12 | 70.00 | 71.00 | 0.0500 | 0.0100 | [png](x.png) | "
+            "`gpner calibrate ...` |") in "\n".join(calibration_section(cal))
