@@ -254,15 +254,17 @@ def tuning_section(data: dict | None) -> list[str]:
     if not arms:
         return []
     m = data["machine"]
-    out = ["## Tuning", "",
-           "`python bench/tune.py --arm default` and `python bench/tune.py --arm tune` (side by "
-           "side, one thread each) on CLUENER with the built-in encoder, "
+    space = data.get("space", "bench/tune_space.yaml")
+    extra = "" if space == "bench/tune_space.yaml" else f" --space {space} --results ..."
+    out = [f"### {data['title']}" if data.get("title") else "## Tuning", "",
+           f"`python bench/tune.py --arm default{extra}` and `python bench/tune.py --arm "
+           f"tune{extra}` (side by side, one thread each) on CLUENER with the built-in encoder, "
            f"{m['cpu']}, {m['cores']} cores, {m['date']} (gpner {m['gpner_commit']}). Dev is split "
            "into halves: runs choose their epoch (and the study its trial) on half A; the chosen "
            "model is scored on half B, which nothing was chosen on (CLUENER's test set has no "
            "labels). Each arm gets the same wall-clock budget; the default arm trains the default "
-           "settings with seeds 1, 2, ... until it is spent, `gpner tune` searches "
-           "`bench/tune_space.yaml` (12-minute trials; the median pruner judges from the second epoch on).", "",
+           f"settings with seeds 1, 2, ... until it is spent, `gpner tune` searches `{space}` "
+           "(the median pruner judges trials from their second epoch on).", "",
            "| arm | budget (min) | used (min) | runs or trials | best dev-A F1 | its dev-B F1 "
            "(P / R) | settings |", "|---|---|---|---|---|---|---|"]
     for name in ("default", "tune"):
@@ -630,7 +632,8 @@ def main() -> None:
                   f"{machine['torch']}, dates {min(r['machine']['date'] for r in acc)} to "
                   f"{max(r['machine']['date'] for r in acc)}.", ""]
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
-        tuning_section(load("tune.json")) + calibration_section(load("calibration.json")) + \
+        tuning_section(load("tune.json")) + tuning_section(load("tune-long.json")) + \
+        calibration_section(load("calibration.json")) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
         prediction_sections(load) + serving_section(load("serve_load.json")) + \
         profile_section(load("profile_gp.json"), load("profile_gp_unfused.json")) + \

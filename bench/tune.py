@@ -21,9 +21,10 @@ import json
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, gpner_exe, machine, run, save
+from common import DATA, RESULTS, gpner_exe, machine, portable, run, save, show_command
 
 OUT = RESULTS / "tune.json"
+SPACE = Path(__file__).parent / "tune_space.yaml"
 BUDGET = 72.0  # minutes: four default CLUENER runs (18.22 min each, docs/benchmarks.md)
 
 
@@ -55,7 +56,7 @@ def default_arm(args: argparse.Namespace, train: Path, dev_a: Path, dev_b: Path)
         run(cmd, args.runs / "logs" / f"default-seed-{seed}.log")
         s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         rows.append({"seed": seed, "dev_a_f1": s["best_dev_f1"], "epochs": s["epochs_run"],
-                     "minutes": s["minutes"], "command": " ".join(cmd)})
+                     "minutes": s["minutes"], "command": show_command(cmd, args.data_root)})
         print(json.dumps(rows[-1]), flush=True)
     best = max(rows, key=lambda r: r["dev_a_f1"])
     best["dev_b"] = score(args.runs / "default" / f"seed-{best['seed']}" / "model", dev_b,
@@ -68,7 +69,7 @@ def tune_arm(args: argparse.Namespace, train: Path, dev_a: Path, dev_b: Path) ->
     started = time.monotonic()
     out = args.runs / "tune"
     cmd = [gpner_exe(), "tune", "--train", str(train), "--dev", str(dev_a), "--output", str(out),
-           "--space", str(Path(__file__).parent / "tune_space.yaml"), "--minutes",
+           "--space", str(args.space), "--minutes",
            str(args.budget), "--no-progress", "--warmup-epochs", "1", "threads=1"]
     if (out / "study.db").exists():
         cmd.append("--resume")
@@ -79,7 +80,7 @@ def tune_arm(args: argparse.Namespace, train: Path, dev_a: Path, dev_b: Path) ->
     return {"arm": "tune", "budget_minutes": args.budget,
             "minutes": round((time.monotonic() - started) / 60, 2), "trials": table["trials"],
             "pruned_minutes_saved": table.get("pruned_minutes_saved"), "best": best,
-            "command": " ".join(cmd)}
+            "command": show_command(cmd, args.data_root)}
 
 
 def main() -> None:
@@ -89,16 +90,23 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=BUDGET, help="minutes per arm")
     ap.add_argument("--data-root", type=Path, default=DATA)
     ap.add_argument("--runs", type=Path, default=Path("runs/tune-bench"))
+    ap.add_argument("--space", type=Path, default=SPACE, help="the tune arm's search space")
+    ap.add_argument("--results", type=Path, default=OUT, help="the JSON file the arms go to")
+    ap.add_argument("--title", help="the experiment's line in docs/benchmarks.md")
     args = ap.parse_args()
     train = args.data_root / "cluener" / "train.json"
     dev_a, dev_b = halves(args.data_root, args.runs)
     if args.arm:
         arm = (default_arm if args.arm == "default" else tune_arm)(args, train, dev_a, dev_b)
         # read only now: the other arm, run side by side, may have saved in the meantime
-        data = json.loads(OUT.read_text(encoding="utf-8")) if OUT.exists() else {"arms": {}}
+        out = args.results
+        data = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"arms": {}}
         data["arms"][args.arm] = arm
         data["machine"] = machine()
-        save(OUT, data)
+        data["space"] = portable(str(args.space))
+        if args.title:
+            data["title"] = args.title
+        save(out, data)
         print(json.dumps(arm["best"]), flush=True)
 
 

@@ -245,3 +245,13 @@ def test_the_time_budget_caps_each_trial(data, tmp_path):
     summary = json.loads((tmp_path / "o" / "trials" / "000" / "summary.json").read_text())
     assert 1.0 < summary["config"]["max_minutes"] <= 1.5  # what was left, not the space's 100
     assert [r["state"] for r in out["trials"]] == ["complete"]
+
+
+def test_a_trial_that_fits_one_epoch_says_so(data, tmp_path):
+    s = settings(tmp_path, "lr: {choices: [0.01]}\nmax_minutes: 0.001\nepochs: 3\n", trials=1,
+                 pruner="none")
+    out = tune(data / "train.jsonl", data / "dev.jsonl", tmp_path / "o", s)
+    row = out["trials"][0]
+    assert (row["state"], row["epochs"]) == ("complete", 1)
+    assert row["note"] == "only 1 epoch(s) fitted in max_minutes=0.001"
+    assert "only 1 epoch(s) fitted" in (tmp_path / "o" / "trials.md").read_text()

@@ -312,6 +312,11 @@ class _Objective:
             raise
         trial.set_user_attr("minutes", round((time.monotonic() - started) / 60, 3))
         trial.set_user_attr("epochs", summary["epochs_run"])
+        if cfg.max_minutes and summary["epochs_run"] < 3 and summary["epochs_run"] < cfg.epochs \
+                and not pruned and summary["minutes"] * 2 > cfg.max_minutes:
+            # a trial whose epoch takes most of its time ends almost untrained: say why
+            trial.set_user_attr("note", f"only {summary['epochs_run']} epoch(s) fitted in "
+                                        f"max_minutes={cfg.max_minutes:g}")
         trial.set_user_attr("best_epoch", summary["best_epoch"])
         if pruned:
             trial.set_user_attr("pruned_after_epoch", pruned[0])
@@ -345,7 +350,8 @@ def report(study: Any, output: Path) -> dict:
                      "params": t.params, "minutes": t.user_attrs.get("minutes"),
                      "epochs": t.user_attrs.get("epochs"),
                      "pruned_after_epoch": t.user_attrs.get("pruned_after_epoch"),
-                     "error": t.user_attrs.get("error"), "run_dir": t.user_attrs.get("run_dir"),
+                     "error": t.user_attrs.get("error"), "note": t.user_attrs.get("note"),
+                     "run_dir": t.user_attrs.get("run_dir"),
                      "host": t.user_attrs.get("host")})
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     out: dict[str, Any] = {"study": study.study_name, "trials": rows,
@@ -397,7 +403,7 @@ def table(out: dict) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         note = r["error"] or (f"pruned after epoch {r['pruned_after_epoch']}"
-                              if r["pruned_after_epoch"] else "")
+                              if r["pruned_after_epoch"] else r.get("note") or "")
         cells = [str(r["number"]), r["state"],
                  f"{r['dev_f1'] * 100:.2f}" if r["dev_f1"] is not None else "",
                  f"{r['minutes']:.1f}" if r["minutes"] else "", str(r["epochs"] or ""),
