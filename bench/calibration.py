@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, ROOT, gpner_exe, machine, run, save
+from common import RESULTS, ROOT, gpner_exe, machine, portable, run, save
 
 OUT = RESULTS / "calibration.json"
 
@@ -35,12 +35,13 @@ def main() -> None:
     model = args.model / "model" if (args.model / "model").is_dir() else args.model
     plot = ROOT / "docs" / f"calibration-{args.name}-{args.probs}.png"
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "model"
+        copy = Path(tmp) / f"{args.name}-{model.parent.name}" / "model"
         shutil.copytree(model, copy)
         cmd = [gpner_exe(), "calibrate", str(copy), str(args.fit), "--check", str(args.check),
                "--probs", args.probs, "--plot", str(plot), "--json", "--no-progress"]
         out = json.loads(run(cmd).stdout)
-    shown = cmd[:2] + [str(model), str(args.fit)] + cmd[4:]
+    shown = ["gpner", "calibrate", str(model), str(args.fit)] + cmd[4:]
+    shown = [portable(c) for c in shown]
     row = {"name": args.name, "probs": args.probs, "model": str(model), "fit": str(args.fit),
            "dev": out["dev"], "check": out["check"], "plot": str(plot.relative_to(ROOT)),
            "command": " ".join(shown)}

@@ -188,7 +188,8 @@ def _plot(args: argparse.Namespace, directory: Path, maps: dict[str, Any] | None
         curves["check data, sigmoid(2 score)"] = (c_raw, c_right)
         if maps is not None:
             curves[f"check data, {args.probs}"] = (c_cal, c_right)
-    reliability_diagram(path, curves, f"{directory.name}: spans above score {args.floor:g}")
+    name = directory.parent.name if directory.name == "model" else directory.name  # a run's
+    reliability_diagram(path, curves, f"{name}: spans above score {args.floor:g}")
     return path
 
 
