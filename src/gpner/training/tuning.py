@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import socket
 import time
@@ -168,9 +169,35 @@ def tune(train_data: str | Path, dev_data: str | Path, output: str | Path,
         raise ConfigError("give a budget: --trials N, --minutes M, or both", code="E305")
     output = Path(output)
     storage_url = _storage_url(output, settings)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # several workers starting on one new database race to create its tables and the study:
+    # the loser's error is retried (it then finds what the winner made)
+    for attempt in range(6):
+        try:
+            study = _open_study(optuna, storage_url, settings)
+            break
+        except Exception as exc:  # sqlalchemy's IntegrityError/OperationalError, Optuna's
+            if attempt == 5:
+                raise
+            log.info("tune: opening the study failed (%s); retrying", type(exc).__name__)
+            time.sleep(0.5 + random.random())
+    if settings.storage is None and settings.resume:
+        _retry_interrupted(study)
+    spent = _minutes_spent(study)
+    deadline = (time.monotonic() + (settings.minutes - spent) * 60
+                if settings.minutes is not None else None)
+    objective = _Objective(settings, Path(train_data), Path(dev_data), output, deadline)
+    if deadline is None or deadline - time.monotonic() > 60:
+        study.optimize(objective, catch=(Exception,), gc_after_trial=True,
+                       callbacks=[_Stop(settings.trials, deadline)])
+    else:
+        log.info("tune: the study's budget of %.1f min is spent", settings.minutes)
+    return report(study, output)
+
+
+def _open_study(optuna: Any, storage_url: str, settings: TuneSettings) -> Any:
     import warnings
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # in a shared database, a worker that died leaves its trial running: after the grace
@@ -186,20 +213,8 @@ def tune(train_data: str | Path, dev_data: str | Path, output: str | Path,
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
                                           n_warmup_steps=settings.warmup_epochs + 1)
               if settings.pruner == "median" else optuna.pruners.NopPruner())
-    study = optuna.create_study(storage=storage, study_name=settings.study, sampler=sampler,
-                                pruner=pruner, direction="maximize", load_if_exists=True)
-    if settings.storage is None and settings.resume:
-        _retry_interrupted(study)
-    spent = _minutes_spent(study)
-    deadline = (time.monotonic() + (settings.minutes - spent) * 60
-                if settings.minutes is not None else None)
-    objective = _Objective(settings, Path(train_data), Path(dev_data), output, deadline)
-    if deadline is None or deadline - time.monotonic() > 60:
-        study.optimize(objective, catch=(Exception,), gc_after_trial=True,
-                       callbacks=[_Stop(settings.trials, deadline)])
-    else:
-        log.info("tune: the study's budget of %.1f min is spent", settings.minutes)
-    return report(study, output)
+    return optuna.create_study(storage=storage, study_name=settings.study, sampler=sampler,
+                               pruner=pruner, direction="maximize", load_if_exists=True)
 
 
 def _storage_url(output: Path, settings: TuneSettings) -> str:
@@ -312,8 +327,10 @@ class _Objective:
             raise
         trial.set_user_attr("minutes", round((time.monotonic() - started) / 60, 3))
         trial.set_user_attr("epochs", summary["epochs_run"])
-        if cfg.max_minutes and summary["epochs_run"] < 3 and summary["epochs_run"] < cfg.epochs \
-                and not pruned and summary["minutes"] * 2 > cfg.max_minutes:
+        ran = summary["epochs_run"]
+        early_stop_possible = cfg.patience and ran > cfg.patience
+        if cfg.max_minutes and ran < min(3, cfg.epochs) and not pruned \
+                and not early_stop_possible:
             # a trial whose epoch takes most of its time ends almost untrained: say why
             trial.set_user_attr("note", f"only {summary['epochs_run']} epoch(s) fitted in "
                                         f"max_minutes={cfg.max_minutes:g}")
