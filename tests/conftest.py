@@ -90,3 +90,17 @@ def nested_model_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("nested") / "run"
     train(tiny_data(300, 1), None, run, tiny_config(epochs=10), progress=False)
     return run / "model"
+
+
+@pytest.fixture(scope="session")
+def tagger(tmp_path_factory):
+    """A tiny built-in model trained long enough (12 epochs on 200 demo records) that it finds
+    entities of every label in short texts: the model directory, shared by the tests of
+    thresholds, calibration and selection (they copy it before changing it)."""
+    from helpers import tiny_config, tiny_data
+
+    from gpner.training.trainer import train
+
+    d = tmp_path_factory.mktemp("tagger")
+    train(tiny_data(200, 1), None, d / "run", tiny_config(epochs=12), progress=False)
+    return d / "run" / "model"

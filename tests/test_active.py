@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import tiny_config, tiny_data
+from helpers import tiny_data
 
 from gpner.active import Best, Chosen, select, text_score
 from gpner.prediction.loading import load
@@ -21,12 +21,8 @@ FLOOR = -5.0
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from gpner.training.trainer import train
-
-    d = tmp_path_factory.mktemp("active")
-    train(tiny_data(200, 1), None, d / "run", tiny_config(epochs=8), progress=False)
-    return d / "run" / "model"
+def model_dir(tagger):
+    return tagger
 
 
 def oracle_score(cands, by, draw):
@@ -52,8 +48,8 @@ def oracle_score(cands, by, draw):
 def test_each_strategy_chooses_what_a_brute_force_ranking_does(model_dir, by):
     model = load(model_dir)
     texts = [r["text"] for r in tiny_data(120, 7)]
-    every = model.predict(texts, threshold=FLOOR, flat=False)
-    default = model.predict(texts)
+    every = model.predict(texts, threshold=FLOOR, flat=False, batch_size=8)
+    default = model.predict(texts, batch_size=8)  # the batches select makes with batch_size 8
     rng = random.Random(3)
     draws = [rng.random() for _ in texts]
     scores = [oracle_score(r["entities"], by, d) for r, d in zip(every, draws, strict=True)]

@@ -178,8 +178,8 @@ def _wait(pred, timeout=120.0):
 
 def test_a_killed_tune_resumes_without_repeating_finished_trials(data, tmp_path):
     out = tmp_path / "study"
-    sp = space(tmp_path, "lr: {low: 5.0e-3, high: 3.0e-2, log: true}\nepochs: 8\n")
-    proc = subprocess.Popen(_tune_cmd(data, out, sp, "--trials", "4"),
+    sp = space(tmp_path, "lr: {low: 5.0e-3, high: 3.0e-2, log: true}\nepochs: 5\n")
+    proc = subprocess.Popen(_tune_cmd(data, out, sp, "--trials", "3"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"sqlite:///{out / 'study.db'}"
 
@@ -198,7 +198,7 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(data, tmp_path)
     before = {t.number: (t.params, t.value, t.datetime_complete)
               for t in optuna.load_study(study_name="gpner-tune", storage=url).trials
               if t.state.name == "COMPLETE"}
-    res = subprocess.run(_tune_cmd(data, out, sp, "--trials", "4", "--resume"),
+    res = subprocess.run(_tune_cmd(data, out, sp, "--trials", "3", "--resume"),
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     trials = optuna.load_study(study_name="gpner-tune", storage=url).trials
@@ -210,7 +210,7 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(data, tmp_path)
     retry = [t for t in trials if t.user_attrs.get("retry_of") == interrupted[0].number]
     assert len(retry) == 1 and retry[0].params == interrupted[0].params
     assert retry[0].state.name == "COMPLETE"
-    assert [t.state.name for t in trials].count("COMPLETE") == 4  # the budget: 4 trials
+    assert [t.state.name for t in trials].count("COMPLETE") == 3  # the budget: 3 trials
     assert "trial 2 was interrupted" in res.stderr
 
 

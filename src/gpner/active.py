@@ -107,10 +107,9 @@ def select(predictor: Any, items: Iterable[tuple[int, str, dict[str, Any] | None
     if by not in STRATEGIES:
         raise ValueError(f"by must be one of {', '.join(STRATEGIES)}, got {by!r}")
     report = report or SelectReport()
-    best, rng = Best(n), random.Random(seed)
-    for line, fields, record, candidates in _predicted(predictor, items, floor, exclude,
-                                                       batch_size, report):
-        draw = rng.random()  # one draw per text read, in input order: a seed gives one sample
+    best = Best(n)
+    for line, fields, record, candidates, draw in _predicted(predictor, items, floor, exclude,
+                                                             batch_size, report, seed):
         best.offer(Chosen(text_score(candidates, by, draw), -line, line, record, fields))
         report.scored += 1
     return best.ranked()
@@ -118,16 +117,18 @@ def select(predictor: Any, items: Iterable[tuple[int, str, dict[str, Any] | None
 
 def _predicted(predictor: Any, items: Iterable[tuple[int, str, dict[str, Any] | None]],
                floor: float, exclude: set[str] | frozenset[str], batch_size: int,
-               report: SelectReport
-               ) -> Iterator[tuple[int, dict[str, Any] | None, Record, list[Entity]]]:
-    """Per text, in input order: its line, fields, pre-annotation and candidate spans, from
-    one forward pass (the windows decoded at the lower of ``floor`` and the model's
-    threshold)."""
+               report: SelectReport, seed: int
+               ) -> Iterator[tuple[int, dict[str, Any] | None, Record, list[Entity], float]]:
+    """Per text (in the order its windows finish): its line, fields, pre-annotation and
+    candidate spans, from one forward pass (the windows decoded at the lower of ``floor`` and
+    the model's threshold), and its random draw (drawn in input order: a seed gives one
+    sample of the pool)."""
     threshold, per = predictor.cut(None)
     low = min(floor, threshold)
     flat = bool(predictor.config.decode.flat)
     keep = per if per is not None else threshold
-    meta: dict[int, tuple[int, dict[str, Any] | None]] = {}
+    meta: dict[int, tuple[int, dict[str, Any] | None, float]] = {}
+    rng = random.Random(seed)
 
     def texts() -> Iterator[str]:
         k = 0
@@ -136,16 +137,20 @@ def _predicted(predictor: Any, items: Iterable[tuple[int, str, dict[str, Any] | 
             if text in exclude:
                 report.excluded += 1
                 continue
-            meta[k] = (line, fields)
+            meta[k] = (line, fields, rng.random())
             k += 1
             yield text
 
-    def out(doc: Any) -> tuple[int, dict[str, Any] | None, Record, list[Entity]]:
-        line, fields = meta.pop(doc.index)
+    def out(doc: Any) -> tuple[int, dict[str, Any] | None, Record, list[Entity], float]:
+        line, fields, draw = meta.pop(doc.index)
         record = predictor.record(doc, flat, keep)
         cands = predictor.record(doc, False, floor)["entities"]
-        return line, fields, record, cands
+        return line, fields, record, cands, draw
 
+    from gpner.prediction.predictor import _chunks
+
+    # the buffers and batches gpner predict makes (longest windows first, batch_size each), so
+    # a pre-annotation is the record gpner predict gives with the same batch size
     buffer: list[Any] = []
     for doc, win in predictor.featurize(texts()):
         if win is None:
@@ -153,12 +158,12 @@ def _predicted(predictor: Any, items: Iterable[tuple[int, str, dict[str, Any] | 
             continue
         buffer.append((doc, win))
         if len(buffer) >= 16 * batch_size:
-            for start in range(0, len(buffer), batch_size):
-                for done in predictor.run_windows(buffer[start:start + batch_size], low):
+            for chunk in _chunks(buffer, batch_size):
+                for done in predictor.run_windows(chunk, low):
                     yield out(done)
             buffer.clear()
-    for start in range(0, len(buffer), batch_size):
-        for done in predictor.run_windows(buffer[start:start + batch_size], low):
+    for chunk in _chunks(buffer, batch_size):
+        for done in predictor.run_windows(chunk, low):
             yield out(done)
 
 
