@@ -256,7 +256,7 @@ def tuning_section(data: dict | None) -> list[str]:
     m = data["machine"]
     space = data.get("space", "bench/tune_space.yaml")
     extra = "" if space == "bench/tune_space.yaml" else f" --space {space} --results ..."
-    out = [f"### {data['title']}" if data.get("title") else "## Tuning", "",
+    out = [f"## {data['title']}" if data.get("title") else "## Tuning", "",
            f"`python bench/tune.py --arm default{extra}` and `python bench/tune.py --arm "
            f"tune{extra}` (side by side, one thread each) on CLUENER with the built-in encoder, "
            f"{m['cpu']}, {m['cores']} cores, {m['date']} (gpner {m['gpner_commit']}). Dev is split "
@@ -304,6 +304,8 @@ def tuning_section(data: dict | None) -> list[str]:
         verdict = "won" if t_f1 > d else "did not win"
         out += ["", f"Tuning {verdict}: dev-B F1 {pct(t_f1)} against {pct(d)} "
                 f"({(t_f1 - d) * 100:+.2f} points)."]
+    if data.get("note"):
+        out += ["", data["note"]]
     return out + [""]
 
 
