@@ -255,7 +255,8 @@ def tuning_section(data: dict | None) -> list[str]:
         return []
     m = data["machine"]
     space = data.get("space", "bench/tune_space.yaml")
-    extra = "" if space == "bench/tune_space.yaml" else f" --space {space} --results ..."
+    extra = "" if space == "bench/tune_space.yaml" else (
+        f" --space {space} --results {data.get('results', '...')} --runs runs/tune-bench2")
     out = [f"## {data['title']}" if data.get("title") else "## Tuning", "",
            f"`python bench/tune.py --arm default{extra}` and `python bench/tune.py --arm "
            f"tune{extra}` (side by side, one thread each) on CLUENER with the built-in encoder, "

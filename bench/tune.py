@@ -104,6 +104,7 @@ def main() -> None:
         data["arms"][args.arm] = arm
         data["machine"] = machine()
         data["space"] = portable(str(args.space))
+        data["results"] = portable(str(args.results.resolve()))
         if args.title:
             data["title"] = args.title
         save(out, data)
