@@ -108,13 +108,13 @@ def run(args: argparse.Namespace) -> int:
     maps = (None if args.probs == "none" else
             {lab: fit([s for s, _ in c], [ok for _, ok in c], args.probs).to_dict()
              for lab, c in candidates.items()})
-    rows = {}
-    for lab in model.labels:
-        if args.min_prob is not None:
-            from gpner.calibration import Calibration
+    from gpner.calibration import Calibration
 
-            k = model.labels.index(lab)
-            t = Calibration(model.labels, maps).score_for(k, args.min_prob)
+    calibration = Calibration(model.labels, maps)
+    rows = {}
+    for k, lab in enumerate(model.labels):
+        if args.min_prob is not None:
+            t = calibration.score_for(k, args.min_prob)
             t = max(t, args.floor) if math.isfinite(t) else (1e9 if t > 0 else args.floor)
             f1 = _f1(candidates[lab], n_gold[lab], t)
         else:

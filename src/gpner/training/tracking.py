@@ -240,8 +240,9 @@ class MLflow:
         if resume_step is not None and saved.get("run_id") and saved.get("uri") == self.uri:
             self.run_id = saved["run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
-            self.logged = {m.key: max(p.step for p in self.client.get_metric_history(
-                self.run_id, m.key)) for m in self._metric_keys()}
+            held = self.client.get_run(self.run_id).data.metrics  # key -> latest value
+            self.logged = {k: max(p.step for p in self.client.get_metric_history(self.run_id, k))
+                           for k in held}
             return
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "gpner"
         found = self.client.get_experiment_by_name(experiment)
@@ -261,12 +262,6 @@ class MLflow:
         state = _read_state(self.run_path)
         state["mlflow"] = {"uri": self.uri, "run_id": self.run_id, "experiment_id": exp_id}
         atomic_write_text(self.run_path / "tracking.json", json.dumps(state, indent=2) + "\n")
-
-    def _metric_keys(self) -> list[Any]:
-        from mlflow.entities import Metric
-
-        run = self.client.get_run(self.run_id)
-        return [Metric(k, v, 0, 0) for k, v in run.data.metrics.items()]
 
     def log(self, step: int, values: dict[str, float]) -> None:
         from mlflow.entities import Metric
