@@ -14,7 +14,13 @@ import time
 import pytest
 
 from gpner.errors import ConfigError
-from gpner.training.tuning import RUNNING_TOO_LONG, TuneSettings, read_space, tune
+from gpner.training.tuning import (
+    RUNNING_TOO_LONG,
+    TuneSettings,
+    _retry_interrupted,
+    read_space,
+    tune,
+)
 from tests.helpers import TINY, tiny_config, tiny_data
 
 optuna = pytest.importorskip("optuna")
@@ -185,10 +191,15 @@ def test_a_killed_tune_resumes_without_repeating_finished_trials(data, tmp_path)
 
     def two_done_one_running():
         try:
-            st = states(optuna.load_study(study_name="gpner-tune", storage=url))
+            study = optuna.load_study(study_name="gpner-tune", storage=url)
+            st = states(study)
         except Exception:
             return False
-        return st.count("COMPLETE") == 2 and st.count("RUNNING") == 1
+        # the running trial must hold its sampled settings: a kill between Optuna creating
+        # the trial and the first suggest leaves a trial with no params (CI saw it once)
+        running = [t for t in study.trials if t.state.name == "RUNNING"]
+        return (st.count("COMPLETE") == 2 and len(running) == 1
+                and bool(running[0].params))
 
     try:
         _wait(two_done_one_running)
@@ -255,3 +266,20 @@ def test_a_trial_that_fits_one_epoch_says_so(data, tmp_path):
     assert (row["state"], row["epochs"]) == ("complete", 1)
     assert row["note"] == "only 1 epoch(s) fitted in max_minutes=0.001"
     assert "only 1 epoch(s) fitted" in (tmp_path / "o" / "trials.md").read_text()
+
+
+def test_a_trial_killed_before_sampling_is_retried_afresh(tmp_path):
+    # the state CI once caught: a RUNNING trial with no params (killed right after Optuna
+    # created it); it is failed with the reason and retried, and the two ordinary
+    # interrupted trials keep their settings
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    bare = study.ask()
+    sampled = study.ask()
+    sampled.suggest_float("lr", 1e-3, 1e-1, log=True)
+    _retry_interrupted(study)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials[:2]] == ["FAIL", "FAIL"]
+    assert {t.user_attrs["error"] for t in trials[:2]} == {RUNNING_TOO_LONG}
+    # a queued trial holds the settings it will be given as Optuna's fixed params
+    queued = {t.user_attrs["retry_of"]: t.system_attrs["fixed_params"] for t in trials[2:]}
+    assert queued == {bare.number: {}, sampled.number: {"lr": sampled.params["lr"]}}

@@ -241,8 +241,10 @@ def _retry_interrupted(study: Any) -> None:
         storage.set_trial_user_attr(t._trial_id, "error", RUNNING_TOO_LONG)
         storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
-        log.info("tune: trial %d was interrupted; it runs again with the same settings",
-                 t.number)
+        # killed between Optuna creating the trial and its first suggest: nothing sampled yet,
+        # so the retry samples afresh (it still counts as the same trial's retry)
+        log.info("tune: trial %d was interrupted; it runs again %s", t.number,
+                 "with the same settings" if t.params else "(it had not sampled settings yet)")
 
 
 def _minutes_spent(study: Any) -> float:
