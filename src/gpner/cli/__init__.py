@@ -9,8 +9,8 @@ import logging
 import sys
 from importlib import import_module
 
-VERBS = ("convert", "train", "tune", "evaluate", "predict", "calibrate", "select", "export",
-         "serve", "render", "demo")
+VERBS = ("convert", "train", "distill", "tune", "evaluate", "predict", "calibrate", "select",
+         "export", "serve", "render", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,12 +10,18 @@ from gpner.errors import ConfigError
 
 
 def add_parser(verbs: argparse._SubParsersAction) -> None:
-    from gpner.tasks import HEADS, TASKS
-
     p = verbs.add_parser("train", help="train a model",
                          description="Train a model into the run directory OUTPUT (best model in "
                          "OUTPUT/model, resume checkpoint in OUTPUT/last, metrics.jsonl, "
                          "curve.png). Settings: defaults < --config YAML < key=value overrides.")
+    training_arguments(p)
+    p.set_defaults(func=run)
+
+
+def training_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``train`` (``distill`` takes them too)."""
+    from gpner.tasks import HEADS, TASKS
+
     p.add_argument("--train", help="training data, any format gpner convert reads")
     p.add_argument("--dev", help="dev data for evaluation every epoch and early stopping")
     p.add_argument("--output", "-o", required=True, help="run directory")
@@ -32,10 +38,10 @@ def add_parser(verbs: argparse._SubParsersAction) -> None:
                    "(refused without it)")
     run_options(p, "settings, e.g. epochs=10 lr=1e-3 rdrop=1 fgm=1 ema=0.999 bf16=true "
                 "report_to=tensorboard,mlflow")
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, extra: list[str] | None = None) -> int:
+    """Train (``extra``: settings the calling verb adds, as key=value)."""
     from gpner.training.config import load_config
     from gpner.training.trainer import train
 
@@ -43,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         # the run's own config.yaml; data paths from its data.json unless given
         given = [f"--{k}" for k in ("encoder", "head", "task", "config") if getattr(args, k)]
         given += list(args.overrides) + (["--overwrite"] if args.overwrite else [])
+        given += [f"--{k.split('=')[0]}" for k in extra or []]
         if given:
             from gpner.errors import RunDirError
 
@@ -54,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.train:
             raise ConfigError("--train is required (unless --resume)", code="E305")
-        overrides = list(args.overrides)
+        overrides = list(extra or []) + list(args.overrides)
         for key in ("encoder", "head", "task"):
             if getattr(args, key):
                 overrides.append(f"{key}={getattr(args, key)}")

@@ -71,6 +71,12 @@ class TrainConfig:
     grad_penalty: float = 0.0  # weight of ||d loss / d embeddings||^2
     ema: float = 0.0  # decay of the weight average used for evaluation and saving
     flood: float = 0.0  # flooding level b: train on |L - b| + b (0 = off)
+    # distillation (gpner distill; gpner.training.distill): learn teachers' span scores
+    teachers: str = ""  # comma list of teacher model or run directories ("": no teacher)
+    unlabeled: str | None = None  # texts (lines or JSON lines) the teachers label for the student
+    kd_weight: float = 0.5  # share of the teacher term where gold exists (the rest: gold loss)
+    kd_temperature: float = 1.0  # T: targets sigmoid(2 * teacher score / T)
+    kd_floor: float = 1e-4  # teacher probabilities below this count as 0 (sparse targets)
     # decoding
     threshold: float = 0.0
     flat: bool | None = None  # None: flat iff the training data has no overlapping entities
@@ -111,6 +117,12 @@ class TrainConfig:
         self._check_ranges()
         self._check_choices()
         self._check_sizes()
+        if info.kind != "span" and self.teachers:
+            raise ConfigError(f"distillation learns span scores: the student needs a span head "
+                              f"(gp or egp), not {self.head}", code="E305")
+        if self.unlabeled and not self.teachers:
+            raise ConfigError("unlabeled texts are labelled by a teacher: give teachers "
+                              "(gpner distill --teacher RUN)", code="E305")
         if info.kind != "span" and (self.rdrop or self.vat):
             spans = ", ".join(k for k, v in HEADS.items() if v.kind == "span")
             raise ConfigError(f"rdrop and vat use the GlobalPointer divergence: heads {spans} "
@@ -174,6 +186,9 @@ class TrainConfig:
         for name in ("rdrop", "fgm", "pgd", "vat", "grad_penalty", "flood"):
             check(name, 0)
         check("vat_eps", 0, low_open=True)
+        check("kd_weight", 0, 1)
+        check("kd_temperature", 0, low_open=True)
+        check("kd_floor", 0, 0.5, low_open=True, high_open=True)
         check("threshold", -math.inf)
         for name in ("word_dim", "bigram_dim", "char_dim", "char_channels", "lstm_hidden",
                      "min_bigram_freq"):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from gpner.contracts import Featurizer, Task, Window
@@ -36,6 +37,10 @@ class Example:
     spans: list[TokenSpan]  # window-local token indices, label ids
     # relation data: (index of the subject in spans, index of the object, relation id)
     relations: list[tuple[int, int, int]] = field(default_factory=list)
+    doc: int = 0  # the record it was cut from
+    gold: bool = True  # False: an unlabeled text, which learns from a teacher only
+    # distillation: the teachers' targets, rows (K, 4) (label, i, j, prob) in window tokens
+    soft: Any = None
 
     def __len__(self) -> int:
         return len(self.window)
@@ -95,7 +100,7 @@ def make_examples(records: Sequence[Record], featurizer: Featurizer, labels: Seq
                 if h in where and t in where:
                     inside.append((where[h], where[t], p))
                     linked[n] = True
-            examples.append(Example(win, local, inside))
+            examples.append(Example(win, local, inside, doc=doc))
         for k, ok in enumerate(placed):
             if not ok:
                 sp = spans[k]
@@ -183,6 +188,8 @@ def length_buckets(examples: Sequence[Any], batch_size: int, seed: int | None = 
     Training (``seed`` given): shuffle, sort within chunks of 50 batches, shuffle the batches;
     the order depends only on (seed, epoch), so a resumed run sees the same batches.
     Evaluation (``seed=None``): sorted by length, longest first.
+    Examples without gold (distillation's unlabeled texts) are batched apart from the others,
+    so that a batch either has gold or learns from its teachers alone.
     """
     idx = list(range(len(examples)))
     if seed is None:
@@ -192,9 +199,13 @@ def length_buckets(examples: Sequence[Any], batch_size: int, seed: int | None = 
     rng.shuffle(idx)
     chunk = batch_size * 50
     out: list[list[int]] = []
-    for c in range(0, len(idx), chunk):
-        part = sorted(idx[c:c + chunk], key=lambda k: len(examples[k]))
-        out.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
+    groups = [idx]
+    if not all(getattr(examples[k], "gold", True) for k in idx):
+        groups = [[k for k in idx if examples[k].gold], [k for k in idx if not examples[k].gold]]
+    for group in groups:
+        for c in range(0, len(group), chunk):
+            part = sorted(group[c:c + chunk], key=lambda k: len(examples[k]))
+            out.extend(part[k:k + batch_size] for k in range(0, len(part), batch_size))
     rng.shuffle(out)
     return out
 
@@ -210,6 +221,11 @@ class Collator:
         batch = as_tensors(self.featurizer.collate([ex.window for ex in examples]))
         batch.update(self.task.targets([ex.spans for ex in examples], batch,
                                        [ex.relations for ex in examples]))
+        if examples and examples[0].soft is not None:  # distillation: teacher rows (P, 5)
+            rows = [np.hstack([np.full((len(ex.soft), 1), b), ex.soft])
+                    for b, ex in enumerate(examples)]
+            batch["soft"] = torch.from_numpy(np.vstack(rows).astype(np.float32))
+            batch["gold"] = torch.tensor(all(ex.gold for ex in examples))
         return batch
 
 

@@ -124,9 +124,14 @@ def train(train_data: Data | None, dev_data: Data | None, output: str | Path,
     dev_records, dev_report = read_data(dev_data, encoding) if dev_data is not None \
         else ([], None)
     cfg = resolve_task(cfg, train_records)
-    model, featurizer, task, config = build(cfg, train_records)
+    # the teachers score the texts before the student's vocabulary is built
+    distill, unlabeled = _teachers(cfg, output, encoding, resume, train_records,
+                                   progress and rank == 0)
+    model, featurizer, task, config = build(cfg, [*train_records, *unlabeled])
     model.to(device)
     examples = _examples(cfg, train_records, featurizer, task, config, train_report, dev_report)
+    if distill is not None:
+        _distilled(distill, examples, train_records, unlabeled, featurizer, config, cfg)
 
     run = RunDir(output, main=is_main_process())
     if not resume and overwrite and run.main:
@@ -134,6 +139,8 @@ def train(train_data: Data | None, dev_data: Data | None, output: str | Path,
         # removed once this run has a model, and put back if this run fails before one
         set_aside(output)
     try:
+        if distill is not None and run.main:
+            distill.save(len(train_records))
         return _run(cfg, model, task, featurizer, config, examples, dev_records, run, device,
                     started, rank, world, train_data, dev_data, encoding, resume, progress,
                     on_step, on_epoch)
@@ -202,6 +209,41 @@ def _examples(cfg: TrainConfig, records: list[Record], featurizer: Featurizer, t
     return examples
 
 
+def _teachers(cfg: TrainConfig, output: Path, encoding: str | None, resume: bool,
+              records: list[Record], progress: bool) -> tuple[Any, list[Record]]:
+    """The run's distillation (None without ``teachers``) and its unlabeled texts as records."""
+    if not cfg.teachers:
+        return None, []
+    from gpner.training.distill import Distillation
+
+    distill = Distillation(cfg, output, encoding, resume)
+    return distill, distill.prepare(records, progress)
+
+
+def _distilled(distill: Any, examples: list[Example], records: list[Record],
+               unlabeled: list[Record], featurizer: Featurizer, config: ModelConfig,
+               cfg: TrainConfig) -> None:
+    """Add the unlabeled texts' windows (no gold) to ``examples`` and give every window its
+    teachers' targets; what could not be carried is counted in the model's data report."""
+    from gpner.training.distill import attach
+
+    first = len(examples)
+    extra = make_examples(unlabeled, featurizer, config.labels, config.max_length,
+                          Report("<unlabeled>"), cfg.misaligned, stride=cfg.stride)
+    for ex in extra:
+        ex.doc += len(records)
+        ex.gold = False
+    examples.extend(extra)
+    texts = [r["text"] for r in (*records, *unlabeled)]
+    distill.report = attach(examples, distill.targets, texts, featurizer, config.labels)
+    summary = distill.report.summary()
+    (log.warning if distill.report.lost else log.info)(summary)
+    log.info("distillation: %d labelled windows, %d unlabeled windows", first, len(extra))
+    config.data = {**(config.data or {}), "distill": {
+        **distill.meta(), "unlabeled_texts": len(unlabeled), "unlabeled_windows": len(extra),
+        "carried": distill.report.as_dict()}}
+
+
 def _wrapped(model: TaskModel, cfg: TrainConfig, world: int, device: torch.device
              ) -> torch.nn.Module:
     """The model as the loop runs it: under DistributedDataParallel in a multi-process run,
@@ -264,7 +306,18 @@ class Trainer:
 
     def objective(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
                   ) -> torch.Tensor:
-        """The task's loss of a batch, flooded when ``flood`` is set."""
+        """The task's loss of a batch, flooded when ``flood`` is set; under distillation mixed
+        with the teacher term (alone for a batch of unlabeled texts)."""
+        if "soft" in batch:
+            from gpner.training.distill import soft_loss
+
+            kd = soft_loss(outputs[self.task.output], batch["soft"])
+            if not bool(batch["gold"]):
+                return kd
+            w = self.cfg.kd_weight
+            gold = self.task.loss(outputs, batch)
+            loss = w * kd + (1 - w) * (flood(gold, self.cfg.flood) if self.cfg.flood else gold)
+            return loss
         loss = self.task.loss(outputs, batch)
         return flood(loss, self.cfg.flood) if self.cfg.flood else loss
 
