@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test check test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
 	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve \
-	bench-relations bench-tune
+	bench-relations bench-tune bench-distill
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -94,6 +94,11 @@ bench-minilm-docs: setup
 # gpner tune against the default settings, same budget (72 min each, side by side, 1 thread each)
 bench-tune: setup
 	$(BIN)/python bench/tune.py --arm default & $(BIN)/python bench/tune.py --arm tune; wait
+	$(BIN)/python bench/report.py
+
+# an ensemble of three CLUENER runs distilled into one default student (about 80 min on 2 cores)
+bench-distill: setup
+	$(BIN)/python bench/distill.py
 	$(BIN)/python bench/report.py
 
 bench-report: setup

@@ -332,6 +332,38 @@ def calibration_section(data: dict | None) -> list[str]:
     return out + [""]
 
 
+def distill_section(data: dict | None) -> list[str]:
+    """bench/distill.py: an ensemble of seeds distilled into one student (CLUENER)."""
+    if not data or "student" not in data:
+        return []
+    m, st = data["machine"], data["student"]
+    single = data["single_dev_b_f1"]
+    goal = data["goal"]["student_dev_f1_at_least"]
+    met = st["dev_b"]["f1"] >= goal
+    carried = (st.get("distill") or {}).get("carried", {})
+    out = ["## Distillation: an ensemble of three runs into one student", "",
+           f"`python bench/distill.py` ({m['date']}, gpner {m['gpner_commit']}, {m['cores']} "
+           "cores): CLUENER, built-in encoder, default settings everywhere; dev split in halves "
+           "(even lines A: every run chooses its epoch; odd lines B: reported). Three teachers "
+           "(seeds 1 to 3) are distilled into one default student that also learns the "
+           f"teachers' labels for CLUENER's {st['distill']['unlabeled_texts']} unlabeled test "
+           f"texts ({carried.get('spans', 0)} teacher spans, "
+           f"{sum(carried.get('lost', {}).values())} lost).", "",
+           "| model | dev A F1 (chooses) | dev B F1 | epochs | minutes | command |",
+           "|---|---|---|---|---|---|"]
+    for t in data["teachers"]:
+        out.append(f"| teacher, seed {t['seed']} | {pct(t['dev_a_f1'])} | "
+                   f"{pct(t['dev_b']['f1'])} | {t['epochs']} | {t['minutes']} | "
+                   f"`{t['command']}` |")
+    out.append(f"| **student** | {pct(st['dev_a_f1'])} | **{pct(st['dev_b']['f1'])}** | "
+               f"{st['epochs']} | {st['minutes']} | `{st['command']}` |")
+    out += ["", f"Single runs on half B: {pct(single['min'])} to {pct(single['max'])} (mean "
+            f"{pct(single['mean'])}). Goal: student >= {pct(goal)}: "
+            + ("**met**." if met else f"**missed** by {pct(goal - st['dev_b']['f1'])} points."),
+            ""]
+    return out
+
+
 def _machine_line(data: dict) -> str:
     m = data["machine"]
     note = f" {data['note']}" if data.get("note") else ""
@@ -636,7 +668,7 @@ def main() -> None:
                   f"{max(r['machine']['date'] for r in acc)}.", ""]
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
         tuning_section(load("tune.json")) + tuning_section(load("tune-long.json")) + \
-        calibration_section(load("calibration.json")) + \
+        calibration_section(load("calibration.json")) + distill_section(load("distill.json")) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
         prediction_sections(load) + serving_section(load("serve_load.json")) + \
         profile_section(load("profile_gp.json"), load("profile_gp_unfused.json")) + \

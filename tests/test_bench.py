@@ -241,3 +241,27 @@ def test_tuning_and_calibration_sections_render_and_say_who_won():
                                              "ece_after": 0.01}}]}
     assert ("| cluener | platt | 10 / 12 | 70.00 | 71.00 | 0.0500 | 0.0100 | [png](x.png) | "
             "`gpner calibrate ...` |") in "\n".join(calibration_section(cal))
+
+
+def test_distillation_section_renders_and_says_whether_the_goal_was_met():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from report import distill_section
+
+    m = {"cpu": "cpu", "cores": 2, "torch": "2", "date": "d", "gpner_commit": "c"}
+    teachers = [{"seed": s, "dev_a_f1": 0.75, "dev_b": {"f1": f}, "epochs": 9, "minutes": 18.0,
+                 "command": f"gpner train ... seed={s}"}
+                for s, f in ((1, 0.74), (2, 0.73), (3, 0.75))]
+    student = {"dev_a_f1": 0.77, "dev_b": {"f1": 0.7612}, "epochs": 12, "minutes": 25.0,
+               "command": "gpner distill ...",
+               "distill": {"unlabeled_texts": 1345,
+                           "carried": {"spans": 900, "lost": {"x": 2}}}}
+    data = {"machine": m, "teachers": teachers, "student": student,
+            "single_dev_b_f1": {"mean": 0.74, "min": 0.73, "max": 0.75},
+            "goal": {"student_dev_f1_at_least": 0.765}}
+    text = "\n".join(distill_section(data))
+    assert "| **student** | 77.00 | **76.12** | 12 | 25.0 | `gpner distill ...` |" in text
+    assert "| teacher, seed 2 | 75.00 | 73.00 | 9 | 18.0 | `gpner train ... seed=2` |" in text
+    assert "(900 teacher spans, 2 lost)" in text
+    assert "**missed** by 0.38 points." in text
+    student["dev_b"]["f1"] = 0.77
+    assert "**met**." in "\n".join(distill_section(data))
