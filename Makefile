@@ -30,7 +30,13 @@ check: setup
 	$(BIN)/ruff check
 	$(BIN)/mypy
 
-test-slow: setup
+# Label Studio for the slow test of the ML backend, in its own environment (its pins are its own;
+# sentry-sdk 3 does not start it)
+$(VENV)-ls/bin/label-studio:
+	$(PY) -m venv $(VENV)-ls
+	$(VENV)-ls/bin/pip install -q "label-studio==1.23.2" "sentry-sdk<3"
+
+test-slow: setup $(VENV)-ls/bin/label-studio
 	$(BIN)/python -m pytest -q -m slow
 
 # benchmarks on ../shared/data (see docs/benchmarks.md); results land in bench/results/

@@ -348,7 +348,11 @@ def distill_section(data: dict | None) -> list[str]:
            "(seeds 1 to 3) are distilled into one default student that also learns the "
            f"teachers' labels for CLUENER's {st['distill']['unlabeled_texts']} unlabeled test "
            f"texts ({carried.get('spans', 0)} teacher spans, "
-           f"{sum(carried.get('lost', {}).values())} lost).", "",
+           f"{sum(carried.get('lost', {}).values())} lost)."
+           + (f" Every run, teachers and student, had a budget of {data['minutes_per_run']:g} "
+              "minutes (max_minutes): shorter than a default run's course, so these are not "
+              "the default settings' final scores." if data.get("minutes_per_run") else ""),
+           "",
            "| model | dev A F1 (chooses) | dev B F1 | epochs | minutes | command |",
            "|---|---|---|---|---|---|"]
     for t in data["teachers"]:

@@ -10,7 +10,7 @@ import sys
 from importlib import import_module
 
 VERBS = ("convert", "train", "distill", "tune", "evaluate", "predict", "calibrate", "select",
-         "export", "serve", "render", "demo")
+         "label-studio", "export", "serve", "render", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "error (by default a user error prints one line with its code)")
     verbs = parser.add_subparsers(dest="verb", required=True)
     for verb in VERBS:
-        import_module(f"gpner.cli.{verb}").add_parser(verbs)
+        import_module(f"gpner.cli.{verb.replace('-', '_')}").add_parser(verbs)
     return parser
 
 
