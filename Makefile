@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test check test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
 	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve \
-	bench-relations bench-tune bench-distill
+	bench-relations bench-tune bench-distill bench-active
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -105,6 +105,11 @@ bench-tune: setup
 # an ensemble of three CLUENER runs distilled into one default student (about 80 min on 2 cores)
 bench-distill: setup
 	$(BIN)/python bench/distill.py
+	$(BIN)/python bench/report.py
+
+# learning curves of the selection strategies on CLUENER and CoNLL-2003 (issue 30)
+bench-active: setup
+	$(BIN)/python bench/active.py cluener conll2003
 	$(BIN)/python bench/report.py
 
 bench-report: setup

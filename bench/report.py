@@ -368,6 +368,36 @@ def distill_section(data: dict | None) -> list[str]:
     return out
 
 
+def active_section(data: dict | None) -> list[str]:
+    """bench/active.py: learning curves of the selection strategies against random."""
+    if not data or not data.get("data"):
+        return []
+    m, st = data["machine"], data["settings"]
+    out = ["## Active learning: a learning curve", "",
+           f"`python bench/active.py {' '.join(data['data'])}` ({m['date']}, gpner "
+           f"{m['gpner_commit']}, {m['cores']} cores, {data.get('minutes')} minutes): built-in "
+           f"encoder, {st['start']} random sentences, then {st['step']} more a round chosen by "
+           f"each strategy from the rest of train (gold revealed), {st['rounds']} rounds, a "
+           f"new model each round trained for {st['epochs']} epochs. "
+           "![learning curves](active_learning.png)", "",
+           "| data | strategy | F1 by labelled sentences | labels to reach random's final F1 "
+           "| share of random's labels |", "|---|---|---|---|---|"]
+    for name, d in data["data"].items():
+        for key, rows in d["curves"].items():
+            curve = ", ".join(f"{r['labels']}: {pct(r['f1'])}" for r in rows)
+            n = d["labels_to_reach_random_final"].get(key)
+            share = d["share_of_random_labels"].get(key)
+            out.append(f"| {name} ({d['scored_on']}) | {key} | {curve} | "
+                       f"{'-' if key.startswith('random') else (n or 'not reached')} | "
+                       f"{'' if share is None else f'{100 * share:.0f}%'} |")
+        best = [s for s in d["share_of_random_labels"].values() if s is not None]
+        goal = "met" if d["share_of_random_labels"].get("uncertainty") is not None and \
+            d["share_of_random_labels"]["uncertainty"] <= 0.6 else "missed"
+        out.append(f"| {name} | goal (uncertainty <= 60% of random's labels) | | | **{goal}**"
+                   + (f" (best strategy {100 * min(best):.0f}%)" if best else "") + " |")
+    return out + [""]
+
+
 def _machine_line(data: dict) -> str:
     m = data["machine"]
     note = f" {data['note']}" if data.get("note") else ""
@@ -673,6 +703,7 @@ def main() -> None:
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
         tuning_section(load("tune.json")) + tuning_section(load("tune-long.json")) + \
         calibration_section(load("calibration.json")) + distill_section(load("distill.json")) + \
+        active_section(load("active.json")) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
         prediction_sections(load) + serving_section(load("serve_load.json")) + \
         profile_section(load("profile_gp.json"), load("profile_gp_unfused.json")) + \

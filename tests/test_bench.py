@@ -265,3 +265,27 @@ def test_distillation_section_renders_and_says_whether_the_goal_was_met():
     assert "**missed** by 0.38 points." in text
     student["dev_b"]["f1"] = 0.77
     assert "**met**." in "\n".join(distill_section(data))
+
+
+def test_active_learning_section_renders_the_curves_and_the_goal():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from active import labels_to_reach
+    from report import active_section
+
+    rows = [{"labels": 500, "f1": 0.5}, {"labels": 1000, "f1": 0.62}, {"labels": 1500,
+                                                                     "f1": 0.66}]
+    assert labels_to_reach(rows, 0.6) == 1000 and labels_to_reach(rows, 0.7) is None
+    m = {"cpu": "cpu", "cores": 2, "torch": "2", "date": "d", "gpner_commit": "c"}
+    data = {"machine": m, "minutes": 60, "settings": {"start": 500, "step": 500, "rounds": 2,
+                                                      "epochs": 4},
+            "data": {"cluener": {"scored_on": "dev", "curves": {
+                "uncertainty": rows, "random-1": [{"labels": 500, "f1": 0.5},
+                                                  {"labels": 1500, "f1": 0.61}]},
+                "labels_to_reach_random_final": {"uncertainty": 1000},
+                "share_of_random_labels": {"uncertainty": 1000 / 1500}}}}
+    text = "\n".join(active_section(data))
+    assert ("| cluener (dev) | uncertainty | 500: 50.00, 1000: 62.00, 1500: 66.00 | 1000 | 67% |"
+            in text)
+    assert "| cluener | goal (uncertainty <= 60% of random's labels) | | | **missed**" in text
+    data["data"]["cluener"]["share_of_random_labels"]["uncertainty"] = 0.5
+    assert "**met**" in "\n".join(active_section(data))
