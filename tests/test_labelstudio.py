@@ -138,9 +138,24 @@ class FakeLabelStudio(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802  a personal access token is exchanged for an access token
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.calls.append((self.path, body))
+        if self.path != "/api/token/refresh" or body != {"refresh": self.server.token}:
+            self.send_response(401)
+            self.end_headers()
+            return
+        data = json.dumps({"access": "short-lived"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_GET(self):  # noqa: N802  (http.server's name)
         self.server.calls.append((self.path, self.headers.get("Authorization")))
-        if self.headers.get("Authorization") != f"Token {self.server.token}":
+        want = ("Bearer short-lived" if self.server.token.count(".") == 2
+                else f"Token {self.server.token}")
+        if self.headers.get("Authorization") != want:
             self.send_response(401)
             self.end_headers()
             return
@@ -261,3 +276,37 @@ def test_a_fit_without_a_label_studio_to_ask_is_reported_not_crashed(backend, mo
     fit = _fitted(client, backend)
     assert fit["status"] == "failed" and "LABEL_STUDIO_URL" in fit["error"]
     assert client.get("/health").json()["status"] == "UP"
+
+
+def test_a_personal_access_token_is_exchanged_and_sent_as_bearer(backend, monkeypatch):
+    pat = "header.payload.signature"  # a JWT's shape: Label Studio >= 1.17's access tokens
+    server = FakeLabelStudio(export_tasks(tiny_data(3, 4)), pat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("LABEL_STUDIO_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", pat)
+    tasks = backend.fetch("7.1700000000")
+    server.shutdown()
+    assert len(tasks) == 3  # the cancelled one left out
+    assert server.calls[0] == ("/api/token/refresh", {"refresh": pat})
+    assert server.calls[1][1] == "Bearer short-lived"
+
+
+def test_relations_become_relation_results_between_the_span_results():
+    from gpner.serving.labelstudio import task_prediction
+
+    cfg = LabelConfig.parse(CONFIG)
+    record = {"text": "张伟在西安银行工作。",
+              "entities": [{"start": 0, "end": 2, "label": "PER", "prob": 0.9},
+                           {"start": 3, "end": 7, "label": "ORG", "prob": 0.7},
+                           {"start": 3, "end": 5, "label": "DATE", "prob": 0.6}],
+              "relations": [{"head": 0, "tail": 1, "label": "works_at", "prob": 0.8},
+                            {"head": 0, "tail": 2, "label": "works_at", "prob": 0.5}]}
+    pred = task_prediction(record, cfg, {"PER": "Person", "ORG": "org"}, "v")
+    spans = [x for x in pred["result"] if x["type"] == "labels"]
+    rels = [x for x in pred["result"] if x["type"] == "relation"]
+    assert [(x["id"], x["value"]["labels"]) for x in spans] == [("gp0", ["Person"]),
+                                                                 ("gp1", ["org"])]
+    # the relation to an entity the config cannot name is left out with it
+    assert rels == [{"from_id": "gp0", "to_id": "gp1", "type": "relation", "direction": "right",
+                     "labels": ["works_at"], "score": 0.8}]
+    assert pred["score"] == 0.7 and pred["model_version"] == "v"

@@ -87,7 +87,8 @@ class LabelConfig:
                 labels_name=el.get("name", "label"), text_name=target.get("name", "text"),
                 text_key=value[1:] if value.startswith("$") else value,
                 labels=[lab.get("value", "") for lab in el.iter("Label")],
-                relations_name=rel.get("name") if rel is not None else None,
+                # <Relations> needs no name: the control is there or not
+                relations_name=rel.get("name", "relations") if rel is not None else None,
                 relations=[r.get("value", "") for r in rel.iter("Relation")]
                 if rel is not None else [])
         raise BadRequest("the labeling config has no <Labels> control over a <Text> object: "
