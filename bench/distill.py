@@ -3,7 +3,8 @@ single run? Dev is split in two halves as in bench/tune.py: every run chooses it
 A and is scored on half B, which nothing was chosen on. The student also learns from the
 teachers' labels for CLUENER's unlabeled test texts.
 
-    python bench/distill.py            # teachers (seeds 1..3, skipped when done), then student
+    python bench/distill.py --minutes 15   # teachers (seeds 1..3, skipped when done), then
+                                           # the student; every run 15 minutes at most
 
 Goal (issue 29): the student's dev F1 >= 76.5 where a single model gets 75.31. Results go to
 bench/results/distill.json and the "Distillation" section of docs/benchmarks.md.
