@@ -18,8 +18,11 @@ probabilities. Where gold exists it is mixed with the gold loss: ``kd_weight * t
 (1 - kd_weight) * gold``; unlabeled windows learn from the teacher alone (they are batched
 apart from the labelled ones).
 
-Limits: the relation heads of a GPLinker student learn from gold only (the teacher's entity
-scores are distilled); the student's windows of unlabeled texts are held in memory like the
+A GPLinker student also learns its relation heads from relation teachers: their link cells
+(``heads``: subject start, object start; ``tails``: subject end, object end) are carried by the
+characters where the spans start or end, as the spans are.
+
+Limits: the student's windows of unlabeled texts are held in memory like the
 training windows (the texts are streamed, the teacher targets are sparse).
 """
 
@@ -110,6 +113,73 @@ class Teachers:
             yield sorted((s, e, lab, p / n) for (s, e, lab), p in total.items()
                          if p / n >= self.floor)
 
+    def links(self, texts: Callable[[], Iterable[str]]) -> Iterator[list[LinkSpan]]:
+        """Per text, the relation teachers' link cells (averaged over every teacher; a teacher
+        without relations counts 0), sorted; empty lists when no teacher has relations."""
+        cut = score_floor(self.floor, self.temperature)
+        with_links = [m for m in self.models if m.task.has_relations]
+        streams = [teacher_links(m, texts(), cut, self.temperature) for m in with_links]
+        n = len(self.models)
+        for found in zip(*streams, strict=True):
+            total: dict[tuple, float] = {}
+            for cells in found:
+                for key, t in cells.items():
+                    total[key] = total.get(key, 0.0) + t
+            yield sorted((*key, t / n) for key, t in total.items()
+                         if t / n >= self.floor)
+
+
+LinkSpan = tuple[str, int, int, str, float]  # "heads"/"tails", subject char, object char, label, t
+
+
+def teacher_links(model: Any, texts: Iterable[str], cut: float, temperature: float,
+                  chunk: int = 64, batch_size: int = 32) -> Iterator[dict[tuple, float]]:
+    """Per text, a relation (GPLinker) teacher's link cells whose score reaches ``cut``:
+    ``heads`` cells (subject start, object start) as character starts, ``tails`` cells (subject
+    end, object end) as character ends, with their target probability (the highest where
+    windows overlap)."""
+    from gpner.prediction.predictor import featurize
+
+    def flush(pairs: list[tuple[Any, Any]], docs: list[Any]) -> Iterator[dict[tuple, float]]:
+        found: dict[int, dict[tuple, float]] = {doc.index: {} for doc in docs}
+        for k in range(0, len(pairs), batch_size):
+            part = pairs[k:k + batch_size]
+            batch = model.featurizer.collate([w for _, w in part])
+            out = model.backend(batch)
+            for b, (doc, win) in enumerate(part):
+                offsets = doc.encoding.offsets
+                ok = np.asarray(win.spannable)
+                n = len(ok)
+                for kind in ("heads", "tails"):
+                    scores = np.asarray(_numpy(out[kind])[b, :, :n, :n], dtype=np.float64)
+                    hits = np.argwhere((scores >= cut) & ok[None, :, None] & ok[None, None, :])
+                    for p, i, j in hits:
+                        ti, tj = int(i) + win.shift, int(j) + win.shift
+                        end = 0 if kind == "heads" else 1
+                        key = (kind, offsets[ti][end], offsets[tj][end],
+                               model.task.relations[int(p)])
+                        t = target_prob(float(scores[p, i, j]), temperature)
+                        found[doc.index][key] = max(t, found[doc.index].get(key, 0.0))
+        for doc in docs:
+            yield found[doc.index]
+
+    pairs: list[tuple[Any, Any]] = []
+    docs: list[Any] = []
+    for doc, win in featurize(texts, model.featurizer, model.config.max_length,
+                              model.config.decode.stride):
+        if not docs or docs[-1] is not doc:
+            if len(docs) >= chunk:
+                yield from flush(pairs, docs)
+                pairs, docs = [], []
+            docs.append(doc)
+        if win is not None:
+            pairs.append((doc, win))
+    yield from flush(pairs, docs)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
 
 def read_unlabeled(path: str, encoding: str | None = None) -> Iterator[str]:
     """The texts of an unlabeled file, streamed: text lines, JSON lines with ``text``, or any
@@ -134,6 +204,7 @@ class CarryReport:
     carried: int = 0
     lost: Counter = field(default_factory=Counter)
     confident: Counter = field(default_factory=Counter)
+    links: Any = None  # a relation student: the same counts for the link cells
 
     def add_lost(self, reason: str, prob: float) -> None:
         self.lost[reason] += 1
@@ -141,17 +212,23 @@ class CarryReport:
             self.confident[reason] += 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"spans": self.spans, "carried": self.carried, "lost": dict(self.lost),
-                "lost_confident": dict(self.confident)}
+        out = {"spans": self.spans, "carried": self.carried, "lost": dict(self.lost),
+               "lost_confident": dict(self.confident)}
+        if self.links is not None:
+            out["links"] = self.links.as_dict()
+        return out
 
-    def summary(self) -> str:
+    def summary(self, what: str = "spans") -> str:
         lost = sum(self.lost.values())
         if not lost:
-            return f"teacher targets: {self.spans} spans, all carried into student cells"
-        why = ", ".join(f"{n} {r} ({self.confident[r]} of them predicted)"
-                        for r, n in self.lost.most_common())
-        return (f"teacher targets: {self.spans} spans, {self.carried} carried into student "
-                f"cells, {lost} lost: {why}")
+            line = f"teacher targets: {self.spans} {what}, all carried into student cells"
+        else:
+            why = ", ".join(f"{n} {r} ({self.confident[r]} of them predicted)"
+                            for r, n in self.lost.most_common())
+            line = (f"teacher targets: {self.spans} {what}, {self.carried} carried into "
+                    f"student cells, {lost} lost: {why}")
+        return line + ("; " + self.links.summary("relation link cells")
+                       if self.links is not None else "")
 
 
 def token_cells(spans: Sequence[SoftSpan], offsets: Sequence[tuple[int, int]],
@@ -183,17 +260,47 @@ def window_rows(cells: Sequence[tuple[int, int, int, float]], start: int, end: i
     ``cells`` placed."""
     rows, placed = [], []
     for n, (c, i, j, p) in enumerate(cells):
-        if start <= i and j < end and spannable[i - shift] and spannable[j - shift]:
+        # both tokens inside (a span's i <= j; a relation link's subject and object: any order)
+        if (start <= min(i, j) and max(i, j) < end and spannable[i - shift]
+                and spannable[j - shift]):
             rows.append((c, i - shift, j - shift, p))
             placed.append(n)
     return np.array(rows, dtype=np.float64).reshape(-1, 4), placed
 
 
+def link_cells(links: Sequence[LinkSpan], offsets: Sequence[tuple[int, int]],
+               rel_id: dict[str, int], report: CarryReport
+               ) -> list[tuple[str, int, int, int, float]]:
+    """Link cells in characters -> (kind, relation id, subject token, object token, prob) over
+    a text's tokens: ``heads`` cells by the tokens that start there, ``tails`` by those that
+    end there; the cells no token pair holds are counted."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for k, (s, e) in enumerate(offsets):
+        first.setdefault(s, k)
+        last[e] = k
+    out = []
+    for kind, a, b, lab, p in links:
+        report.spans += 1
+        at = first if kind == "heads" else last
+        if lab not in rel_id:
+            report.add_lost("relation the student does not have", p)
+        elif a not in at or b not in at:
+            report.add_lost("boundary inside a student token", p)
+        else:
+            out.append((kind, rel_id[lab], at[a], at[b], p))
+    return out
+
+
 def attach(examples: Sequence[Any], targets: Sequence[Sequence[SoftSpan]],
-           texts: Sequence[str], featurizer: Any, labels: Sequence[str]) -> CarryReport:
-    """Give every example (a window of record ``ex.doc``) its teacher rows ``ex.soft``."""
+           texts: Sequence[str], featurizer: Any, labels: Sequence[str],
+           links: Sequence[Sequence[LinkSpan]] | None = None,
+           relations: Sequence[str] | None = None) -> CarryReport:
+    """Give every example (a window of record ``ex.doc``) its teacher rows ``ex.soft`` and,
+    with ``links`` (a relation student), ``ex.soft_links`` {"heads": rows, "tails": rows}."""
     label_id = {lab: k for k, lab in enumerate(labels)}
-    report = CarryReport()
+    rel_id = {lab: k for k, lab in enumerate(relations or ())}
+    report = CarryReport(links=CarryReport() if links is not None else None)
     by_doc: dict[int, list[Any]] = {}
     for ex in examples:
         by_doc.setdefault(ex.doc, []).append(ex)
@@ -212,7 +319,31 @@ def attach(examples: Sequence[Any], targets: Sequence[Sequence[SoftSpan]],
                 report.carried += 1
             else:
                 report.add_lost("in no student window whole", p)
+        if links is not None:
+            _attach_links(wins, link_cells(links[doc], enc.offsets, rel_id, report.links),
+                          report.links)
     return report
+
+
+def _attach_links(wins: Sequence[Any], cells: list[tuple[str, int, int, int, float]],
+                  report: CarryReport) -> None:
+    """Each window's link rows by kind (``ex.soft_links``); cells no window holds, counted."""
+    placed = [False] * len(cells)
+    for ex in wins:
+        win = ex.window
+        ex.soft_links = {}
+        for kind in ("heads", "tails"):
+            mine = [n for n, c in enumerate(cells) if c[0] == kind]
+            rows, where = window_rows([cells[n][1:] for n in mine], win.start, win.end,
+                                      win.shift, win.spannable)
+            ex.soft_links[kind] = rows
+            for k in where:
+                placed[mine[k]] = True
+    for cell, ok in zip(cells, placed, strict=True):
+        if ok:
+            report.carried += 1
+        else:
+            report.add_lost("in no student window whole", cell[4])
 
 
 # ----------------------------------------------------------------- the loss
@@ -246,6 +377,7 @@ class Distillation:
         self.report = CarryReport()
         self.unlabeled_texts: list[str] = []
         self.targets: list[list[SoftSpan]] = []
+        self.links: list[list[LinkSpan]] | None = None  # a relation student's link targets
         self.fingerprint = ""
 
     def meta(self) -> dict[str, Any]:
@@ -276,6 +408,10 @@ class Distillation:
                 self.unlabeled_texts = [t for t in read_unlabeled(self.cfg.unlabeled,
                                                                   self.encoding)]
                 self.targets += list(teachers.score(lambda: self.unlabeled_texts, progress))
+            if self.cfg.task == "relations" and any(m.task.has_relations
+                                                    for m in teachers.models):
+                every = [*texts, *self.unlabeled_texts]
+                self.links = list(teachers.links(lambda: every))
         return [{"text": t, "entities": []} for t in self.unlabeled_texts]
 
     def _read_cache(self, n_records: int) -> tuple[list[str], list[list[SoftSpan]]] | None:
@@ -289,14 +425,17 @@ class Distillation:
             if (head.get("meta") != self.meta() or head.get("records") != n_records
                     or head.get("texts") != self.fingerprint):
                 return None
-            texts, targets = [], []
+            texts, targets, links = [], [], []
             for line in f:
                 row = json.loads(line)
                 if "text" in row:
                     texts.append(row["text"])
                 targets.append([tuple(s) for s in row["spans"]])
+                if "links" in row:
+                    links.append([tuple(x) for x in row["links"]])
         if len(targets) != n_records + len(texts):
             return None  # a cache cut short is scored again, never half used
+        self.links = links if head.get("links") else None
         return texts, targets
 
     def save(self, n_records: int) -> None:
@@ -305,10 +444,12 @@ class Distillation:
         from gpner.textfiles import json_line
 
         lines = [json_line({"meta": self.meta(), "records": n_records,
-                            "texts": self.fingerprint,
+                            "texts": self.fingerprint, "links": self.links is not None,
                             "carried": self.report.as_dict()})]
         for k, spans in enumerate(self.targets):
             row: dict[str, Any] = {"spans": [list(s) for s in spans]}
+            if self.links is not None:
+                row["links"] = [list(x) for x in self.links[k]]
             if k >= n_records:
                 row["text"] = self.unlabeled_texts[k - n_records]
             lines.append(json_line(row))

@@ -39,8 +39,10 @@ class Example:
     relations: list[tuple[int, int, int]] = field(default_factory=list)
     doc: int = 0  # the record it was cut from
     gold: bool = True  # False: an unlabeled text, which learns from a teacher only
-    # distillation: the teachers' targets, rows (K, 4) (label, i, j, prob) in window tokens
+    # distillation: the teachers' targets, rows (K, 4) (label, i, j, prob) in window tokens,
+    # and for a relation student the link rows {"heads": (K, 4), "tails": (K, 4)}
     soft: Any = None
+    soft_links: Any = None
 
     def __len__(self) -> int:
         return len(self.window)
@@ -222,11 +224,18 @@ class Collator:
         batch.update(self.task.targets([ex.spans for ex in examples], batch,
                                        [ex.relations for ex in examples]))
         if examples and examples[0].soft is not None:  # distillation: teacher rows (P, 5)
-            rows = [np.hstack([np.full((len(ex.soft), 1), b), ex.soft])
-                    for b, ex in enumerate(examples)]
-            batch["soft"] = torch.from_numpy(np.vstack(rows).astype(np.float32))
+            batch["soft"] = _rows([ex.soft for ex in examples])
             batch["gold"] = torch.tensor(all(ex.gold for ex in examples))
+            if examples[0].soft_links is not None:
+                for kind in ("heads", "tails"):
+                    batch[f"soft_{kind}"] = _rows([ex.soft_links[kind] for ex in examples])
         return batch
+
+
+def _rows(per_example: Sequence[np.ndarray]) -> torch.Tensor:
+    """Each example's rows (K, 4) with its batch index first: (P, 5) float32."""
+    rows = [np.hstack([np.full((len(r), 1), b), r]) for b, r in enumerate(per_example)]
+    return torch.from_numpy(np.vstack(rows).astype(np.float32))
 
 
 def max_span_width(examples: Sequence[Example]) -> int:

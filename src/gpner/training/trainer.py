@@ -235,7 +235,8 @@ def _distilled(distill: Any, examples: list[Example], records: list[Record],
         ex.gold = False
     examples.extend(extra)
     texts = [r["text"] for r in (*records, *unlabeled)]
-    distill.report = attach(examples, distill.targets, texts, featurizer, config.labels)
+    distill.report = attach(examples, distill.targets, texts, featurizer, config.labels,
+                            distill.links, config.relations)
     summary = distill.report.summary()
     (log.warning if distill.report.lost else log.info)(summary)
     log.info("distillation: %d labelled windows, %d unlabeled windows", first, len(extra))
@@ -312,6 +313,9 @@ class Trainer:
             from gpner.training.distill import soft_loss
 
             kd = soft_loss(outputs[self.task.output], batch["soft"])
+            if "soft_heads" in batch:  # a relation student: the link heads too
+                kd = kd + soft_loss(outputs["heads"], batch["soft_heads"]) \
+                    + soft_loss(outputs["tails"], batch["soft_tails"])
             if not bool(batch["gold"]):
                 return kd
             w = self.cfg.kd_weight
