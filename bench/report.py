@@ -342,7 +342,9 @@ def distill_section(data: dict | None) -> list[str]:
     met = st["dev_b"]["f1"] >= goal
     carried = (st.get("distill") or {}).get("carried", {})
     out = ["## Distillation: an ensemble of three runs into one student", "",
-           f"`python bench/distill.py` ({m['date']}, gpner {m['gpner_commit']}, {m['cores']} "
+           "`python bench/distill.py"
+           + (f" --minutes {data['minutes_per_run']:g}" if data.get("minutes_per_run") else "")
+           + f"` ({m['date']}, gpner {m['gpner_commit']}, {m['cores']} "
            "cores): CLUENER, built-in encoder, default settings everywhere; dev split in halves "
            "(even lines A: every run chooses its epoch; odd lines B: reported). Three teachers "
            "(seeds 1 to 3) are distilled into one default student that also learns the "
@@ -350,8 +352,9 @@ def distill_section(data: dict | None) -> list[str]:
            f"texts ({carried.get('spans', 0)} teacher spans, "
            f"{sum(carried.get('lost', {}).values())} lost)."
            + (f" Every run, teachers and student, had a budget of {data['minutes_per_run']:g} "
-              "minutes (max_minutes): shorter than a default run's course, so these are not "
-              "the default settings' final scores." if data.get("minutes_per_run") else ""),
+              "minutes (max_minutes; the student's includes the teachers scoring its texts): "
+              "shorter than a default run's course, so these are not the default settings' "
+              "final scores." if data.get("minutes_per_run") else ""),
            "",
            "| model | dev A F1 (chooses) | dev B F1 | epochs | minutes | command |",
            "|---|---|---|---|---|---|"]
