@@ -176,8 +176,8 @@ class LabelStudioBackend:
         self.threshold = threshold
         self.lock = threading.Lock()
         self.base = resolve_dir(model_dir)
-        self.model, self.model_dir, self.version = self._load(self.base), self.base, ""
-        self.version = f"gpner-{self.base.parent.name or 'model'}-v0"
+        self.model, self.model_dir = self._load(self.base), self.base
+        self.version = self._version(0)
         self.configs: dict[str, LabelConfig] = {}
         self.hosts: dict[str, tuple[str, str]] = {}  # project -> (url, token) from /setup
         self.fits: list[dict[str, Any]] = []
@@ -186,6 +186,10 @@ class LabelStudioBackend:
         self.busy = False
         self.worker = threading.Thread(target=self._work, name="gpner-fit", daemon=True)
         self.worker.start()
+
+    def _version(self, fit: int) -> str:
+        """The model version Label Studio shows: the base run's name and the fit it came from."""
+        return f"gpner-{self.base.parent.name or 'model'}-v{fit}"
 
     @staticmethod
     def _load(path: Path) -> Any:
@@ -337,7 +341,7 @@ class LabelStudioBackend:
         if f_new >= f_old:
             with self.lock:
                 self.model, self.model_dir = new, out / "run" / "model"
-                self.version = f"gpner-{self.base.parent.name or 'model'}-v{n}"
+                self.version = self._version(n)
             info.update({"status": "swapped", "model_version": self.version})
             log.info("label-studio: fit %d: F1 %.4f >= %.4f on %d held-back tasks: now "
                      "serving %s", n, f_new, f_old, len(held), self.version)

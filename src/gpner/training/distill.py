@@ -231,16 +231,22 @@ class CarryReport:
                        if self.links is not None else "")
 
 
-def token_cells(spans: Sequence[SoftSpan], offsets: Sequence[tuple[int, int]],
-                label_id: dict[str, int], report: CarryReport
-                ) -> list[tuple[int, int, int, float]]:
-    """Character spans -> (label id, first token, last token inclusive, prob) over a text's
-    tokens (``offsets``: each token's characters); the spans that fit no tokens are counted."""
+def token_edges(offsets: Sequence[tuple[int, int]]) -> tuple[dict[int, int], dict[int, int]]:
+    """Character -> the first token starting there, and -> the last token ending there."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for k, (s, e) in enumerate(offsets):
         first.setdefault(s, k)
         last[e] = k
+    return first, last
+
+
+def token_cells(spans: Sequence[SoftSpan], offsets: Sequence[tuple[int, int]],
+                label_id: dict[str, int], report: CarryReport
+                ) -> list[tuple[int, int, int, float]]:
+    """Character spans -> (label id, first token, last token inclusive, prob) over a text's
+    tokens (``offsets``: each token's characters); the spans that fit no tokens are counted."""
+    first, last = token_edges(offsets)
     out = []
     for s, e, lab, p in spans:
         report.spans += 1
@@ -274,11 +280,7 @@ def link_cells(links: Sequence[LinkSpan], offsets: Sequence[tuple[int, int]],
     """Link cells in characters -> (kind, relation id, subject token, object token, prob) over
     a text's tokens: ``heads`` cells by the tokens that start there, ``tails`` by those that
     end there; the cells no token pair holds are counted."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for k, (s, e) in enumerate(offsets):
-        first.setdefault(s, k)
-        last[e] = k
+    first, last = token_edges(offsets)
     out = []
     for kind, a, b, lab, p in links:
         report.spans += 1
@@ -405,8 +407,8 @@ class Distillation:
             self.targets = list(teachers.score(lambda: texts, progress))
             if self.cfg.unlabeled:
                 log.info("teacher targets: scoring the unlabeled texts of %s", self.cfg.unlabeled)
-                self.unlabeled_texts = [t for t in read_unlabeled(self.cfg.unlabeled,
-                                                                  self.encoding)]
+                self.unlabeled_texts = list(read_unlabeled(self.cfg.unlabeled,
+                                                           self.encoding))
                 self.targets += list(teachers.score(lambda: self.unlabeled_texts, progress))
             if self.cfg.task == "relations" and any(m.task.has_relations
                                                     for m in teachers.models):
