@@ -107,9 +107,10 @@ bench-distill: setup
 	$(BIN)/python bench/distill.py --minutes 15
 	$(BIN)/python bench/report.py
 
-# learning curves of the selection strategies on CLUENER and CoNLL-2003 (issue 30)
+# learning curves of the selection strategies on CLUENER and CoNLL-2003 side by side, a core each
+# (about 70 minutes; docs/benchmarks.md#active-learning-a-learning-curve)
 bench-active: setup
-	$(BIN)/python bench/active.py cluener conll2003
+	$(BIN)/python bench/active.py cluener --threads 1 & $(BIN)/python bench/active.py conll2003 --threads 1; wait
 	$(BIN)/python bench/report.py
 
 bench-report: setup

@@ -4,22 +4,26 @@ final F1 with fewer labels? (issue 30, point 4)
 On CLUENER (scored on dev) and CoNLL-2003 (scored on test), built-in encoder: start from
 `--start` labelled sentences drawn at random, then each round a strategy chooses `--step` more
 from the rest of train (`gpner.active.select`, the code behind `gpner select`) and their gold
-labels are revealed as if annotated; a model is trained from scratch on what is labelled for a
-fixed `--epochs` (a short, fixed budget per round) and scored. Random selection runs with
-`--random-seeds` seeds.
+labels are revealed as if annotated; a model is trained from scratch on what is labelled and
+scored. Every round has the same short budget of `--steps` optimizer steps (as many epochs as
+that takes, at least one), so a round costs the same whatever its size and the whole curve fits
+about an hour. Random selection runs with `--random-seeds` seeds; each strategy starts from the
+first random seed's start set.
 
-    python bench/active.py cluener conll2003                  # the full curve
+    python bench/active.py cluener --threads 1 & python bench/active.py conll2003 --threads 1
     python bench/active.py cluener --rounds 2 --quick         # a check that it runs
 
-Results: bench/results/active.json, the plot docs/active_learning.png, and the "Active
-learning" section of docs/benchmarks.md. Goal: uncertainty selection reaches random selection's
-final F1 with at most 60% of its labels.
+Results: bench/results/active/<data>.json (one file a data set, so the sets run side by side),
+the plot docs/active_learning.png (redrawn from every result file), and the "Active learning"
+section of docs/benchmarks.md. Goal: uncertainty selection reaches random selection's final F1
+with at most 60% of its labels.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -46,17 +50,19 @@ def curve(name: str, by: str, seed: int, train: list, gold: list, args: argparse
     rng.shuffle(order)
     labelled = set(order[:args.start])
     rows = []
-    cfg = TrainConfig().update({"epochs": args.epochs, "patience": 0, "seed": seed,
-                                "threads": args.threads, **dict(args.settings)}, "bench")
+    base = TrainConfig().update({"patience": 0, "seed": seed, "threads": args.threads,
+                                 **dict(args.settings)}, "bench")
     for rnd in range(args.rounds + 1):
         out = runs / f"{name}-{by}-{seed}-{rnd}"
         started = time.monotonic()
+        epochs = epochs_for(args.steps, base.batch_size, len(labelled))
+        cfg = base.update({"epochs": epochs}, "bench")
         fit([train[k] for k in sorted(labelled)], None, out, cfg, progress=False,
             overwrite=True)
         model = load(out / "model", threads=args.threads)
         pred = model.predict([r["text"] for r in gold])
         f1 = evaluate(gold, pred)["f1"]
-        rows.append({"round": rnd, "labels": len(labelled), "f1": f1,
+        rows.append({"round": rnd, "labels": len(labelled), "f1": f1, "epochs": epochs,
                      "minutes": round((time.monotonic() - started) / 60, 2)})
         print(json.dumps({"data": name, "by": by, "seed": seed, **rows[-1]}), flush=True)
         if rnd == args.rounds:
@@ -68,24 +74,45 @@ def curve(name: str, by: str, seed: int, train: list, gold: list, args: argparse
     return rows
 
 
+def epochs_for(steps: int, batch_size: int, n: int) -> int:
+    """The epochs that spend about ``steps`` optimizer steps on ``n`` sentences (at least 1)."""
+    return max(1, round(steps / math.ceil(n / batch_size)))
+
+
 def labels_to_reach(rows: list[dict], target: float) -> int | None:
     """The fewest labels at which a curve reaches ``target`` F1 (None: never)."""
     return next((r["labels"] for r in rows if r["f1"] >= target), None)
 
 
-def plot(result: dict, path: Path) -> None:
+def compare(curves: dict[str, list[dict]], strategies: list[str]) -> dict:
+    """Random selection's mean final F1 and, for each strategy, the labels it needed to reach
+    it, also as a share of random's labels (nothing to compare without a random curve)."""
+    final = [c[-1]["f1"] for k, c in curves.items() if k.startswith("random")]
+    if not final:
+        return {}
+    target = sum(final) / len(final)
+    random_labels = curves["random-1"][-1]["labels"]
+    reach = {by: labels_to_reach(curves[by], target) for by in strategies}
+    return {"random_final_f1_mean": target, "random_labels": random_labels,
+            "labels_to_reach_random_final": reach,
+            "share_of_random_labels": {by: (None if n is None else n / random_labels)
+                                       for by, n in reach.items()}}
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """One panel a data set: F1 against labelled sentences, one line a strategy or seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sets = list(result["data"])
+    sets = {name: d for r in results for name, d in r["data"].items()}
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), squeeze=False)
-    for ax, name in zip(axes[0], sets, strict=True):
-        for key, rows in result["data"][name]["curves"].items():
+    for ax, (name, data) in zip(axes[0], sets.items(), strict=True):
+        for key, rows in data["curves"].items():
             ax.plot([r["labels"] for r in rows], [100 * r["f1"] for r in rows],
                     marker="o", label=key, alpha=0.5 if key.startswith("random") else 1.0)
-        ax.set_title(f"{name} ({result['data'][name]['scored_on']})")
+        ax.set_title(f"{name} ({data['scored_on']})")
         ax.set_xlabel("labelled sentences")
         ax.set_ylabel("F1")
         ax.legend()
@@ -102,8 +129,9 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=500)
     ap.add_argument("--step", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=5)
-    # 4 epochs left CLUENER at F1 0.00 with 500 and 1,000 sentences (too few steps to learn)
-    ap.add_argument("--epochs", type=int, default=15)
+    # 15 epochs a round from scratch took about 26 minutes a curve (6 rounds) on 2 cores, 5
+    # hours for the benchmark; 200 steps a round is 13 epochs of 500 sentences, 2 of 3,000
+    ap.add_argument("--steps", type=int, default=200, help="optimizer steps a round")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--by", nargs="+", default=["uncertainty", "margin", "entropy"])
     ap.add_argument("--random-seeds", type=int, default=3)
@@ -112,15 +140,16 @@ def main() -> None:
                     tuple(s.split("=", 1)), metavar="KEY=VALUE", help="a training setting")
     args = ap.parse_args()
     if args.quick:
-        args.start, args.step, args.epochs, args.random_seeds = 50, 50, 1, 1
+        args.start, args.step, args.steps, args.random_seeds = 50, 50, 2, 1
         args.settings += [("lstm_hidden", 32), ("word_dim", 32), ("lstm_layers", 1)]
     from gpner.data.formats import read
 
-    result: dict = {"machine": machine(), "settings": {
-        "start": args.start, "step": args.step, "rounds": args.rounds, "epochs": args.epochs,
-        "threads": args.threads, "extra": dict(args.settings)}, "data": {}}
-    started = time.monotonic()
     for name in args.sets:
+        result: dict = {"machine": machine(), "settings": {
+            "start": args.start, "step": args.step, "rounds": args.rounds, "steps": args.steps,
+            "threads": args.threads, "random_seeds": args.random_seeds,
+            "extra": dict(args.settings)}, "data": {}}
+        started = time.monotonic()
         train = read(args.data_root / SETS[name][0]).records
         gold = read(args.data_root / SETS[name][1]).records
         if args.quick:
@@ -130,21 +159,15 @@ def main() -> None:
             curves[by] = curve(name, by, 1, train, gold, args, args.runs)
         for seed in range(1, args.random_seeds + 1):
             curves[f"random-{seed}"] = curve(name, "random", seed, train, gold, args, args.runs)
-        final = [c[-1]["f1"] for k, c in curves.items() if k.startswith("random")]
-        target = sum(final) / len(final)
-        random_labels = curves["random-1"][-1]["labels"]
-        reach = {by: labels_to_reach(curves[by], target) for by in args.by}
-        result["data"][name] = {
-            "scored_on": Path(SETS[name][1]).stem, "curves": curves,
-            "random_final_f1_mean": target, "random_labels": random_labels,
-            "labels_to_reach_random_final": reach,
-            "share_of_random_labels": {by: (None if n is None else n / random_labels)
-                                       for by, n in reach.items()}}
-    result["minutes"] = round((time.monotonic() - started) / 60, 1)
-    if not args.quick:
-        save(RESULTS / "active.json", result)
-        plot(result, ROOT / "docs" / "active_learning.png")
-    print(json.dumps({k: v["share_of_random_labels"] for k, v in result["data"].items()}))
+        result["data"][name] = {"scored_on": Path(SETS[name][1]).stem, "curves": curves,
+                                **compare(curves, args.by)}
+        result["minutes"] = round((time.monotonic() - started) / 60, 1)
+        print(json.dumps({name: result["data"][name].get("share_of_random_labels")}))
+        if not args.quick:
+            save(RESULTS / "active" / f"{name}.json", result)
+            plot([json.loads(p.read_text(encoding="utf-8"))
+                  for p in sorted((RESULTS / "active").glob("*.json"))],
+                 ROOT / "docs" / "active_learning.png")
 
 
 if __name__ == "__main__":
