@@ -107,10 +107,13 @@ bench-distill: setup
 	$(BIN)/python bench/distill.py --minutes 15
 	$(BIN)/python bench/report.py
 
-# learning curves of the selection strategies on CLUENER and CoNLL-2003 side by side, a core each
-# (about 70 minutes; docs/benchmarks.md#active-learning-a-learning-curve)
+# learning curves of the selection strategies on CLUENER and CoNLL-2003 in two processes, a core
+# each, the work split so both end together (docs/benchmarks.md#active-learning-a-learning-curve)
 bench-active: setup
-	$(BIN)/python bench/active.py cluener --threads 1 & $(BIN)/python bench/active.py conll2003 --threads 1; wait
+	($(BIN)/python bench/active.py conll2003 --threads 1 && \
+	  $(BIN)/python bench/active.py cluener --by --random-seeds 3 --threads 1) & \
+	$(BIN)/python bench/active.py cluener --by uncertainty margin entropy --random-seeds 1 2 --threads 1; \
+	wait
 	$(BIN)/python bench/report.py
 
 bench-report: setup
