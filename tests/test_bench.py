@@ -267,25 +267,91 @@ def test_distillation_section_renders_and_says_whether_the_goal_was_met():
     assert "**met**." in "\n".join(distill_section(data))
 
 
-def test_active_learning_section_renders_the_curves_and_the_goal():
+def test_active_learning_curves_compare_merge_and_render(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
-    from active import labels_to_reach
+    from active import compare, epochs_for, labels_to_reach, merge
     from report import active_section
 
+    # every round at least 200 steps and 4 epochs of batch 32
+    assert [epochs_for(200, 4, 32, n) for n in (500, 1000, 1500, 3000)] == [12, 6, 4, 4]
     rows = [{"labels": 500, "f1": 0.5}, {"labels": 1000, "f1": 0.62}, {"labels": 1500,
                                                                      "f1": 0.66}]
     assert labels_to_reach(rows, 0.6) == 1000 and labels_to_reach(rows, 0.7) is None
+    randoms = {"random-1": [{"labels": 500, "f1": 0.5}, {"labels": 1500, "f1": 0.60}],
+               "random-2": [{"labels": 500, "f1": 0.5}, {"labels": 1500, "f1": 0.64}]}
+    assert compare({"uncertainty": rows}, ["uncertainty"]) == {}  # no random curve yet
+    got = compare({"uncertainty": rows, **randoms}, ["uncertainty"])
+    assert got["random_final_f1_mean"] == pytest.approx(0.62)  # the mean of 0.60 and 0.64
+    assert got["labels_to_reach_random_final"] == {"uncertainty": 1000}
+    assert got["share_of_random_labels"]["uncertainty"] == pytest.approx(1000 / 1500)
+    # two parts of one run land in one file; the comparison covers both
     m = {"cpu": "cpu", "cores": 2, "torch": "2", "date": "d", "gpner_commit": "c"}
-    data = {"machine": m, "minutes": 60, "settings": {"start": 500, "step": 500, "rounds": 2,
-                                                      "epochs": 4},
-            "data": {"cluener": {"scored_on": "dev", "curves": {
-                "uncertainty": rows, "random-1": [{"labels": 500, "f1": 0.5},
-                                                  {"labels": 1500, "f1": 0.61}]},
-                "labels_to_reach_random_final": {"uncertainty": 1000},
-                "share_of_random_labels": {"uncertainty": 1000 / 1500}}}}
-    text = "\n".join(active_section(data))
+    settings = {"start": 500, "step": 500, "rounds": 2, "steps": 200, "min_epochs": 4}
+    path = tmp_path / "cluener.json"
+    merge(path, {"machine": m, "settings": settings, "data": {}}, "cluener",
+          {"uncertainty": rows}, 30.0)
+    data = merge(path, {"machine": m, "settings": settings, "data": {}}, "cluener", randoms,
+                 20.0)
+    assert data["minutes"] == 50.0 and data["parts"] == [30.0, 20.0]
+    assert list(data["data"]["cluener"]["curves"]) == ["uncertainty", "random-1", "random-2"]
+    assert json.loads(path.read_text())["data"]["cluener"]["share_of_random_labels"] == \
+        got["share_of_random_labels"]
+    text = "\n".join(active_section([data]))
     assert ("| cluener (dev) | uncertainty | 500: 50.00, 1000: 62.00, 1500: 66.00 | 1000 | 67% |"
             in text)
-    assert "| cluener | goal (uncertainty <= 60% of random's labels) | | | **missed**" in text
+    assert "at least 200 optimizer steps and at least 4 epochs" in text
+    assert "with <= 60% of its labels | | | **missed** (best strategy 67%) |" in text
     data["data"]["cluener"]["share_of_random_labels"]["uncertainty"] = 0.5
-    assert "**met**" in "\n".join(active_section(data))
+    assert "**met**" in "\n".join(active_section([data]))
+    # other settings replace the file rather than mixing curves of two budgets
+    other = merge(path, {"machine": m, "settings": {**settings, "steps": 100}, "data": {}},
+                  "cluener", randoms, 5.0)
+    assert list(other["data"]["cluener"]["curves"]) == ["random-1", "random-2"]
+
+
+def test_spacy_limit_and_gpu_sections_say_which_goals_are_met():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from peer_spacy import covering_length
+    from report import gpu_section, limit_section, spacy_section
+
+    recs = [{"entities": [{"start": 0, "end": n}]} for n in (1, 2, 2, 3, 9)]
+    assert covering_length(recs, 0.5) == 2 and covering_length(recs, 0.97) == 9
+    m = {"cpu": "cpu", "cores": 2, "torch": "2", "date": "d", "gpner_commit": "c"}
+    arm = {"train": {"steps": 100, "epochs": 2, "evaluations": 3}, "curve": [],
+           "precision": 0.8, "recall": 0.8}
+    spacy = {"command": "python bench/peer_spacy.py --minutes 8", "machine": m, "minutes": 8,
+             "pairs": {"CoNLL-2003 (test)": {
+                 "arms": {"spaCy ner efficiency": {**arm, "f1": 0.80},
+                          "gpner": {**arm, "train": {"epochs_run": 5, "best_epoch": 5},
+                                    "f1": 0.83}},
+                 "speed": {"spaCy ner efficiency": {"sents_per_s": 1000.0, "peak_rss_mb": 300},
+                           "gpner onnx-int8": {"sents_per_s": 800.0, "peak_rss_mb": 280}}}}}
+    text = "\n".join(spacy_section(spacy))
+    assert "| gpner | 83.00 | 80.00 | 80.00 | 5 epochs, best 5 |" in text
+    assert "- gpner ahead of spaCy ner efficiency on CoNLL-2003 (test): met (83.00 against " \
+           "80.00)" in text
+    assert "(one core each): missed (800 against 1,000 sentences/s, 0.80x)" in text
+    limit = {"command": "python bench/limit.py", "machine": m,
+             "prediction": [{"encoder": "builtin", "backend": "torch", "batch": 32,
+                             "end_to_end_sents_per_s": 450.0, "bare_encoder_sents_per_s": 500.0,
+                             "share_of_encoder_throughput": 0.9}],
+             "training": {"bert-base": {"head": "egp", "batch_size": 16,
+                                        "step_sents_per_s": 10.0,
+                                        "bare_fwd_bwd_sents_per_s": 12.0,
+                                        "step_over_bare": 1.2}}}
+    text = "\n".join(limit_section(limit))
+    assert "| builtin | torch | 32 | 450.0 | 500.0 | 90% | met |" in text
+    assert "| bert-base | egp | 16 | 10.0 | 12.0 | 1.20x | missed |" in text
+    assert "no session so far was lent one" in "\n".join(gpu_section(None))
+    gpu = {"command": "bash bench/gpu.sh", "machine": m, "gpu": "NVIDIA H100", "minutes": 6,
+           "gpu_memory_mb": 81559, "cuda_version": "13.0", "encoder": "BERT", "data": "demo",
+           "tests": {"passed": 10, "failed": ["test_x"], "skipped": 0},
+           "training": [{"head": "gp", "precision": "bf16", "sents_per_s": 900.0,
+                         "peak_gpu_mb": 5000, "losses_finite": True}],
+           "prediction": [{"backend": "torch", "runs_on": "cuda", "batch": 32,
+                           "sents_per_s": 3000.0}],
+           "long_text": {"chars": 100000, "windows": 800, "seconds": 2.5, "peak_gpu_mb": 900}}
+    text = "\n".join(gpu_section(gpu))
+    assert "on NVIDIA H100 (81,559 MB" in text and "10 passed, 1 failed: test_x" in text
+    assert "| gp | bf16 | 900.0 | 5000 | True |" in text
+    assert "| torch | cuda | 32 | 3,000.0 |" in text and "800 windows, 2.5 s" in text
