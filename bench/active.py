@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, ROOT, machine, save
+from common import DATA, RESULTS, ROOT, machine, plot_panels, save
 
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -103,23 +103,14 @@ def compare(curves: dict[str, list[dict]], strategies: list[str]) -> dict:
 
 def plot(results: list[dict], path: Path) -> None:
     """One panel a data set: F1 against labelled sentences, one line a strategy or seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sets = {name: d for r in results for name, d in r["data"].items()}
-    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), squeeze=False)
-    for ax, (name, data) in zip(axes[0], sets.items(), strict=True):
-        for key, rows in data["curves"].items():
-            ax.plot([r["labels"] for r in rows], [100 * r["f1"] for r in rows],
-                    marker="o", label=key, alpha=0.5 if key.startswith("random") else 1.0)
-        ax.set_title(f"{name} ({data['scored_on']})")
-        ax.set_xlabel("labelled sentences")
-        ax.set_ylabel("F1")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    plot_panels(path, [{"title": f"{name} ({data['scored_on']})",
+                        "xlabel": "labelled sentences", "ylabel": "F1",
+                        "lines": [(key, [r["labels"] for r in rows], [100 * r["f1"] for r in rows],
+                                   {"marker": "o",
+                                    "alpha": 0.5 if key.startswith("random") else 1.0})
+                                  for key, rows in data["curves"].items()]}
+                       for name, data in sets.items()])
 
 
 def main() -> None:

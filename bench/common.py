@@ -87,3 +87,23 @@ def show_command(cmd: list[str], data_root: Path) -> str:
     ../shared/data, paths inside this checkout relative to it."""
     return " ".join(["gpner"] + [portable(c.replace(str(data_root), "../shared/data"))
                                  for c in cmd[1:]])
+
+
+def plot_panels(path: Path, panels: list[dict]) -> None:
+    """One row of line plots saved as a PNG: each panel ``{"title", "xlabel", "ylabel",
+    "lines": [(label, xs, ys, matplotlib keyword arguments)]}``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for label, xs, ys, style in panel["lines"]:
+            ax.plot(xs, ys, label=label, **style)
+        ax.set_title(panel["title"])
+        ax.set_xlabel(panel["xlabel"])
+        ax.set_ylabel(panel["ylabel"])
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, ROOT, gpner_exe, machine, save
+from common import DATA, RESULTS, ROOT, gpner_exe, machine, plot_panels, save
 
 SPACY = Path(os.environ.get("SPACY_VENV", "/tmp/gpner-spacy-venv"))
 SIDE = ROOT / "bench" / "peer_spacy_side.py"
@@ -157,23 +157,14 @@ def speeds(arms: dict, texts: Path, rounds: int) -> dict:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(result["pairs"]), figsize=(6 * len(result["pairs"]), 4),
-                             squeeze=False)
-    for ax, (name, p) in zip(axes[0], result["pairs"].items(), strict=True):
-        for arm, a in p["arms"].items():
-            ax.plot([c["minutes"] for c in a["curve"]], [100 * c["dev_f1"] for c in a["curve"]],
-                    marker="o" if arm.startswith("gpner") else ".", label=arm)
-        ax.set_title(f"{name}: dev F1 against training minutes")
-        ax.set_xlabel("minutes (one core)")
-        ax.set_ylabel("dev F1")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    """One panel a pair: dev F1 against training minutes, one line a system."""
+    plot_panels(path, [{"title": f"{name}: dev F1 against training minutes",
+                        "xlabel": "minutes (one core)", "ylabel": "dev F1",
+                        "lines": [(arm, [c["minutes"] for c in a["curve"]],
+                                   [100 * c["dev_f1"] for c in a["curve"]],
+                                   {"marker": "o" if arm.startswith("gpner") else "."})
+                                  for arm, a in p["arms"].items()]}
+                       for name, p in result["pairs"].items()])
 
 
 def main() -> None:

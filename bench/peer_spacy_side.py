@@ -9,8 +9,10 @@ offsets (what gpner writes). ``train`` builds spaCy's own config for the pipelin
 (``spacy init config``'s CPU template, no static vectors), converts the records into DocBins
 (a span that is not on spaCy's token boundaries is counted, not guessed), trains with spaCy's
 loop and stops after ``--minutes`` of wall-clock time counted from before initialisation; the
-loop saves ``model-best`` (best dev score) at every evaluation, and that model is the result. The
-dev score after every evaluation goes to ``curve.jsonl`` (seconds, score). ``predict`` runs
+loop saves ``model-best`` (best dev score) at every evaluation (spaCy's default: every 200
+steps), the step that runs out of time evaluates once more (as gpner evaluates when its budget
+ends), and the best model is the result. The dev score after every evaluation goes to
+``curve.jsonl`` (seconds, score). ``predict`` runs
 ``nlp.pipe`` over the texts after a warm-up and prints the seconds of one timed pass and the
 peak RSS; the predicted spans go to ``--out``.
 """
@@ -92,20 +94,40 @@ def train(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     curve: list[dict] = []
 
+    def record(row: dict) -> None:
+        curve.append(row)
+        with open(out / "curve.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
     @spacy.registry.loggers("gpner.BudgetLogger.v1")
     def budget_logger():
         def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
+            steps = [0]
+
             def log_step(info):
+                steps[0] += 1
                 if info is not None:  # an evaluation: model-best is already on disk
-                    curve.append({"seconds": round(time.monotonic() - started, 1),
-                                  "step": info["step"], "epoch": info["epoch"],
-                                  "score": info["score"], "other": info["other_scores"]})
-                    with open(out / "curve.jsonl", "a", encoding="utf-8") as f:
-                        f.write(json.dumps(curve[-1]) + "\n")
-                    if time.monotonic() - started > budget:
-                        raise OutOfTime()
+                    record({"seconds": round(time.monotonic() - started, 1),
+                            "step": info["step"], "epoch": info["epoch"],
+                            "score": info["score"], "other": info["other_scores"]})
+                if time.monotonic() - started > budget:
+                    if info is None:  # stopped between evaluations: evaluate here, as gpner
+                        final_evaluation(nlp, steps[0])  # does at the end of its budget
+                    raise OutOfTime()
             return log_step, lambda: None
         return setup
+
+    def final_evaluation(nlp, step: int) -> None:
+        from spacy.training import Corpus
+
+        key = "ents_f" if args.task == "ner" else f"spans_{KEY}_f"
+        scores = nlp.evaluate(list(Corpus(str(dev_db))(nlp)))
+        score = float(scores.get(key) or 0.0)
+        if not curve or score > max(c["score"] for c in curve):
+            nlp.to_disk(out / "model-best")
+        record({"seconds": round(time.monotonic() - started, 1), "step": step,
+                "epoch": curve[-1]["epoch"] if curve else 0, "score": score,
+                "other": {key: score}, "final": True})
 
     nlp0 = spacy.blank(args.lang)
     train_db, dev_db = out / "train.spacy", out / "dev.spacy"
