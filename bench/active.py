@@ -184,6 +184,8 @@ def merge(path: Path, result: dict, name: str, curves: dict, minutes: float) -> 
             result["parts"] = [minutes]
         result["minutes"] = round(sum(result["parts"]), 1)
         strategies = [k for k in curves if not k.startswith("random")]
+        # strategies first, then random by seed, whichever part ran first
+        curves = {k: curves[k] for k in strategies + sorted(set(curves) - set(strategies))}
         result["data"][name] = {"scored_on": Path(SETS[name][1]).stem, "curves": curves,
                                 **compare(curves, strategies)}
         save(path, result)

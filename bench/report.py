@@ -388,7 +388,8 @@ def active_section(results: list[dict]) -> list[str]:
            f"revealed as if annotated), {st['rounds']} rounds. The budget: every round trains a "
            f"new model from scratch for at least {st['steps']} optimizer steps and at least "
            f"{st.get('min_epochs', 1)} epochs (batch 32), which is far short of a full run "
-           "(a default CLUENER run trains about 3,000 steps), so the F1 figures are low; they "
+           "(a default CLUENER run has 336 steps an epoch, up to 20 epochs), so the F1 figures are "
+           "low; they "
            "compare strategies at one budget. Strategies start from random seed 1's start "
            "set. ![learning curves](active_learning.png)", "",
            "| data | strategy | F1 by labelled sentences | labels to reach random's final F1 "
