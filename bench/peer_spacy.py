@@ -97,8 +97,6 @@ def predict_gpner(model: Path, backend: str, threads: int, texts: Path, out: Pat
 
 def worker(spec: dict) -> dict:
     """One timed prediction pass of gpner in a fresh process (after a warm-up)."""
-    import resource
-
     from gpner.prediction.loading import load
 
     texts = [json.loads(x)["text"] for x in Path(spec["texts"]).read_text(
@@ -110,8 +108,16 @@ def worker(spec: dict) -> dict:
     seconds = time.perf_counter() - t
     if spec["out"]:
         write_jsonl(pred, Path(spec["out"]))
-    return {"seconds": round(seconds, 3), "n": len(texts),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {"seconds": round(seconds, 3), "n": len(texts), "peak_rss_mb": own_peak_rss_mb()}
+
+
+def own_peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM of /proc/self/status). Not ru_maxrss: Linux keeps
+    the parent's peak across fork and exec, so a small child reports its parent's."""
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def score(gold: list, pred_file: Path) -> dict:
@@ -158,7 +164,7 @@ def speeds(arms: dict, texts: Path, rounds: int) -> dict:
 
 def plot(result: dict, path: Path) -> None:
     """One panel a pair: dev F1 against training minutes, one line a system."""
-    plot_panels(path, [{"title": f"{name}: dev F1 against training minutes",
+    plot_panels(path, [{"title": f"{name.split(' (')[0]}: dev F1 (the set that chooses) by minute",
                         "xlabel": "minutes (one core)", "ylabel": "dev F1",
                         "lines": [(arm, [c["minutes"] for c in a["curve"]],
                                    [100 * c["dev_f1"] for c in a["curve"]],
@@ -176,6 +182,8 @@ def main() -> None:
     ap.add_argument("--data-root", type=Path, default=DATA)
     ap.add_argument("--work", type=Path, default=Path("/tmp/gpner-peer-spacy"))
     ap.add_argument("--quick", action="store_true", help="tiny sizes and budget (a check)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="score and time the models a previous run left in --work (no training)")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -206,7 +214,25 @@ def main() -> None:
                                                   f" --minutes {m:g}"),
         "machine": machine(), "minutes": m, "pairs": {}}
     started = time.monotonic()
-    # two sides at a time, one core each; spancat last, alone
+    if args.reuse:
+        result["command"] += " (trained; then --reuse: scored and timed again)"
+        previous = json.loads((RESULTS / "peer_spacy.json").read_text(encoding="utf-8"))
+        result["train_minutes_total"] = previous.get("train_minutes_total")
+        arms = {a: v["train"] for p in previous["pairs"].values() for a, v in p["arms"].items()}
+        eff, acc, sc = (arms["spaCy ner efficiency"], arms["spaCy ner accuracy"],
+                        arms["spaCy spancat"])
+    else:
+        eff, acc, sc = train_all(files, w, m, max_size)
+        result["train_minutes_total"] = round((time.monotonic() - started) / 60, 1)
+    score_and_time(result, conll, cmeee, files, w, max_size, args.rounds, eff, acc, sc)
+    save(RESULTS / ("peer_spacy.quick.json" if q else "peer_spacy.json"), result)
+    if not q:
+        plot(result, ROOT / "docs" / "peer_spacy.png")
+
+
+def train_all(files: dict, w: Path, m: float, max_size: int) -> tuple[dict, dict, dict]:
+    """Every side's training, two at a time on a core each; spancat last, alone. Returns the
+    spaCy sides' training reports (efficiency, accuracy, spancat)."""
     out = pair([("gpner conll", gpner_train(files["conll-train"], files["conll-valid"], m,
                                             w / "gpner-conll")),
                 ("spacy ner efficiency", spacy_train("ner", "en", "efficiency",
@@ -222,8 +248,12 @@ def main() -> None:
                                               files["cmeee-train"], files["cmeee-dev_a"], m,
                                               w / "spacy-sc", max_size))])
     sc = json.loads(out["spacy spancat"].splitlines()[-1])
-    result["train_minutes_total"] = round((time.monotonic() - started) / 60, 1)
+    return eff, acc, sc
 
+
+def score_and_time(result: dict, conll: dict, cmeee: dict, files: dict, w: Path, max_size: int,
+                   rounds: int, eff: dict, acc: dict, sc: dict) -> None:
+    """Both sides' F1 by one scorer, their prediction speed and peak RSS, into ``result``."""
     for name, gold, texts, gp_run, sp in (
             ("CoNLL-2003 (test)", conll["test"], files["conll-test"], w / "gpner-conll",
              {"spaCy ner efficiency": (w / "spacy-eff", eff),
@@ -248,14 +278,11 @@ def main() -> None:
                     for label, b, n in (("gpner torch", "torch", 1),
                                         ("gpner onnx-int8", "onnx-int8", 1),
                                         ("gpner onnx-int8, 2 cores", "onnx-int8", 2))}
-        result["pairs"][name] = {"arms": arms, "speed": speeds(runners, texts, args.rounds)}
+        result["pairs"][name] = {"arms": arms, "speed": speeds(runners, texts, rounds)}
         if name.startswith("CMeEE"):
             result["pairs"][name]["spancat_max_size"] = max_size
             result["pairs"][name]["train_sentences"] = len(cmeee["train"])
         print(json.dumps({name: {a: v["f1"] for a, v in arms.items()}}), flush=True)
-        save(RESULTS / ("peer_spacy.quick.json" if q else "peer_spacy.json"), result)
-    if not q:
-        plot(result, ROOT / "docs" / "peer_spacy.png")
 
 
 if __name__ == "__main__":

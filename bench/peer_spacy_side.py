@@ -92,6 +92,7 @@ def train(args: argparse.Namespace) -> dict:
     budget = args.minutes * 60
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "curve.jsonl").unlink(missing_ok=True)  # a run before this one in the same folder
     curve: list[dict] = []
 
     def record(row: dict) -> None:
@@ -149,6 +150,11 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def rss_mb() -> float:
+    """This process's own peak RSS (VmHWM): ru_maxrss carries the parent's peak across exec."""
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
