@@ -56,11 +56,11 @@ def export_encoder(model_dir: Path, out: Path) -> Path:
     from gpner.model.network import as_tensors
     from gpner.prediction.loading import load
 
-    model = load(model_dir, device="cpu").backend.model
-    encoder = model.encoder
+    predictor = load(model_dir, device="cpu")  # once: its module and its featurizer
+    encoder = predictor.backend.model.encoder
     if isinstance(encoder, HFEncoder):
         encoder.model.set_attn_implementation("eager")
-    featurizer = load(model_dir, device="cpu").featurizer
+    featurizer = predictor.featurizer
     windows = [featurizer.window(t, e, 0, len(e)) for t in PROBE
                for e in [featurizer.encode(t)]]
     sample = featurizer.collate(windows)
