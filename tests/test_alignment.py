@@ -101,8 +101,9 @@ def test_our_tokenizer_aligns_every_word_boundary_span(text):
 
 # every character the fast path (one regular expression) takes, each block's edges, and
 # characters just outside it (marks, joiners, other scripts) that must go the general way
-SIMPLE_RANGES = [(0, 0x80), (0x3000, 0x3100), (0x4E00, 0xA000), (0xFF00, 0xFFF0)]
-EDGE = "a1 中\u0301\u200d\u3099\u302a\u00e9\u0435\u0663"
+SIMPLE_RANGES = [(0, 0x80), (0xB7, 0xB8), (0x2010, 0x2028), (0x2030, 0x205F), (0x2190, 0x2200),
+                 (0x2500, 0x2700), (0x3000, 0x3100), (0x4E00, 0xA000), (0xFF00, 0xFFF0)]
+EDGE = "a1 中\u0301\u200d\u3099\u302a\u00e9\u0435\u0663\u2028\u205f\u2460\u2160\u00ad"
 
 
 def test_fast_split_equals_the_general_loop_on_every_character():
@@ -114,6 +115,21 @@ def test_fast_split_equals_the_general_loop_on_every_character():
     for c in chars:
         for text in (c, f"a{c}b", f"1{c}2", c + c, f" {c}\t", f"中{c}文", f"x{c}{EDGE}"):
             assert pre_tokenize(text) == pre_tokenize_general(text), repr(text)
+
+
+def test_word_ids_equal_each_token_lower_cased_alone():
+    """encode lower-cases a simple text once and slices it: the same ids as lower-casing each
+    token, on every character of the fast path and on texts where lower() has context (Greek
+    final sigma) or changes a length (dotted capital I)."""
+    chars = "".join(chr(c) for a, b in SIMPLE_RANGES for c in range(a, b))
+    texts = [chars[k:k + 50] for k in range(0, len(chars), 50)]
+    texts += ["ΟΔΟΣ.ΑΒ ΑΣ", "İstanbul İİ x", "ＡＢＣ Ａbc ÀÉ", "Mixed CASE 北京 WORDS"]
+    vocab = sorted({text[s:e].lower() for text in texts for s, e in pre_tokenize(text)})
+    tok = CharWordTokenizer(["[PAD]", "[UNK]", *vocab[::2]])  # half known, half unknown
+    for text in texts:
+        want = [tok.index.get(text[s:e].lower(), 1) for s, e in pre_tokenize(text)]
+        assert tok.encode(text).ids == want, repr(text)
+    assert sum(i == 1 for t in texts for i in tok.encode(t).ids) > 10
 
 
 @settings(max_examples=2 * EXAMPLES, deadline=None)

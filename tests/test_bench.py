@@ -236,11 +236,24 @@ def test_tuning_and_calibration_sections_render_and_say_who_won():
     assert "Tuning did not win: dev-B F1 60.00 against 64.62 (-4.62 points)." in text
     cal = {"machine": m, "rows": [{"name": "cluener", "probs": "platt", "plot": "docs/x.png",
                                    "command": "gpner calibrate ...", "dev": {"candidates": 10},
+                                   "model": "runs/m/model", "fit": "runs/dev_a.json",
                                    "check": {"candidates": 12, "f1_before": 0.7,
+                                             "data": "runs/dev_b.json",
                                              "f1_after": 0.71, "ece_before": 0.05,
-                                             "ece_after": 0.01}}]}
-    assert ("| cluener | platt | 10 / 12 | 70.00 | 71.00 | 0.0500 | 0.0100 | [png](x.png) | "
-            "`gpner calibrate ...` |") in "\n".join(calibration_section(cal))
+                                             "ece_after": 0.01}},
+                                  {"name": "cmeee", "probs": "platt", "plot": "docs/y.png",
+                                   "command": "gpner calibrate ...", "dev": {"candidates": 8},
+                                   "model": "runs/c/model", "fit": "runs/cmeee-dev_a.json",
+                                   "trained_by": "gpner train --train t.json",
+                                   "check": {"candidates": 9, "f1_before": 0.5,
+                                             "data": "runs/cmeee-dev_b.json",
+                                             "f1_after": 0.55, "ece_before": 0.1,
+                                             "ece_after": 0.02}}]}
+    text = "\n".join(calibration_section(cal))
+    assert ("| cluener | platt | dev_a.json -> dev_b.json | 10 / 12 | 70.00 | 71.00 | 0.0500 | "
+            "0.0100 | [png](x.png) | `gpner calibrate ...` |") in text
+    assert ("The models: cluener: the model runs/m/model; cmeee: `gpner train --train t.json`."
+            in text)
 
 
 def test_distillation_section_renders_and_says_whether_the_goal_was_met():
@@ -265,6 +278,43 @@ def test_distillation_section_renders_and_says_whether_the_goal_was_met():
     assert "**missed** by 0.38 points." in text
     student["dev_b"]["f1"] = 0.77
     assert "**met**." in "\n".join(distill_section(data))
+
+
+def test_conll_distillation_section_weighs_f1_and_speed_against_the_goal(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    from distill_conll import webnlg_texts
+    from report import distill_conll_section
+
+    m = {"cpu": "cpu", "cores": 2, "torch": "2", "date": "d", "gpner_commit": "c"}
+    run = {"test": {"f1": 0.8866, "precision": 0.89, "recall": 0.88}, "epochs": 5,
+           "command": "gpner train ..."}
+    student = {"test": {"f1": 0.8810, "precision": 0.9, "recall": 0.86}, "epochs": 12,
+               "command": "gpner distill ...",
+               "distill": {"carried": {"spans": 1000, "carried": 990,
+                                       "lost": {"boundary inside a student token": 10}}}}
+    data = {"machine": m, "teacher": run, "students": {"student": student},
+            "unlabeled": {"texts": 5000},
+            "settings": {"teacher_minutes": 28, "student_minutes": 18},
+            "goal": {"student_test_f1_at_least": 0.88, "speedup_at_least": 3.0,
+                     "builtin_alone_test_f1": 0.8638},
+            "speed": {"teacher (MiniLM-L6 GP)": {"sents_per_s": 300.0},
+                      "student (built-in GP)": {"sents_per_s": 1200.0}}}
+    text = "\n".join(distill_conll_section(data))
+    assert ("| student (built-in GP) | 88.10 | 90.00 | 86.00 | 12 | 1,200 | 4.00x | "
+            "`gpner distill ...` |") in text
+    assert "student: 990 of 1,000 (lost: boundary inside a student token 10)" in text
+    assert "student: 88.10 at 4.00x, **met**." in text
+    data["speed"]["student (built-in GP)"]["sents_per_s"] = 600.0  # 2x: too slow
+    student["test"]["f1"] = 0.8750
+    assert "student: 87.50 at 2.00x, **missed** by 0.50 F1 points and on speed." in \
+        "\n".join(distill_conll_section(data))
+    # WebNLG: every text once, in order, whatever split repeats it
+    for name, texts in (("train", ["A b .", "C d ."]), ("val", ["A b ."]),
+                        ("test", [" E f . "])):
+        (tmp_path / f"{name}_triples.json").write_text(json.dumps(
+            [{"text": t, "triple_list": []} for t in texts]), encoding="utf-8")
+    assert webnlg_texts(tmp_path, tmp_path / "out.txt") == 3
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == "A b .\nC d .\nE f .\n"
 
 
 def test_active_learning_curves_compare_merge_and_render(tmp_path):
@@ -343,6 +393,17 @@ def test_spacy_limit_and_gpu_sections_say_which_goals_are_met():
     assert "| builtin | torch | 32 | 450.0 | 500.0 | 90% | met |" in text
     assert "| bert-base | egp | 16 | 10.0 | 12.0 | 1.20x | missed |" in text
     assert "no session so far was lent one" in "\n".join(gpu_section(None))
+    from report import peer_profile_section
+
+    side = {"step_sents_per_s": 120.0, "step_over_bare": 1.2, "bare_fwd_bwd_sents_per_s": 144.0}
+    prof = {"command": "python bench/peer_profile.py", "machine": m, "heads": {
+        "gp": {"gpner": side, "bert4torch": {**side, "step_sents_per_s": 75.0,
+                                             "step_over_bare": 1.9},
+               "bare_b4t_over_gpner": 0.99, "step_ratio": 1.6, "bound": 1.92}}}
+    assert ("| gp | 120.0 | 1.20x | 75.0 | 1.90x | 0.99 | 1.60x | 1.92x | missed; out of reach |"
+            in "\n".join(peer_profile_section(prof)))
+    prof["heads"]["gp"]["bound"] = 2.3
+    assert "| 1.60x | 2.30x | missed |" in "\n".join(peer_profile_section(prof))
     gpu = {"command": "bash bench/gpu.sh", "machine": m, "gpu": "NVIDIA H100", "minutes": 6,
            "gpu_memory_mb": 81559, "cuda_version": "13.0", "encoder": "BERT", "data": "demo",
            "tests": {"passed": 10, "failed": ["test_x"], "skipped": 0},

@@ -28,7 +28,18 @@ def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 1
 
     theta_k = base^(-2k/d), angle = position * theta_k, so rotated q_i . k_j depends on j - i.
     """
-    L, d = x.shape[1], x.shape[-1]
+    return rotate(x, *rope_tables(x, positions, base))
+
+
+def rope_tables(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0,
+                d: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and signed sin (1 or B, L, 1..., d) for :func:`rotate` of tensors shaped like ``x``
+    (B, L, ..., d): members 2k and 2k+1 of a pair both at pair k's angle, the sin negative on
+    the first. Computed once, they rotate q and k alike. ``d``: the head size as a Python int
+    (the heads give it), so an exported graph holds theta as a constant instead of computing it
+    from the input's shape at every call."""
+    L = x.shape[1]
+    d = x.shape[-1] if d is None else d
     if d % 2:
         raise ValueError(f"RoPE needs an even head size, got {d}")
     if positions is None:
@@ -36,12 +47,22 @@ def rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 1
     # at least fp32 even under autocast: positions * theta in fp16 loses the low bits
     work = torch.promote_types(x.dtype, torch.float32)
     theta = base ** (-torch.arange(0, d, 2, device=x.device, dtype=work) / d)
-    angle = positions.to(work)[..., None] * theta  # (L, d/2) or (B, L, d/2)
-    shape = [angle.shape[0] if angle.dim() == 3 else 1, L] + [1] * (x.dim() - 3) + [d // 2]
-    cos, sin = angle.cos().view(shape), angle.sin().view(shape)
-    x1, x2 = x.to(work)[..., 0::2], x.to(work)[..., 1::2]
-    out = torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)  # (..., d/2, 2)
-    return out.flatten(-2).to(x.dtype)
+    angle = positions.to(work)[..., None] * theta.repeat_interleave(2)  # (L, d) or (B, L, d)
+    if angle.dim() == 2:
+        angle = angle[None]
+    for _ in range(x.dim() - 3):  # static unsqueezes, not a reshape to a computed shape
+        angle = angle.unsqueeze(-2)
+    sign = torch.arange(d, device=x.device) % 2 * 2 - 1  # -1, 1, -1, 1, ...
+    return angle.cos(), angle.sin() * sign.to(work)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, L, ..., d) rotated by :func:`rope_tables`: (x1, x2) of each pair becomes
+    (x1 cos - x2 sin, x2 cos + x1 sin), written as x * cos + pair-swapped x * signed sin (the
+    same floating-point operations, and a few graph nodes instead of a stack and a flatten)."""
+    swap = [k ^ 1 for k in range(int(x.shape[-1]))]  # 1, 0, 3, 2, ...: a constant index
+    xw = x.to(cos.dtype)
+    return (xw * cos + xw[..., swap] * sin).to(x.dtype)
 
 
 def span_mask(mask: torch.Tensor, full_square: bool = False) -> torch.Tensor:
@@ -81,9 +102,9 @@ class GlobalPointer(nn.Module):
         -> scores (B, C, L, L)."""
         B, L, _ = hidden.shape
         qk = self.proj(hidden).view(B, L, self.num_types, 2, self.head_size)
+        if self.use_rope:  # q and k rotated together: one set of angles (half the graph)
+            qk = rotate(qk, *rope_tables(qk, d=self.head_size))
         q, k = qk[..., 0, :], qk[..., 1, :]  # (B, L, C, d)
-        if self.use_rope:
-            q, k = rope(q), rope(k)
         scores = torch.einsum("bmcd,bncd->bcmn", q, k) / math.sqrt(self.head_size)
         return mask_scores(scores, mask, self.full_square)
 
@@ -109,9 +130,10 @@ class EfficientGlobalPointer(nn.Module):
         """hidden (B, L, D), mask (B, L) bool -> scores (B, C, L, L)."""
         feats = self.proj(hidden)  # (B, L, 2d) = [q; k], pre-RoPE
         q, k = feats[..., : self.head_size], feats[..., self.head_size:]
-        if self.use_rope:
-            q, k = rope(q), rope(k)
-        shared = torch.einsum("bmd,bnd->bmn", q, k) / math.sqrt(self.head_size)  # (B, L, L)
+        if self.use_rope:  # one set of angles rotates both
+            tables = rope_tables(q, d=self.head_size)
+            q, k = rotate(q, *tables), rotate(k, *tables)
+        shared = q @ k.transpose(1, 2) / math.sqrt(self.head_size)  # (B, L, L)
         terms = self.type_terms(feats).transpose(1, 2)  # (B, 2C, L)
         start, end = terms[:, 0::2], terms[:, 1::2]  # (B, C, L) each
         scores = shared[:, None] + start[:, :, :, None] + end[:, :, None, :]

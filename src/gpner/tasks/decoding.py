@@ -55,6 +55,9 @@ def decode_rows(scores: Any, threshold: float = 0.0, max_width: int | None = Non
     :func:`decode` makes spans of; the predictor merges these without an object per candidate
     (a barely trained model has thousands per text)."""
     B = scores.shape[0]
+    if not isinstance(scores, np.ndarray) and scores.device.type == "cpu" and \
+            str(scores.dtype) in ("torch.float32", "torch.float64"):
+        scores = scores.detach().numpy()  # no copy; NumPy's few calls beat torch's on small tensors
     if isinstance(scores, np.ndarray):
         idx, vals = _candidates(scores, threshold, max_width)
     else:
@@ -68,11 +71,15 @@ def decode_rows(scores: Any, threshold: float = 0.0, max_width: int | None = Non
 def _candidates(scores: np.ndarray, threshold: float, max_width: int | None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Cells above the threshold: rows (K, 4) of (b, c, i, j) in row-major order, scores (K,)."""
-    cand = scores > threshold  # -inf cells are never candidates
+    # one pass over the (B, C, L, L) cells, the rest on the few candidates: the width rule is
+    # applied to them, not as an (L, L) mask over every cell (-inf cells are never candidates)
+    flat = np.flatnonzero(scores > threshold)
+    vals = scores.reshape(-1)[flat]
+    idx = np.stack(np.unravel_index(flat, scores.shape), axis=1).astype(np.int64, copy=False)
     if max_width is not None:
-        r = np.arange(scores.shape[-1])
-        cand &= (r[None, :] - r[:, None]) < max_width
-    return np.argwhere(cand).astype(np.int64), scores[cand].astype(np.float32)
+        keep = idx[:, 3] - idx[:, 2] < max_width
+        idx, vals = idx[keep], vals[keep]
+    return idx, vals.astype(np.float32, copy=False)
 
 
 def _candidates_torch(scores: Any, threshold: float, max_width: int | None

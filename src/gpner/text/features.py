@@ -33,6 +33,8 @@ MAX_CHARS = 16  # characters per token seen by the character CNN (features only;
 def pad_stack(seqs: Sequence[np.ndarray], fill: int = 0, min_len: int = 0) -> np.ndarray:
     """Stack arrays of shapes (n_k, *rest_k) into (B, max n_k, *max rest_k), padded with
     ``fill``; the second dimension is at least ``min_len``."""
+    if len(seqs) == 1 and len(seqs[0]) >= min_len:  # one text at a time: nothing to pad
+        return seqs[0][None]
     ndim = seqs[0].ndim
     shape = [len(seqs), max([min_len] + [len(x) for x in seqs])]
     shape += [max(x.shape[d] for x in seqs) for d in range(1, ndim)]
@@ -54,6 +56,27 @@ class BuiltinFeaturizer:
         self.bigram_index = {b: i for i, b in enumerate(self.bigrams)}
         self.char_index = {c: i for i, c in enumerate(self.chars)}
         self.num_special = 0
+        # lookup tables for :meth:`window`, so that a window costs a few array operations
+        # instead of Python work per token and per character: characters by code point, and
+        # bigrams by the pair of their words' ids where both words are in the vocabulary
+        # (a table over the Basic Multilingual Plane, 256 KB; the rare characters above it
+        # are looked up one by one)
+        self._bmp = np.ones(0x10000, dtype=np.int64 if len(self.chars) >= 2**31 else np.int32)
+        for i, c in enumerate(self.chars):
+            if len(c) == 1 and ord(c) < 0x10000:
+                self._bmp[ord(c)] = i
+        self._end_id = len(words)  # the word id of "</s>" after a text's last token
+        pairs = []
+        if words.lowercase:  # word ids are of lower-cased tokens, as bigram keys are
+            for i, b in enumerate(self.bigrams[2:], start=2):
+                a, _, c = b.partition("\t")
+                ia = words.index.get(a)
+                ic = self._end_id if c == "</s>" else words.index.get(c)
+                if ia is not None and ic is not None and ia > 1 and ic > 1:
+                    pairs.append((ia * (self._end_id + 1) + ic, i))
+        pairs.sort()
+        self._pair = np.array([k for k, _ in pairs], dtype=np.int64)
+        self._pair_id = np.array([i for _, i in pairs], dtype=np.int64)
 
     @classmethod
     def build(cls, texts: Iterable[str], min_bigram_freq: int = 2) -> "BuiltinFeaturizer":
@@ -77,19 +100,61 @@ class BuiltinFeaturizer:
         return self.words.encode(text)
 
     def window(self, text: str, enc: Encoding | PackedEncoding, start: int, end: int) -> Window:
-        toks = [text[s:e] for s, e in enc.offsets[start:end + 1]]
-        low = [t.lower() for t in toks]
-        keys = self._bigram_keys(low)[: end - start]  # the token after the window completes it
-        chars = [[self.char_index.get(c, 1) for c in t[:MAX_CHARS]] for t in toks[: end - start]]
-        width = max([1] + [len(c) for c in chars])
+        """Tokens [start, end) of an encoded text: ids, bigrams (n,) and chars (n, W) int64,
+        W the longest token's characters (at most MAX_CHARS, at least 1)."""
+        n = end - start
+        ids = np.asarray(enc.ids[start:end + 1], dtype=np.int64)  # and the token after
+        off = np.asarray(enc.offsets[start:end], dtype=np.int64).reshape(-1, 2)
+        if not n:
+            return Window(features={"ids": ids[:0], "bigrams": ids[:0],
+                                    "chars": np.zeros((0, 1), dtype=np.int64)},
+                          spannable=np.zeros(0, dtype=bool), start=start, end=end, prefix=0)
         return Window(
-            features={"ids": np.array(enc.ids[start:end], dtype=np.int64),
-                      "bigrams": np.array([self.bigram_index.get(k, 1) for k in keys],
-                                          dtype=np.int64),
-                      "chars": np.array([c + [0] * (width - len(c)) for c in chars],
-                                        dtype=np.int64).reshape(-1, width)},
-            spannable=np.array(enc.spannable[start:end], dtype=bool),
+            features={"ids": ids[:n], "bigrams": self._bigrams(text, enc, start, end, ids),
+                      "chars": self._chars(text, off)},
+            spannable=np.asarray(enc.spannable[start:end], dtype=bool),
             start=start, end=end, prefix=0)
+
+    def _chars(self, text: str, off: np.ndarray) -> np.ndarray:
+        """Character ids (n, W) of the tokens at character offsets ``off`` (n, 2)."""
+        base = int(off[0, 0])
+        seg = text[base:int(off[-1, 1])]
+        # the window's characters as code points (UTF-16 units stay whole in the BMP)
+        cp = np.frombuffer(seg.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        ids = self._bmp[np.minimum(cp, 0xFFFF)].astype(np.int64)
+        if cp.max() > 0xFFFF:  # emoji and rare ideographs: one at a time
+            for k in np.flatnonzero(cp > 0xFFFF).tolist():
+                ids[k] = self.char_index.get(seg[k], 1)
+        lengths = off[:, 1] - off[:, 0]
+        if lengths.max() == 1:  # one character a token (most Chinese text)
+            return ids[off[:, :1] - base]
+        lengths = np.minimum(lengths, MAX_CHARS)
+        width = int(lengths.max())
+        col = np.arange(width)
+        pos = np.minimum(off[:, :1] - base + col, len(ids) - 1)
+        return np.where(col < lengths[:, None], ids[pos], 0)
+
+    def _bigrams(self, text: str, enc: Encoding | PackedEncoding, start: int, end: int,
+                 ids: np.ndarray) -> np.ndarray:
+        """Bigram ids (n,) of tokens [start, end); ``ids`` holds their word ids and the next
+        token's (the token after the window completes its last bigram)."""
+        n = end - start
+        after = np.append(ids[1:], self._end_id) if len(ids) == n else ids[1:]
+        key = ids[:n] * (self._end_id + 1) + after
+        at = np.minimum(np.searchsorted(self._pair, key), max(0, len(self._pair) - 1))
+        out = np.where(self._pair[at] == key, self._pair_id[at], 1) if len(self._pair) else \
+            np.ones(n, dtype=np.int64)
+        # a pair with an unknown word (or a case-sensitive vocabulary) has no id pair: its key
+        # is built from the text, as the vocabulary was
+        slow = np.flatnonzero((ids[:n] <= 1) | (after <= 1)) if self.words.lowercase else \
+            np.arange(n)
+        if len(slow):
+            offs = enc.offsets[start:end + 1]
+            low = [text[s:e].lower() for s, e in offs]
+            keys = self._bigram_keys(low)
+            for k in slow.tolist():
+                out[k] = self.bigram_index.get(keys[k], 1)
+        return out.astype(np.int64, copy=False)
 
     def collate(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
         """ids, bigrams (B, L); chars (B, L, W); lengths (B,) int64; attention_mask, mask (B, L)

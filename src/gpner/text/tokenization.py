@@ -46,9 +46,13 @@ def _joins_previous(ch: str) -> bool:
 # ASCII and the common CJK blocks hold no combining mark or joiner (U+302A-302F and U+3099-309A,
 # the kana and tone marks, are left out), so within them the rules below come down to one
 # regular expression; it splits such texts, most of what users run, several times faster than
-# the loop. tests/test_alignment.py checks it against the loop on every one of these characters.
+# the loop. So do the punctuation and symbols Chinese text mixes in (the middle dot of names,
+# curly quotes, dashes, ellipses, arrows, box drawing and shapes: no letter, digit, mark, joiner
+# or space among them). tests/test_alignment.py checks it against the loop on every one of
+# these characters.
 _SIMPLE_TEXT = re.compile(
-    "[\x00-\x7f\u3000-\u3029\u3030-\u3098\u309b-\u30ff\u4e00-\u9fff\uff00-\uffef]*")
+    "[\x00-\x7f\u00b7\u2010-\u2027\u2030-\u205e\u2190-\u21ff\u2500-\u26ff"
+    "\u3000-\u3029\u3030-\u3098\u309b-\u30ff\u4e00-\u9fff\uff00-\uffef]*")
 _SIMPLE_TOKEN = re.compile(r"[A-Za-z]+|[0-9]+|\S")
 _SPACE = re.compile(r"\s")
 
@@ -219,7 +223,16 @@ class CharWordTokenizer:
 
     def encode(self, text: str) -> Encoding:
         offsets = pre_tokenize(text)
-        ids = [self.index.get(self._norm(text[s:e], self.lowercase), 1) for s, e in offsets]
+        get = self.index.get
+        if not self.lowercase:
+            ids = [get(text[s:e], 1) for s, e in offsets]
+        elif _SIMPLE_TEXT.fullmatch(text):
+            # lower-cased once: within these blocks lower() keeps every length and has no
+            # context rule (Greek's final sigma), so a slice of it is the token lower-cased
+            low = text.lower()
+            ids = [get(low[s:e], 1) for s, e in offsets]
+        else:
+            ids = [get(text[s:e].lower(), 1) for s, e in offsets]
         return Encoding(ids, offsets, [True] * len(ids))
 
     def __len__(self) -> int:
