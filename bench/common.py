@@ -36,6 +36,22 @@ def machine() -> dict:
             "date": dt.date.today().isoformat(), "gpner_commit": _commit()}
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS in MB (VmHWM of /proc/self/status). Not ru_maxrss: Linux
+    carries the parent's peak across fork and exec, so a small worker would report its
+    parent's."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource  # not Linux: the best there is
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,

@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, gpner_exe, machine, portable, run, save, show_command
+from common import DATA, RESULTS, gpner_exe, machine, peak_rss_mb, portable, run, save, show_command
 from distill import trained
-from peer_spacy import finish, own_peak_rss_mb, speeds
+from peer_spacy import finish, speeds
 from tune import score
 
 OUT = RESULTS / "distill_conll.json"
@@ -128,7 +128,7 @@ def main() -> None:
     for row in result["speed"].values():
         row["vs_teacher"] = round(row["sents_per_s"] / base, 2)
     result["speed_note"] = ("ONNX int8, batch 32, the runtime's own thread count; "
-                            f"parent peak RSS {own_peak_rss_mb()} MB")
+                            f"parent peak RSS {peak_rss_mb()} MB")
     result["goal"] = {"student_test_f1_at_least": 0.88, "speedup_at_least": 3.0,
                       "builtin_alone_test_f1": 0.8638}
     result["machine"] = machine()  # now: the code that was timed

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, ROOT, gpner_exe, machine, plot_panels, save
+from common import DATA, RESULTS, ROOT, gpner_exe, machine, peak_rss_mb, plot_panels, save
 
 SPACY = Path(os.environ.get("SPACY_VENV", "/tmp/gpner-spacy-venv"))
 SIDE = ROOT / "bench" / "peer_spacy_side.py"
@@ -108,16 +108,7 @@ def worker(spec: dict) -> dict:
     seconds = time.perf_counter() - t
     if spec["out"]:
         write_jsonl(pred, Path(spec["out"]))
-    return {"seconds": round(seconds, 3), "n": len(texts), "peak_rss_mb": own_peak_rss_mb()}
-
-
-def own_peak_rss_mb() -> float:
-    """This process's own peak RSS (VmHWM of /proc/self/status). Not ru_maxrss: Linux keeps
-    the parent's peak across fork and exec, so a small child reports its parent's."""
-    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    return {"seconds": round(seconds, 3), "n": len(texts), "peak_rss_mb": peak_rss_mb()}
 
 
 def score(gold: list, pred_file: Path) -> dict:

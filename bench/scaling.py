@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT, machine, save
+from common import RESULTS, ROOT, machine, peak_rss_mb, save
 
 
 def worker(spec: dict) -> dict:
@@ -36,7 +35,7 @@ def worker(spec: dict) -> dict:
     pos = torch.stack([torch.zeros_like(starts), torch.arange(C).repeat_interleave(5), starts,
                        starts + torch.randint(0, 8, (C * 5,), generator=g)], 1)
     times = []
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mb()
     for _ in range(spec["repeats"]):
         t = time.perf_counter()
         scores = head(hidden, mask)
@@ -50,8 +49,8 @@ def worker(spec: dict) -> dict:
         times.append(time.perf_counter() - t)
         del scores, loss
         head.zero_grad()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return dict(spec, seconds=statistics.median(times), peak_mb=(peak - before) / 1024)
+    peak = peak_rss_mb()
+    return dict(spec, seconds=statistics.median(times), peak_mb=peak - before)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, ROOT, machine, save
+from common import DATA, RESULTS, ROOT, machine, peak_rss_mb, save
 
 VOCAB = ROOT.parent / "shared" / "encoders" / "bert-chinese-vocab" / "vocab.txt"
 
@@ -137,7 +136,7 @@ def worker(spec: dict) -> dict:
         s, h, d = (statistics.median(x) for x in (step, head, dec))
         res.update(step_s=s, head_loss_s=h, decode_s=d, head_share=(h + d) / (s + d),
                    batch_tokens=int(batch["mask"].shape[1]), batch_size=len(order[0]))
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_rss_mb()
     return res
 
 

@@ -416,3 +416,20 @@ def test_spacy_limit_and_gpu_sections_say_which_goals_are_met():
     assert "on NVIDIA H100 (81,559 MB" in text and "10 passed, 1 failed: test_x" in text
     assert "| gp | bf16 | 900.0 | 5000 | True |" in text
     assert "| torch | cuda | 32 | 3,000.0 |" in text and "800 windows, 2.5 s" in text
+
+
+def test_peak_rss_is_the_workers_own_not_its_parents():
+    """A worker started by a process that once held 200 MB reports its own peak: ru_maxrss
+    would carry the parent's across fork and exec (the trap bench/speed.py fell into)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import peak_rss_mb
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from common import peak_rss_mb; "
+            "print(peak_rss_mb())")
+    big = bytearray(200 * 2**20)
+    big[::4096] = b"x" * len(big[::4096])  # touch every page: resident
+    parent = peak_rss_mb()
+    own = float(subprocess.run([sys.executable, "-c", code, str(ROOT / "bench")],
+                               capture_output=True, text=True, check=True).stdout)
+    del big
+    assert parent > 200 and own < parent - 150
