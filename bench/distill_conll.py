@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from common import DATA, RESULTS, gpner_exe, machine, peak_rss_mb, portable, run, save, show_command
 from distill import trained
-from peer_spacy import finish, speeds
+from peer_spacy import predict_gpner, speeds
 from tune import score
 
 OUT = RESULTS / "distill_conll.json"
@@ -51,16 +49,6 @@ def test_texts(test: Path, out: Path) -> Path:
     out.write_text("".join(json.dumps({"text": r["text"]}, ensure_ascii=False) + "\n"
                            for r in recs), encoding="utf-8")
     return out
-
-
-def timed(model: Path, texts: Path) -> dict:
-    """One ONNX int8 prediction pass over ``texts`` in a fresh process (peer_spacy's worker)."""
-    spec = {"model": str(model), "backend": "onnx-int8", "threads": None, "texts": str(texts),
-            "out": None}
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("peer_spacy.py")),
-                             "--worker", json.dumps(spec)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return json.loads(finish(proc, f"prediction with {model}").splitlines()[-1])
 
 
 def main() -> None:
@@ -122,7 +110,9 @@ def main() -> None:
         if not (m / "onnx" / "model.int8.onnx").exists():
             run([gpner_exe(), "export", str(m), "--onnx", "--int8"])
     texts = test_texts(test, args.runs / "test_texts.jsonl")
-    arms = {name: (lambda p, m=m: timed(m, p)) for name, m in models.items()}
+    # one ONNX int8 pass in a fresh process each (peer_spacy's worker), the runtime's threads
+    arms = {name: (lambda p, m=m: predict_gpner(m, "onnx-int8", None, p, None))
+            for name, m in models.items()}
     result["speed"] = speeds(arms, texts, args.rounds)
     base = result["speed"]["teacher (MiniLM-L6 GP)"]["sents_per_s"]
     for row in result["speed"].values():

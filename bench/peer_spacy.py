@@ -85,7 +85,7 @@ def predict_spacy(model: Path, texts: Path, out: Path | None) -> dict:
                              "spaCy predict").splitlines()[-1])
 
 
-def predict_gpner(model: Path, backend: str, threads: int, texts: Path, out: Path | None
+def predict_gpner(model: Path, backend: str, threads: int | None, texts: Path, out: Path | None
                   ) -> dict:
     cmd = [sys.executable, __file__, "--worker", json.dumps(
         {"model": str(model), "backend": backend, "threads": threads, "texts": str(texts),

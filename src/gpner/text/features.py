@@ -59,9 +59,9 @@ class BuiltinFeaturizer:
         # lookup tables for :meth:`window`, so that a window costs a few array operations
         # instead of Python work per token and per character: characters by code point, and
         # bigrams by the pair of their words' ids where both words are in the vocabulary
-        # (a table over the Basic Multilingual Plane, 256 KB; the rare characters above it
+        # (a table over the Basic Multilingual Plane, 512 KB; the rare characters above it
         # are looked up one by one)
-        self._bmp = np.ones(0x10000, dtype=np.int64 if len(self.chars) >= 2**31 else np.int32)
+        self._bmp = np.ones(0x10000, dtype=np.int64)
         for i, c in enumerate(self.chars):
             if len(c) == 1 and ord(c) < 0x10000:
                 self._bmp[ord(c)] = i
@@ -75,6 +75,7 @@ class BuiltinFeaturizer:
                 if ia is not None and ic is not None and ia > 1 and ic > 1:
                     pairs.append((ia * (self._end_id + 1) + ic, i))
         pairs.sort()
+        pairs.append((np.iinfo(np.int64).max, 1))  # above every key: a search never runs off
         self._pair = np.array([k for k, _ in pairs], dtype=np.int64)
         self._pair_id = np.array([i for _, i in pairs], dtype=np.int64)
 
@@ -121,7 +122,7 @@ class BuiltinFeaturizer:
         seg = text[base:int(off[-1, 1])]
         # the window's characters as code points (UTF-16 units stay whole in the BMP)
         cp = np.frombuffer(seg.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        ids = self._bmp[np.minimum(cp, 0xFFFF)].astype(np.int64)
+        ids = self._bmp[np.minimum(cp, 0xFFFF)]
         if cp.max() > 0xFFFF:  # emoji and rare ideographs: one at a time
             for k in np.flatnonzero(cp > 0xFFFF).tolist():
                 ids[k] = self.char_index.get(seg[k], 1)
@@ -141,9 +142,8 @@ class BuiltinFeaturizer:
         n = end - start
         after = np.append(ids[1:], self._end_id) if len(ids) == n else ids[1:]
         key = ids[:n] * (self._end_id + 1) + after
-        at = np.minimum(np.searchsorted(self._pair, key), max(0, len(self._pair) - 1))
-        out = np.where(self._pair[at] == key, self._pair_id[at], 1) if len(self._pair) else \
-            np.ones(n, dtype=np.int64)
+        at = np.searchsorted(self._pair, key)
+        out = np.where(self._pair[at] == key, self._pair_id[at], 1)
         # a pair with an unknown word (or a case-sensitive vocabulary) has no id pair: its key
         # is built from the text, as the vocabulary was
         slow = np.flatnonzero((ids[:n] <= 1) | (after <= 1)) if self.words.lowercase else \
@@ -154,7 +154,7 @@ class BuiltinFeaturizer:
             keys = self._bigram_keys(low)
             for k in slow.tolist():
                 out[k] = self.bigram_index.get(keys[k], 1)
-        return out.astype(np.int64, copy=False)
+        return out
 
     def collate(self, windows: Sequence[Window]) -> dict[str, np.ndarray]:
         """ids, bigrams (B, L); chars (B, L, W); lengths (B,) int64; attention_mask, mask (B, L)

@@ -59,9 +59,15 @@ _SPACE = re.compile(r"\s")
 
 def pre_tokenize(text: str) -> Offsets:
     """Split ``text`` into token character spans ``[(start, end), ...]``; whitespace is dropped."""
+    return _split(text)[0]
+
+
+def _split(text: str) -> tuple[Offsets, bool]:
+    """:func:`pre_tokenize`, and whether the text took the fast path (every character in the
+    blocks of ``_SIMPLE_TEXT``)."""
     if _SIMPLE_TEXT.fullmatch(text):
-        return [m.span() for m in _SIMPLE_TOKEN.finditer(text)]
-    return pre_tokenize_general(text)
+        return [m.span() for m in _SIMPLE_TOKEN.finditer(text)], True
+    return pre_tokenize_general(text), False
 
 
 def pre_tokenize_general(text: str) -> Offsets:
@@ -222,11 +228,11 @@ class CharWordTokenizer:
         return token.lower() if lowercase else token
 
     def encode(self, text: str) -> Encoding:
-        offsets = pre_tokenize(text)
+        offsets, simple = _split(text)
         get = self.index.get
         if not self.lowercase:
             ids = [get(text[s:e], 1) for s, e in offsets]
-        elif _SIMPLE_TEXT.fullmatch(text):
+        elif simple:
             # lower-cased once: within these blocks lower() keeps every length and has no
             # context rule (Greek's final sigma), so a slice of it is the token lower-cased
             low = text.lower()
